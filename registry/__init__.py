@@ -1,0 +1,97 @@
+"""fcap's registries: one :class:`Registry` instance per kind of component.
+
+``from registry import GATES`` etc. Each instance's docstring is the contract a
+registered object must meet; plugin authors rely on these, so they are kept
+stable and tested (``tests/registry/test_contracts.py``).
+
+Every entry is registered as ``@KIND.register("name", config=SomeConfig)``
+where ``SomeConfig`` is a frozen dataclass of the component's options (or
+``None``). In YAML a block ``{name: <name>, **options}`` selects the entry and
+its remaining keys are validated against ``SomeConfig``.
+"""
+from registry.registry import Entry, Registry, UnknownComponentError, origin_of
+
+TASKS = Registry("task", """Stages of an experiment.
+
+Contract: a callable ``run(cfg, ctx) -> Mapping | None``. ``cfg`` is an instance
+of the registered config dataclass, built from the stage's block merged over the
+experiment's shared top-level blocks (``model:``, ``optimizer:``, ...; only the
+blocks that are fields of ``cfg``). ``ctx`` is a :class:`fcap.context.StageContext`
+(run directory, dependency run directories, logger, config hash). The returned
+mapping (JSON-serialisable) is stored as the stage's summary. Raising fails the
+stage; its dependents do not run.
+""")
+
+DATA_SOURCES = Registry("data source", """Datasets and dataset mixtures.
+
+Contract: a class built as ``cls(cfg, *, env)`` where ``env`` is a
+:class:`fcap.data.env.DataEnv` (dataset roots, rank/world size, seed, skip
+accounting). See ``fcap/data/README.md`` for the item and state contracts.
+""")
+
+CROSS_ATTENTIONS = Registry("cross-attention", """Cross-attention from text to video inside an adapter.
+
+Contract: an ``nn.Module`` built as ``cls(cfg, *, dim, visual_dim)``.
+``forward(x, v, *, frame_mask=None)`` takes normalised text states
+``x: (b, q, dim)`` and visual states ``v: (b, t, s, visual_dim)`` with
+``frame_mask: (b, t)`` bool (True = real frame) and returns ``(b, q, dim)``.
+Padded frames (mask False) must not change the output.
+""")
+
+GATES = Registry("gate", """Tanh gates on an adapter's residual branches.
+
+Contract: an ``nn.Module`` built as ``cls(cfg, *, dim)`` whose ``forward(x)``
+returns ``x`` (shape ``(..., dim)``) multiplied by the gate's value, and whose
+``value()`` returns that value as a tensor broadcastable to ``(dim,)``
+(logged as mean |tanh(g)|).
+""")
+
+OPTIMIZERS = Registry("optimizer", """Optimizers for the trainable (adapter) parameters.
+
+Contract: a callable ``fn(cfg, params) -> torch.optim.Optimizer`` where
+``params`` is an iterable of parameters or parameter groups.
+""")
+
+SCHEDULERS = Registry("scheduler", """Learning-rate schedules, stepped once per optimizer step.
+
+Contract: a callable ``fn(cfg, optimizer, *, total_steps) ->
+torch.optim.lr_scheduler.LRScheduler``.
+""")
+
+METRICS = Registry("metric", """Caption metrics.
+
+Contract: a callable ``fn(cfg, *, predictions, references) -> dict[str, float]``
+with ``predictions: {id: caption}`` and ``references: {id: [caption, ...]}``.
+""")
+
+LAUNCHERS = Registry("launcher", """Where and how the stages of an experiment run.
+
+Contract: a class built as ``cls(cfg)`` with ``launch(plan, *, force, dry_run)``
+where ``plan`` is a :class:`fcap.experiment.Plan`; returns the process exit code
+(0 success, 1 a stage failed).
+""")
+
+MODELS = Registry("model", """Pretrained model families: language models, visual encoders, captioners.
+
+Contract: a class with a ``role`` attribute (``"lm"``, ``"visual"`` or
+``"captioner"``) built as ``cls(cfg)``; see ``fcap/models/README.md`` for what
+each role provides.
+""")
+
+ALL = {
+    "task": TASKS,
+    "data_source": DATA_SOURCES,
+    "cross_attention": CROSS_ATTENTIONS,
+    "gate": GATES,
+    "optimizer": OPTIMIZERS,
+    "scheduler": SCHEDULERS,
+    "metric": METRICS,
+    "launcher": LAUNCHERS,
+    "model": MODELS,
+}
+
+__all__ = [
+    "ALL", "CROSS_ATTENTIONS", "DATA_SOURCES", "Entry", "GATES", "LAUNCHERS", "METRICS",
+    "MODELS", "OPTIMIZERS", "Registry", "SCHEDULERS", "TASKS", "UnknownComponentError",
+    "origin_of",
+]
