@@ -1,0 +1,145 @@
+"""Read YAML the one way fcap does: safe_load, ``base:`` chains, dotted overrides.
+
+Every leaf key remembers which file (or "command line", "profile tiny",
+"variant asr") set it, so validation errors can name the right source.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from fcap.config.errors import ConfigError, Problem
+
+NAME_KEYS = ("name", "task")  # keys that select a registered component
+
+
+class Origins:
+    """dotted key -> source, with longest-prefix lookup."""
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+        self._map: dict[str, str] = {}
+
+    def record(self, data: Any, source: str, prefix: str = "") -> None:
+        """Mark every key under ``prefix`` in ``data`` as set by ``source``."""
+        if prefix:
+            self._map[prefix] = source
+        if isinstance(data, Mapping):
+            for k, v in data.items():
+                self.record(v, source, f"{prefix}.{k}" if prefix else str(k))
+
+    def update(self, other: "Origins") -> None:
+        self._map.update(other._map)
+
+    def __call__(self, key: str) -> str:
+        key = key.split("[", 1)[0]
+        while key:
+            if key in self._map:
+                return self._map[key]
+            key = key.rpartition(".")[0]
+        return self.default
+
+    def copy(self) -> "Origins":
+        out = Origins(self.default)
+        out._map = dict(self._map)
+        return out
+
+
+def read_yaml(path: Path, *, what: str = "config") -> dict:
+    """``yaml.safe_load`` one file; any problem is a ConfigError naming the file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(Problem(str(path), "", f"cannot read {what} file: {err.strerror}")) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(Problem(str(path), "", f"invalid YAML: {err}")) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(Problem(str(path), "", f"expected a mapping at the top level, "
+                                                 f"got {type(data).__name__}"))
+    return data
+
+
+def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, Origins]:
+    """Load ``path`` with its ``base:`` chain deep-merged under it.
+
+    ``base:`` is a path relative to the file that names it; chains are allowed
+    and a cycle is an error that prints the chain.
+    """
+    path = Path(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError(Problem(str(_chain[-1]), "base", f"base cycle: {cycle}"))
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    origins = Origins(str(path))
+    if base is None:
+        origins.record(data, str(path))
+        return data, origins
+    if not isinstance(base, str):
+        raise ConfigError(Problem(str(path), "base", f"expected a file path (str), got {base!r}"))
+    base_path = (path.parent / base)
+    if not base_path.exists():
+        raise ConfigError(Problem(str(path), "base", f"base file not found: {base_path}"))
+    base_data, base_origins = load_with_bases(base_path, (*_chain, path))
+    origins.update(base_origins)
+    origins.record(data, str(path))
+    return deep_merge(base_data, data), origins
+
+
+def deep_merge(under: Any, over: Any) -> Any:
+    """Merge ``over`` onto ``under`` recursively (``over`` wins).
+
+    A block whose ``name:``/``task:`` changes is replaced, not merged: options
+    of one component never leak into another.
+    """
+    if not (isinstance(under, Mapping) and isinstance(over, Mapping)):
+        return copy.deepcopy(over)
+    for key in NAME_KEYS:
+        if key in under and key in over and under[key] != over[key]:
+            return copy.deepcopy(over)
+    out = copy.deepcopy(dict(under))
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if k in out else copy.deepcopy(v)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b.c=value`` -> ("a.b.c", YAML-parsed value)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(Problem("command line", text, "an override must look like key.sub=value"))
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(Problem("command line", key, f"value is not valid YAML: {err}")) from None
+    return key, value
+
+
+def set_dotted(data: dict, key: str, value: Any, *, source: str, origins: Origins) -> None:
+    """Replace the value at dotted ``key`` (creating missing parent mappings).
+
+    Whether the key is *allowed* is decided later by validation against the
+    component dataclasses, so a misspelt override is reported like a misspelt
+    YAML key (with the source, allowed keys and the closest match).
+    """
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(Problem(source, key, f"cannot set a sub-key: '{where}' is "
+                                                   f"{type(child).__name__} {child!r}, not a mapping"))
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+    origins.record(value, source, key)

@@ -1,0 +1,5 @@
+"""Experiments: YAML -> a validated plan of runs (variants x stages)."""
+from fcap.experiment.plan import Plan, Run, build_plan
+from fcap.experiment.spec import ExperimentHeader, Resources
+
+__all__ = ["ExperimentHeader", "Plan", "Resources", "Run", "build_plan"]

@@ -1,0 +1,55 @@
+"""Profiles: overlays such as ``tiny`` (CPU, shapes world) or ``paper``.
+
+``--profile NAME`` looks for ``profiles/NAME.yaml`` beside the experiment file
+and then in each parent folder (so ``experiments/base/x.yaml`` and
+``experiments/x.yaml`` share ``experiments/profiles/``); ``--profile FILE.yaml``
+names a file. A profile is deep-merged over the experiment, except its
+``tasks:`` block: ``tasks: {caption_pretrain: {steps: 20}}`` is merged over
+every stage that runs that task. Variants and command-line overrides still win.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from fcap.config.errors import ConfigError, Problem
+from fcap.config.loader import Origins, deep_merge, load_with_bases
+from fcap.experiment.spec import PROFILE_TASKS_KEY
+
+
+def find(profile: str, *, experiment: Path) -> Path:
+    if profile.endswith((".yaml", ".yml")) or "/" in profile:
+        path = Path(profile)
+        if not path.exists():
+            raise ConfigError(Problem("command line", "--profile", f"profile file not found: {path}"))
+        return path
+    known: list[str] = []
+    for folder in [experiment.resolve().parent, *experiment.resolve().parents]:
+        candidate = folder / "profiles" / f"{profile}.yaml"
+        if candidate.exists():
+            return candidate
+        if (folder / "profiles").is_dir():
+            known += [p.stem for p in (folder / "profiles").glob("*.yaml")]
+    close = difflib.get_close_matches(profile, known, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(Problem("command line", "--profile", (
+        f"no profile '{profile}' in any profiles/ folder above {experiment}{hint} "
+        f"known: {', '.join(sorted(set(known))) or '(none)'}")))
+
+
+def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> dict:
+    path = find(profile, experiment=experiment)
+    data, _ = load_with_bases(path)
+    source = f"profile {profile} ({path})"
+    tasks = data.pop(PROFILE_TASKS_KEY, None) or {}
+    if not isinstance(tasks, dict):
+        raise ConfigError(Problem(source, PROFILE_TASKS_KEY, "expected a mapping: task name -> overlay"))
+    doc = deep_merge(doc, data)
+    origins.record(data, source)
+    for sname, block in (doc.get("stages") or {}).items():
+        if isinstance(block, dict) and block.get("task") in tasks:
+            overlay = tasks[block["task"]] or {}
+            doc["stages"][sname] = deep_merge(block, overlay)
+            for key, value in overlay.items():
+                origins.record(value, source, f"stages.{sname}.{key}")
+    return doc

@@ -1,0 +1,82 @@
+"""Run one stage in this process (the unit every launcher executes).
+
+``python -m fcap.runner RUN_DIR/config.yaml --stage NAME`` runs a stage from
+its resolved config; under torchrun or SLURM each rank runs this, reading
+RANK/WORLD_SIZE/... from the environment. Launchers own the completion markers.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from fcap.context import StageContext
+from fcap.experiment import markers
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def context_for(plan, run, *, extra: dict | None = None) -> StageContext:
+    deps = {d: plan.get(run.variant, d).run_dir for d in run.deps}
+    return StageContext(
+        experiment=run.experiment, variant=run.variant, stage=run.stage, run_dir=run.run_dir,
+        config_hash=run.config_hash, deps=deps,
+        init_from=deps.get(run.init_from) if run.init_from else None,
+        seed=plan.header.seed, logger=logging.getLogger(f"fcap.{run.stage}"),
+        resources=run.resources, extra=dict(extra or {}),
+    )
+
+
+def execute(plan, run, *, extra: dict | None = None) -> Any:
+    """Run ``run``'s task with a per-stage log file; return its summary."""
+    from registry import TASKS
+
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    r = rank()
+    if r == 0:
+        markers.write_config(run)
+    log_name = markers.LOG if r == 0 else f"log.rank{r}.txt"
+    handler = logging.FileHandler(run.run_dir / log_name)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger("fcap")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        ctx = context_for(plan, run, extra=extra)
+        ctx.logger.info("stage %s (task %s, config %s) in %s", run.key, run.task,
+                        run.config_hash, run.run_dir)
+        summary = TASKS.get(run.task).obj(run.cfg, ctx)
+        return summary
+    except BaseException:
+        logging.getLogger("fcap").exception("stage %s failed", run.key)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fcap.experiment import build_plan
+
+    parser = argparse.ArgumentParser(prog="python -m fcap.runner", description=__doc__)
+    parser.add_argument("config", type=Path, help="a resolved config.yaml (or any experiment)")
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--variant", default=None, help="default: the config's only variant")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    plan = build_plan(args.config)
+    variant = args.variant or plan.variants()[0]
+    execute(plan, plan.get(variant, args.stage))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

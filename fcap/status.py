@@ -1,0 +1,42 @@
+"""``fcap-run status EXPERIMENT.yaml``: each variant/stage as pending, done or failed."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from fcap.experiment import build_plan, markers
+
+
+def stage_state(run) -> tuple[str, str]:
+    """(state, detail) of one run from its markers."""
+    if markers.is_complete(run):
+        return "done", ""
+    failed = run.run_dir / markers.FAILED
+    if failed.exists():
+        try:
+            info = json.loads(failed.read_text())
+        except ValueError:
+            info = {}
+        if info.get("config_hash") == run.config_hash:
+            return "failed", info.get("error", "").splitlines()[0] if info.get("error") else ""
+    if markers.read_done(run):
+        return "pending", "config changed since it completed"
+    return "pending", ""
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="fcap-run status")
+    p.add_argument("experiment")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--profile")
+    p.add_argument("--plugin", action="append", default=[])
+    args = p.parse_args(argv)
+    plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
+                      plugins=args.plugin)
+    print(f"{'variant/stage':<40} {'state':<8} detail")
+    for run in plan.runs:
+        state, detail = stage_state(run)
+        log = run.run_dir / markers.LOG
+        extra = f"{detail}  log: {log}" if state == "failed" else detail
+        print(f"{run.key:<40} {state:<8} {extra}")
+    return 0
