@@ -50,7 +50,7 @@ def component(registry: Registry, default: str | None = None, *, required: bool 
     ``default`` is the entry used when the key is absent (with ``options``);
     ``default=None`` without ``required`` makes the field optional (``None``).
     """
-    meta = {"registry": registry, "name_key": name_key}
+    meta = {"registry": registry, "name_key": name_key, "default_name": default}
     if required:
         return dataclasses.field(metadata=meta)
     if default is None:
@@ -193,8 +193,12 @@ class _Ctx:
                 if value is None and f.default is None:
                     kwargs[name] = None
                 else:
-                    kwargs[name] = self.component(f.metadata["registry"], value, sub,
-                                                  f.metadata["name_key"])
+                    name_key = f.metadata["name_key"]
+                    default_name = f.metadata.get("default_name")
+                    if isinstance(value, Mapping) and name_key not in value and default_name:
+                        # options for the default component: {lr: 1e-3} means adamw's lr
+                        value = {name_key: default_name, **value}
+                    kwargs[name] = self.component(f.metadata["registry"], value, sub, name_key)
                 continue
             kwargs[name] = self.value(hints[name], value, sub)
         if len(self.problems) > before:

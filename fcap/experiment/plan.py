@@ -120,12 +120,13 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     problems = []
     variants = list(dict.fromkeys(r.variant for r in runs))
     names = list(dict.fromkeys(r.stage for r in runs))
-    for flag, wanted, known in (("--only", only, variants), ("--stages", stages, names)):
+    for flag, what, wanted, known in (("--only", "variant", only, variants),
+                                      ("--stages", "stage", stages, names)):
         for w in wanted or ():
             if w not in known:
                 close = difflib.get_close_matches(w, known, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
-                problems.append(Problem("command line", flag, f"no such {flag[2:].rstrip('s')} "
+                problems.append(Problem("command line", flag, f"no such {what} "
                                         f"'{w}'{hint} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")

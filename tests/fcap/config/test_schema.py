@@ -1,0 +1,98 @@
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import pytest
+
+from fcap.config import ConfigError, component, from_dict, to_dict
+from registry import Registry
+
+KINDS = Registry("widget")
+
+
+@dataclass(frozen=True)
+class RoundOpts:
+    radius: float = 1.0
+
+    def __post_init__(self):
+        if self.radius <= 0:
+            raise ValueError(f"radius must be > 0, got {self.radius}")
+
+
+@KINDS.register("round", config=RoundOpts)
+class Round:
+    """A round widget."""
+
+
+@KINDS.register("plain")
+class Plain:
+    """No options."""
+
+
+@dataclass(frozen=True)
+class Inner:
+    depth: int = 2
+
+
+@dataclass(frozen=True)
+class Outer:
+    count: int
+    rate: float = 0.1
+    on: bool = False
+    tags: tuple[str, ...] = ()
+    label: Optional[str] = None
+    mode: Literal["fast", "slow"] = "fast"
+    inner: Inner = field(default_factory=Inner)
+    widget: object = component(KINDS, "round")
+    table: dict[str, int] = field(default_factory=dict)
+
+
+def test_defaults_and_round_trip():
+    cfg = from_dict(Outer, {"count": 1})
+    assert cfg.widget.name == "round" and cfg.widget.cfg == RoundOpts()
+    data = to_dict(cfg)
+    assert data["widget"] == {"name": "round", "radius": 1.0}
+    assert from_dict(Outer, data) == cfg
+
+
+def test_all_value_types():
+    cfg = from_dict(Outer, {"count": 3, "rate": "1e-3", "on": True, "tags": ["a", "b"],
+                            "label": None, "mode": "slow", "inner": {"depth": 5},
+                            "widget": {"name": "round", "radius": 2}, "table": {"x": 1}})
+    assert cfg.rate == 0.001 and cfg.on is True and cfg.tags == ("a", "b")
+    assert cfg.inner.depth == 5 and cfg.widget.cfg.radius == 2.0 and cfg.table == {"x": 1}
+    assert from_dict(Outer, {"count": 1, "widget": "plain"}).widget.name == "plain"
+
+
+def test_every_problem_is_collected_with_keys():
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"cont": 1, "rate": "fast", "on": "yes", "tags": [1], "mode": "slwo",
+                          "inner": {"deph": 1}, "widget": {"name": "rond"}}, source="f.yaml")
+    text = str(err.value)
+    assert text.startswith("invalid configuration: 8 problems")
+    for line in [
+        "f.yaml: cont: unknown key 'cont'; did you mean 'count'?",
+        "f.yaml: count: missing required key 'count' (int)",
+        "f.yaml: rate: expected float, got str 'fast'",
+        "f.yaml: on: expected bool (true/false), got str 'yes'",
+        "f.yaml: tags[0]: expected str, got int 1",
+        "f.yaml: mode: 'slwo' is not allowed; did you mean 'slow'? allowed: 'fast', 'slow'",
+        "f.yaml: inner.deph: unknown key 'deph'; did you mean 'depth'? allowed keys: depth=2",
+        "f.yaml: widget.name: no widget 'rond' in registry 'widget'; did you mean 'round'? "
+        "known: plain, round",
+    ]:
+        assert line in text, line
+
+
+def test_post_init_invariant_and_component_without_options():
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"count": 1, "widget": {"name": "round", "radius": -1}})
+    assert "widget: RoundOpts: radius must be > 0, got -1.0" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"count": 1, "widget": {"name": "plain", "size": 3}})
+    assert "widget.size: widget 'plain' takes no options" in str(err.value)
+
+
+def test_bool_is_not_an_int_and_int_is_a_float():
+    with pytest.raises(ConfigError, match="count: expected int, got bool True"):
+        from_dict(Outer, {"count": True})
+    assert from_dict(Outer, {"count": 1, "rate": 2}).rate == 2.0

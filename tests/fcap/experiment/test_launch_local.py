@@ -1,0 +1,76 @@
+import json
+
+import yaml
+
+from fcap.cli import main
+
+
+def calls(root):
+    path = root / "runs" / "toy" / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_runs_in_order_then_skips_completed_and_invalidates_dependents(fix, in_tmp):
+    exp = str(fix / "experiments" / "two_stage.yaml")
+    assert main([exp]) == 0
+    assert calls(in_tmp) == ["a/first", "a/second", "b/first", "b/second"]
+    out = json.loads((in_tmp / "runs/toy/b/second/out.json").read_text())
+    assert out["total"] == 13  # 10 from b/first + 3
+    done = json.loads((in_tmp / "runs/toy/a/first/DONE.json").read_text())
+    assert done["summary"] == {"total": 2} and len(done["config_hash"]) == 16
+    # rerun: nothing to do
+    assert main([exp]) == 0
+    assert len(calls(in_tmp)) == 4
+    # change an upstream value of variant a: a/first and a/second rerun, b untouched
+    assert main([exp, "stages.first.scale=2.0", "--only", "a"]) == 0
+    assert calls(in_tmp)[4:] == ["a/first", "a/second"]
+    # --force reruns even when complete
+    assert main([exp, "stages.first.scale=2.0", "--only", "a", "--stages", "second", "--force"]) == 0
+    assert calls(in_tmp)[6:] == ["a/second"]
+
+
+def test_resolved_config_is_rerunnable_as_is(fix, in_tmp):
+    exp = str(fix / "experiments" / "two_stage.yaml")
+    assert main([exp, "--only", "b"]) == 0
+    resolved = in_tmp / "runs/toy/b/second/config.yaml"
+    doc = yaml.safe_load(resolved.read_text())
+    assert doc["variant"] == "b" and doc["stages"]["first"]["value"] == 10
+    assert doc["stages"]["second"]["optimizer"] == {"name": "toy_sgd", "lr": 0.01, "momentum": 0.0}
+    n = len(calls(in_tmp))
+    assert main([str(resolved)]) == 0  # same dirs, same hashes: all skipped
+    assert len(calls(in_tmp)) == n
+
+
+def test_failed_stage_blocks_dependents_and_exit_code_1(tmp_path, fix, in_tmp, capsys):
+    exp = tmp_path / "f.yaml"
+    exp.write_text(f"""
+name: toy
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+stages:
+  bad: {{task: toy_fail, message: kaput}}
+  after_bad: {{task: toy_write, after: [bad]}}
+""")
+    assert main([str(exp)]) == 1
+    err = capsys.readouterr().err
+    log = in_tmp / "runs/toy/default/bad/log.txt"
+    assert f"fcap: stage default/bad failed; log: {log}" in err
+    assert "RuntimeError: kaput" in log.read_text()
+    failed = json.loads((in_tmp / "runs/toy/default/bad/FAILED.json").read_text())
+    assert failed["error"].startswith("RuntimeError: kaput")
+    assert not (in_tmp / "runs/toy/default/after_bad").exists()
+    assert main(["status", str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert "default/bad" in out and "failed" in out and "RuntimeError: kaput" in out
+
+
+def test_dry_run_runs_nothing(fix, in_tmp, capsys):
+    assert main([str(fix / "experiments" / "two_stage.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "=== a/second  task=toy_write" in out and "run (after first)" in out
+    assert not (in_tmp / "runs").exists()
+
+
+def test_config_error_exit_2_without_traceback(fix, capsys):
+    assert main([str(fix / "configs" / "three_mistakes.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fcap-run: invalid experiment") and "Traceback" not in err

@@ -1,0 +1,120 @@
+import pytest
+
+from fcap.config import ConfigError
+from fcap.experiment import build_plan
+
+
+def test_three_mistakes_reported_together_with_files_and_keys(fix):
+    with pytest.raises(ConfigError) as err:
+        build_plan(fix / "configs" / "three_mistakes.yaml")
+    msg = str(err.value)
+    assert "3 problems" in msg
+    assert ("three_mistakes.yaml: optimizer.name: no optimizer 'toy_sgdd' in registry "
+            "'optimizer'; did you mean 'toy_sgd'?") in msg
+    assert "three_mistakes.yaml: stages.first.valeu: unknown key 'valeu'; did you mean 'value'?" in msg
+    assert "value=1" in msg  # allowed keys with defaults
+    assert "three_mistakes.yaml: stages.first.scale: expected float, got str 'fast'" in msg
+
+
+def test_variants_times_stages(fix, in_tmp):
+    plan = build_plan(fix / "experiments" / "two_stage.yaml")
+    assert [r.key for r in plan.runs] == ["a/first", "a/second", "b/first", "b/second"]
+    second = plan.get("b", "second")
+    assert second.deps == ("first",) and second.init_from == "first"
+    assert plan.get("b", "first").cfg.value == 10 and plan.get("a", "first").cfg.value == 2
+    assert second.run_dir == in_tmp / "runs" / "toy" / "b" / "second"
+    # shared top-level block reaches every stage whose task has the field
+    assert second.cfg.optimizer.cfg.lr == 0.01
+
+
+def test_grid_is_cartesian_with_readable_names(fix, in_tmp, tmp_path):
+    exp = tmp_path / "grid.yaml"
+    exp.write_text(f"""
+name: g
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+stages: {{s: {{task: toy_write}}}}
+grid:
+  optimizer.lr: [0.001, 0.007]
+  stages.s.model.gate: [null]
+  stages.s.flag: [true, false]
+""")
+    plan = build_plan(exp)
+    names = plan.variants()
+    assert names == ["lr=0.001,gate=None,flag=True", "lr=0.001,gate=None,flag=False",
+                     "lr=0.007,gate=None,flag=True", "lr=0.007,gate=None,flag=False"]
+    run = plan.get("lr=0.007,gate=None,flag=False", "s")
+    assert run.cfg.optimizer.cfg.lr == 0.007 and run.cfg.flag is False
+
+
+def test_override_types_and_unknown_override_key(fix, in_tmp):
+    exp = fix / "experiments" / "two_stage.yaml"
+    plan = build_plan(exp, overrides=["stages.first.value=4", "stages.first.scale=0.25",
+                                      "stages.first.flag=true", "stages.first.tags=[x, y]",
+                                      "stages.first.note=null", "stages.second.note=hello"])
+    cfg = plan.get("a", "first").cfg
+    assert (cfg.value, cfg.scale, cfg.flag, cfg.tags, cfg.note) == (4, 0.25, True, ("x", "y"), None)
+    assert plan.get("a", "second").cfg.note == "hello"
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp, overrides=["stages.first.vlaue=4", "optimizer.lrr=1"])
+    msg = str(err.value)
+    assert "command line: stages.first.vlaue: unknown key 'vlaue'; did you mean 'value'?" in msg
+    assert "command line: optimizer.lrr: unknown key 'lrr'; did you mean 'lr'?" in msg
+    with pytest.raises(ConfigError, match="command line: stages.first.value: expected int, got str"):
+        build_plan(exp, overrides=["stages.first.value=abc"])
+
+
+def test_unknown_top_level_key_stage_and_dependency(tmp_path, fix):
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(f"""
+name: bad
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+optimiser: {{lr: 1}}
+stages:
+  a: {{task: toy_writ}}
+  b: {{task: toy_write, init_from: aa}}
+  c: {{value: 1}}
+""")
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp)
+    msg = str(err.value)
+    assert "optimiser: unknown top-level key 'optimiser'; did you mean 'optimizer'?" in msg
+    assert "stages.a.task: no task 'toy_writ' in registry 'task'; did you mean 'toy_write'?" in msg
+    assert "stages.b.init_from: no stage 'aa'; did you mean 'a'?" in msg
+    assert "stages.c.task: missing required key 'task'" in msg
+
+
+def test_dependency_cycle(tmp_path, fix):
+    exp = tmp_path / "cyc.yaml"
+    exp.write_text(f"""
+name: cyc
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+stages:
+  a: {{task: toy_write, after: [b]}}
+  b: {{task: toy_write, init_from: a}}
+""")
+    with pytest.raises(ConfigError, match="stage dependency cycle: a -> b -> a"):
+        build_plan(exp)
+
+
+def test_selection_flags(fix, in_tmp):
+    exp = fix / "experiments" / "two_stage.yaml"
+    plan = build_plan(exp, only=["b"], stages=["second"])
+    assert [r.key for r in plan.selected] == ["b/second"] and len(plan.runs) == 4
+    with pytest.raises(ConfigError, match="no such variant 'c'"):
+        build_plan(exp, only=["c"])
+    with pytest.raises(ConfigError, match="no such stage 'secnd'; did you mean 'second'"):
+        build_plan(exp, stages=["secnd"])
+
+
+def test_profile_overlay_and_tasks_block(fix, in_tmp, tmp_path):
+    prof = tmp_path / "profiles"
+    prof.mkdir()
+    (prof / "small.yaml").write_text("optimizer: {lr: 0.5}\ntasks: {toy_write: {scale: 9.0}}\n")
+    exp = tmp_path / "e.yaml"
+    exp.write_text((fix / "experiments" / "two_stage.yaml").read_text().replace(
+        "../plugins/toy_tasks.py", str(fix / "plugins" / "toy_tasks.py")))
+    plan = build_plan(exp, profile="small")
+    run = plan.get("b", "first")
+    assert run.cfg.optimizer.cfg.lr == 0.5 and run.cfg.scale == 9.0 and run.cfg.value == 10
+    with pytest.raises(ConfigError, match="no profile 'smal' .*did you mean 'small'"):
+        build_plan(exp, profile="smal")
