@@ -1,0 +1,60 @@
+"""Separable cross-attention (Sec. 4.2): attend over time and over space separately.
+
+For video ``v: (b, t, s, d)``:
+- time branch: max-pool over space -> (b, t, d) -> LayerNorm -> attend over t;
+- space branch: max-pool over time -> (b, s, d) -> LayerNorm -> attend over s;
+- concatenate both along the hidden dimension, one linear layer back to ``dim``.
+Cost O(q * (t + s)) instead of O(q * t * s): linear in frames with a tiny slope.
+Padded frames are masked out of the time branch and excluded from the max over time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from fcap.models.attention.base import CrossAttention, KeyValueAttention, head_dims, real_frames
+from registry import CROSS_ATTENTIONS
+
+
+@dataclass(frozen=True)
+class SeparableAttentionConfig:
+    heads: int = 16  # attention heads of each branch; paper: 16
+    dim_head: Optional[int] = None  # per-head size; default LM hidden // heads (OPT-1.3B: 128)
+
+    def __post_init__(self) -> None:
+        if self.heads < 1:
+            raise ValueError(f"heads: must be >= 1, got {self.heads}")
+        if self.dim_head is not None and self.dim_head < 1:
+            raise ValueError(f"dim_head: must be >= 1, got {self.dim_head}")
+
+
+@CROSS_ATTENTIONS.register("separable", config=SeparableAttentionConfig)
+class SeparableCrossAttention(CrossAttention):
+    """Sec. 4.2: max-pool space -> LN -> attend over time; max-pool time -> LN -> attend over space."""
+
+    def __init__(self, cfg: SeparableAttentionConfig, *, dim: int, visual_dim: int) -> None:
+        super().__init__()
+        dim_head = head_dims(dim, cfg.heads, cfg.dim_head)
+        self.norm_time = nn.LayerNorm(visual_dim)
+        self.norm_space = nn.LayerNorm(visual_dim)
+        self.time = KeyValueAttention(dim=dim, kv_dim=visual_dim, heads=cfg.heads, dim_head=dim_head)
+        self.space = KeyValueAttention(dim=dim, kv_dim=visual_dim, heads=cfg.heads, dim_head=dim_head)
+        self.to_out = nn.Linear(self.time.inner_dim + self.space.inner_dim, dim, bias=False)
+
+    def prepare(self, v: torch.Tensor, frame_mask: torch.Tensor | None = None):
+        v, mask = real_frames(v, frame_mask)
+        per_frame = self.norm_time(v.amax(dim=2))  # (b, t, d): max over space
+        fill = torch.finfo(v.dtype).min
+        per_patch = self.norm_space(v.masked_fill(~mask[:, :, None, None], fill).amax(dim=1))  # (b, s, d)
+        kt, vt = self.time.keys(per_frame)
+        ks, vs = self.space.keys(per_patch)
+        return (kt, vt, mask, ks, vs)
+
+    def attend(self, x: torch.Tensor, memory) -> torch.Tensor:
+        kt, vt, mask, ks, vs = memory
+        over_time = self.time.attend(x, kt, vt, mask)
+        over_space = self.space.attend(x, ks, vs, None)
+        return self.to_out(torch.cat([over_time, over_space], dim=-1))
