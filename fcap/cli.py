@@ -23,7 +23,7 @@ from registry import UnknownComponentError
 # Subcommands live in their own modules: name -> "module:function(argv) -> int".
 SUBCOMMANDS = {
     "status": "fcap.status:main",
-    "report": "fcap.report:main",
+    "report": "fcap.report.cli:main",
 }
 USER_ERRORS = (ConfigError, PluginError, UnknownComponentError)
 
@@ -98,10 +98,15 @@ def _run(args) -> int:
 
 
 def _after_run(plan) -> None:
-    """Hook run after a successful local run (the report, once it exists)."""
-    hook = getattr(plan.header.launcher.entry.obj, "after_success", None)
-    if hook is not None:
-        hook(plan)
+    """After a local run finishes: write report.md and print the experiment's table."""
+    from fcap.report.cli import print_table, write_report
+
+    if plan.header.launcher.name != "local":
+        return  # the cluster is still working: `fcap-run report` once it is done
+    path = write_report(plan)
+    if plan.header.report.columns:
+        print_table(plan)
+    print(f"fcap: report written to {path}", flush=True)
 
 
 def _list(kind: str, plugins: list[str]) -> int:

@@ -289,7 +289,8 @@ def _make_runs(header: ExperimentHeader, vname: str, order: list[str], specs: di
         "name": header.name, "variant": vname, "description": header.description,
         "output_root": str(out_root), "seed": header.seed,
         "plugins": resolve_plugin_paths(header.plugins, relative_to=path.resolve().parent),
-        "launcher": schema.to_dict(header.launcher), "stages": resolved_stages,
+        "launcher": schema.to_dict(header.launcher), "report": schema.to_dict(header.report),
+        "stages": resolved_stages,
     }
     hashes: dict[str, str] = {}
     runs = []

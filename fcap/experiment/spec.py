@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from dataclasses import field
+
 from fcap.config import component
+from fcap.report.spec import ReportConfig
 from registry import LAUNCHERS
 
 # Keys that belong to the experiment itself; every other top-level key is a
@@ -12,7 +15,7 @@ from registry import LAUNCHERS
 # task config has a field of that name.
 EXPERIMENT_KEYS = (
     "name", "description", "plugins", "stages", "variants", "grid", "output_root",
-    "launcher", "seed", "variant",
+    "launcher", "seed", "variant", "report",
 )
 # Keys of a stage block handled by fcap itself (the rest is the task's config).
 STAGE_KEYS = ("task", "init_from", "after", "resources")
@@ -64,6 +67,7 @@ class ExperimentHeader:
     launcher: Any = component(LAUNCHERS, "local")
     seed: int = 0
     variant: Optional[str] = None  # set in resolved configs: the variant directory name
+    report: ReportConfig = field(default_factory=ReportConfig)  # layout of report.md
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:

@@ -1,0 +1,44 @@
+"""The ``report:`` block of an experiment: which numbers form its table and plots."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: a metric read from a stage's metrics.json (or summary)."""
+
+    stage: str  # the stage whose outputs hold the number (e.g. evaluate)
+    metric: str  # key in <run_dir>/metrics.json, e.g. CIDEr
+    label: str = ""  # column header; default "<stage> <metric>"
+    scale: float = 1.0  # multiply before printing (pycocoevalcap CIDEr 0.54 -> 54.0)
+    source: str = "metrics"  # "metrics" (metrics.json) or "summary" (summary.json)
+
+    def __post_init__(self) -> None:
+        if self.source not in ("metrics", "summary"):
+            raise ValueError(f"source must be 'metrics' or 'summary', got {self.source!r}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How ``fcap-run report`` lays out an experiment's results beside the paper's."""
+
+    title: str = ""
+    columns: tuple[Column, ...] = ()
+    # variant -> the paper's number for each column (None where the paper has none)
+    paper: dict[str, tuple[Optional[float], ...]] = field(default_factory=dict)
+    # variant -> the row's label in the paper's layout (e.g. "ASR")
+    row_labels: dict[str, str] = field(default_factory=dict)
+    bars: bool = False  # also draw the first column as grouped bars (ours vs paper)
+    plots: tuple[str, ...] = ("loss", "gates")  # curves from each training stage's scalars
+    notes: str = ""  # printed under the table (e.g. what the tiny profile can and cannot show)
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.plots if p not in ("loss", "gates", "lr", "grad_norm")]
+        if unknown:
+            raise ValueError(f"plots: unknown {unknown}; allowed: loss, gates, lr, grad_norm")
+        for variant, row in self.paper.items():
+            if len(row) != len(self.columns):
+                raise ValueError(f"paper.{variant}: {len(row)} numbers for "
+                                 f"{len(self.columns)} columns")

@@ -1,0 +1,129 @@
+"""report.md: the experiment's table in the paper's layout, with plots and run metadata."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from fcap.experiment import markers
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_scalars(run_dir: Path) -> list[dict]:
+    """The trainer's per-step scalars (``metrics.jsonl``), [] when absent."""
+    path = run_dir / "metrics.jsonl"
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def cell(plan, variant: str, column) -> float | None:
+    """One number of the table: ``column.metric`` of ``column.stage`` in ``variant``."""
+    try:
+        run = plan.get(variant, column.stage)
+    except KeyError:
+        return None
+    if not markers.is_complete(run):
+        return None
+    if column.source == "summary":
+        data = (markers.read_done(run) or {}).get("summary") or {}
+    else:
+        data = _read_json(run.run_dir / "metrics.json") or {}
+    value = data.get(column.metric)
+    return None if value is None else float(value) * column.scale
+
+
+def table_rows(plan) -> tuple[list[str], list[list[str]]]:
+    cfg = plan.header.report
+    head = ["variant"]
+    for col in cfg.columns:
+        label = col.label or f"{col.stage} {col.metric}"
+        head += [f"{label} (ours)", f"{label} (paper)"]
+    rows = []
+    for variant in plan.variants():
+        row = [cfg.row_labels.get(variant, variant)]
+        paper = cfg.paper.get(variant, (None,) * len(cfg.columns))
+        for col, ref in zip(cfg.columns, paper):
+            ours = cell(plan, variant, col)
+            row += ["-" if ours is None else f"{ours:.1f}", "-" if ref is None else f"{ref:.1f}"]
+        rows.append(row)
+    return head, rows
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def text_table(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*r) for r in rows])
+
+
+def metadata(plan) -> list[str]:
+    import torch
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    lines = [
+        f"- fcap commit: `{commit}`",
+        f"- experiment file: `{plan.source}`" + (f", profile `{plan.profile}`" if plan.profile else ""),
+        f"- hardware: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, {device}; "
+        f"torch {torch.__version__}",
+        "",
+        "| run | task | config hash | state | wall time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    total = 0.0
+    for run in plan.runs:
+        done = markers.read_done(run) if markers.is_complete(run) else None
+        wall = (done or {}).get("wall_s")
+        total += wall or 0.0
+        lines.append(f"| {run.key} | {run.task} | `{run.config_hash}` | "
+                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} |")
+    lines.append(f"\nTotal wall time of completed stages: {total:.1f} s.")
+    return lines
+
+
+def write_report(plan) -> Path:
+    """Write ``<output_root>/<name>/report.md`` (+ ``plots/``); return its path."""
+    from fcap.report.plots import draw_all
+
+    cfg = plan.header.report
+    out_dir = plan.runs[0].run_dir.parents[1]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head, rows = table_rows(plan)
+    plots = draw_all(plan, out_dir / "plots")
+    parts = [f"# {cfg.title or plan.name}", ""]
+    if cfg.columns:
+        parts += [markdown_table(head, rows), ""]
+    if cfg.notes:
+        parts += [cfg.notes.strip(), ""]
+    if plots:
+        parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+    parts += ["## Runs", ""] + metadata(plan)
+    path = out_dir / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path

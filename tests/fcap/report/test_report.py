@@ -1,0 +1,55 @@
+import textwrap
+
+from fcap.cli import main
+
+
+def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
+    exp = tmp_path / "rep.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: rep
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages:
+          first: {{task: toy_write, value: 2}}
+          second: {{task: toy_write, init_from: first, value: 3}}
+        variants:
+          a: {{}}
+          b: {{stages.first.value: 10}}
+        report:
+          title: "Toy table"
+          columns: [{{stage: second, metric: score, label: Score, scale: 100}}]
+          paper: {{a: [4.5], b: [null]}}
+          row_labels: {{a: Alpha}}
+          bars: true
+    """))
+    assert main([str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert "Toy table" in out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["Alpha", "5.0", "4.5"] in lines and ["b", "13.0", "-"] in lines
+    report = (in_tmp / "runs/rep/report.md").read_text()
+    assert "| Alpha | 5.0 | 4.5 |" in report and "| b | 13.0 | - |" in report
+    assert "| a/second | toy_write |" in report and "fcap commit:" in report
+    plots = sorted(p.name for p in (in_tmp / "runs/rep/plots").iterdir())
+    assert plots == ["bars.png", "first_gates.png", "first_loss.png", "second_gates.png",
+                     "second_loss.png"]
+    assert all((in_tmp / "runs/rep/plots" / p).stat().st_size > 1000 for p in plots)
+    # the subcommand rewrites it from the finished runs
+    (in_tmp / "runs/rep/report.md").unlink()
+    assert main(["report", str(exp)]) == 0
+    assert "| Alpha | 5.0 | 4.5 |" in (in_tmp / "runs/rep/report.md").read_text()
+
+
+def test_report_block_is_validated(tmp_path, fix, capsys):
+    exp = tmp_path / "bad.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: rep
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages: {{first: {{task: toy_write}}}}
+        report:
+          columns: [{{stage: first, metric: score}}]
+          paper: {{a: [1.0, 2.0]}}
+          plots: [losss]
+    """))
+    assert main([str(exp)]) == 2
+    err = capsys.readouterr().err
+    assert "plots: unknown ['losss']" in err
