@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Start a single-node SLURM on localhost: munge, MariaDB + slurmdbd (so sacct
+# works), slurmctld and slurmd. For development and CI of the `slurm` launcher.
+#
+# Idempotent: installs the Debian packages if missing, (re)writes the configs,
+# starts only the daemons that are not running (restarts those whose config
+# changed) and returns once `sinfo` shows the node up and `sacct` answers.
+# No systemd: daemons are started directly. Needs root.
+#
+#   bash slurm/start_cluster.sh          # start / check
+#   bash slurm/stop_cluster.sh           # stop
+#
+# Knobs (environment): FCAP_SLURM_CLUSTER (cluster name, default fcap),
+# FCAP_SLURM_PARTITION (default debug), FCAP_SLURM_WAIT_S (default 90).
+set -euo pipefail
+
+CLUSTER=${FCAP_SLURM_CLUSTER:-fcap}
+PARTITION=${FCAP_SLURM_PARTITION:-debug}
+WAIT_S=${FCAP_SLURM_WAIT_S:-90}
+DB_PASS=fcap-slurm-local   # localhost-only MariaDB bound to 127.0.0.1
+CONF_DIR=/etc/slurm
+LOG_DIR=/var/log/slurm
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+
+say() { echo "[start_cluster] $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "must run as root (daemons and /etc/slurm)"
+
+# One instance at a time: CI and a developer may both call this. Daemons are
+# started with 9>&- so they do not inherit (and hold) the lock.
+exec 9>/run/fcap-slurm.lock
+flock -w 300 9 || die "another start_cluster.sh holds /run/fcap-slurm.lock"
+
+# Is the process in PIDFILE alive and named COMM?
+alive() {  # pidfile comm
+    local pid
+    [[ -s $1 ]] || return 1
+    pid=$(<"$1")
+    [[ -r /proc/$pid/comm ]] && [[ $(</proc/"$pid"/comm) == "$2"* ]]
+}
+
+# Stop the process in PIDFILE (by its id) and wait until it is gone.
+stop_pid() {  # pidfile comm
+    alive "$1" "$2" || return 0
+    local pid; pid=$(<"$1")
+    say "stopping $2 (pid $pid)"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -d /proc/$pid ]] || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+# Wait up to WAIT_S seconds for "$@" to succeed.
+wait_for() {  # description command...
+    local what=$1; shift
+    local deadline=$((SECONDS + WAIT_S))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.5
+    done
+    say "$what: ok"
+}
+
+# Write FILE from stdin only if its content changed; return 0 when it did.
+write_if_changed() {  # file mode
+    local tmp; tmp=$(mktemp)
+    cat >"$tmp"
+    if [[ -f $1 ]] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+    install -m "$2" "$tmp" "$1"; rm -f "$tmp"
+    return 0
+}
+
+# --- packages ---------------------------------------------------------------
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    # policy-rc.d may refuse to start services in containers; that is fine here.
+    apt-get install -y -qq "${missing[@]}" >/tmp/fcap-slurm-apt.log 2>&1 \
+        || { tail -20 /tmp/fcap-slurm-apt.log >&2; die "apt-get install failed"; }
+fi
+
+# --- host name must resolve (slurmctld checks SlurmctldHost against it) -------
+HOST=$(hostname -s)
+if ! getent hosts "$HOST" >/dev/null; then
+    say "adding $HOST to /etc/hosts"
+    echo "127.0.0.1 $HOST" >>/etc/hosts
+fi
+
+mkdir -p "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd /run/mysqld
+chown mysql:mysql /run/mysqld
+
+# --- munge (must run as user munge; it rejects a root-owned key) -------------
+install -d -o munge -g munge -m 0755 /run/munge
+install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge /etc/munge
+if [[ ! -s /etc/munge/munge.key ]]; then
+    say "creating /etc/munge/munge.key"
+    runuser -u munge -- mungekey --create --keyfile=/etc/munge/munge.key
+fi
+chown munge:munge /etc/munge/munge.key; chmod 0400 /etc/munge/munge.key
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    say "starting munged"
+    runuser -u munge -- /usr/sbin/munged --force 9>&-
+    wait_for "munge" bash -c 'munge -n | unmunge' || die "munged did not start"
+fi
+
+# --- MariaDB + accounting database --------------------------------------------
+[[ -d /var/lib/mysql/mysql ]] || mariadb-install-db --user=mysql >/dev/null
+if ! mariadb-admin --protocol=socket ping >/dev/null 2>&1; then
+    say "starting mariadbd"
+    setsid /usr/sbin/mariadbd --user=mysql --bind-address=127.0.0.1 \
+        --pid-file=/run/mysqld/mysqld.pid --socket=/run/mysqld/mysqld.sock \
+        </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 9>&- &
+    wait_for "mariadb" mariadb-admin --protocol=socket ping \
+        || { tail -20 "$LOG_DIR/mariadb.log" >&2; die "mariadbd did not start"; }
+fi
+mariadb --protocol=socket <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+
+# --- configs --------------------------------------------------------------------
+dbd_changed=0
+write_if_changed "$CONF_DIR/slurmdbd.conf" 0600 <<EOF && dbd_changed=1
+# Written by fcap slurm/start_cluster.sh
+AuthType=auth/munge
+DbdHost=localhost
+DbdAddr=127.0.0.1
+SlurmUser=root
+PidFile=/run/slurmdbd.pid
+LogFile=$LOG_DIR/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+EOF
+
+# The node line comes from `slurmd -C` so CPUs/memory match what slurmd sees
+# (a larger claim drains the node). UpTime is not a config key.
+NODE_LINE=$(slurmd -C | head -1 | sed -E "s/^NodeName=[^ ]+/NodeName=$HOST NodeAddr=127.0.0.1/")
+ctl_changed=0
+write_if_changed "$CONF_DIR/slurm.conf" 0644 <<EOF && ctl_changed=1
+# Written by fcap slurm/start_cluster.sh: single-node test cluster on localhost.
+ClusterName=$CLUSTER
+SlurmctldHost=$HOST(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+# Requeue speed: the default cred_expire (120 s) delays a requeued job's restart.
+AuthInfo=cred_expire=10
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
+JobRequeue=1
+ReturnToService=2
+MailProg=/bin/true
+KillWait=5
+MinJobAge=600
+InactiveLimit=0
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+$NODE_LINE State=UNKNOWN
+PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+
+# --- slurmdbd, then the cluster in accounting, then slurmctld and slurmd --------
+((dbd_changed)) && stop_pid /run/slurmdbd.pid slurmdbd
+if ! alive /run/slurmdbd.pid slurmdbd; then
+    say "starting slurmdbd"
+    /usr/sbin/slurmdbd 9>&-
+fi
+wait_for "slurmdbd" sacctmgr -n show cluster \
+    || { tail -20 "$LOG_DIR/slurmdbd.log" >&2; die "slurmdbd does not answer"; }
+if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+fi
+
+if ((ctl_changed)); then
+    stop_pid /run/slurmd.pid slurmd
+    stop_pid /run/slurmctld.pid slurmctld
+fi
+if ! alive /run/slurmctld.pid slurmctld; then
+    say "starting slurmctld"
+    /usr/sbin/slurmctld 9>&-
+fi
+if ! alive /run/slurmd.pid slurmd; then
+    say "starting slurmd"
+    /usr/sbin/slurmd 9>&-
+fi
+
+node_up() {
+    local state
+    state=$(sinfo -h -n "$HOST" -o %T 2>/dev/null) || return 1
+    case $state in
+        idle | mixed | allocated | completing) return 0 ;;
+        down* | drain*)  # a restart may leave it down; ReturnToService=2 usually fixes it
+            scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
+            return 1 ;;
+        *) return 1 ;;
+    esac
+}
+wait_for "node $HOST up" node_up || {
+    sinfo -N -l >&2 || true; tail -20 "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log" >&2
+    die "node $HOST not up after ${WAIT_S}s"
+}
+# sacct answers only once slurmctld has registered with slurmdbd.
+sacct_ok() { out=$(sacct -n -X -S now-1minutes 2>&1) && ! grep -qi error <<<"$out"; }
+wait_for "sacct" sacct_ok || die "sacct does not work: $(sacct -n -X 2>&1 | head -3)"
+say "cluster '$CLUSTER' ready: $(sinfo -h -o '%P %D %T %c cpus')"
