@@ -1,1 +1,12 @@
-"""fcap.pseudolabel."""
+"""fcap.pseudolabel: BLIP pseudolabels for video clips (paper Sec. 3.1); see README.md.
+
+Imports its component modules explicitly so they register:
+``MODELS["blip"]`` (captioner.py), ``TASKS["pseudolabel"]`` and
+``TASKS["pseudolabel_merge"]`` (task.py). ``run_shard`` is the per-shard entry
+point for SLURM job arrays; ``merge`` validates and indexes the shards.
+"""
+from fcap.pseudolabel import captioner, task  # noqa: F401  (registration)
+from fcap.pseudolabel.merge import merge
+from fcap.pseudolabel.shard import run_shard
+
+__all__ = ["merge", "run_shard"]

@@ -1,0 +1,54 @@
+"""Which videos a pseudolabel run covers and which shard each one belongs to.
+
+A collection is a folder in HowTo100M layout, ``<root>/<video_id>.<ext>``,
+optionally restricted to the ids of a text file (one per line). An id whose
+file is missing stays in the collection with ``path=None``: it is reported as
+a failure rather than silently vanishing from the counts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fcap.pseudolabel.config import PseudolabelConfig
+
+
+def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
+    """``{video_id: path or None}`` sorted by id."""
+    root = Path(cfg.videos).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"pseudolabel: videos folder {str(root)!r} does not exist "
+                                "(option 'videos')")
+    exts = tuple(e.lower().lstrip(".") for e in cfg.extensions)
+    found: dict[str, Path] = {}
+    for path in sorted(root.iterdir()):
+        ext = path.suffix.lower().lstrip(".")
+        if path.is_file() and ext in exts:
+            # Prefer the earlier extension of ``extensions`` when an id has several files.
+            prev = found.get(path.stem)
+            if prev is None or exts.index(ext) < exts.index(prev.suffix.lower().lstrip(".")):
+                found[path.stem] = path
+    if cfg.ids is None:
+        return dict(sorted(found.items()))
+    ids_file = Path(cfg.ids).expanduser()
+    if not ids_file.is_file():
+        raise FileNotFoundError(f"pseudolabel: id list {str(ids_file)!r} does not exist (option 'ids')")
+    ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    return {vid: found.get(vid) for vid in sorted(set(ids))}
+
+
+def shard_of(position: int, num_shards: int) -> int:
+    """Shard of the video at ``position`` in the sorted id list (round robin: sizes differ by <= 1)."""
+    return position % num_shards
+
+
+def shard_videos(videos: dict[str, Path | None], num_shards: int, shard_index: int) -> dict[str, Path | None]:
+    """The videos of one shard, in id order."""
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
+    ids = sorted(videos)
+    return {vid: videos[vid] for i, vid in enumerate(ids) if shard_of(i, num_shards) == shard_index}
+
+
+def shard_name(shard_index: int, num_shards: int) -> str:
+    """``shard-00000-of-00004`` (docs/CONTRACTS.md)."""
+    return f"shard-{shard_index:05d}-of-{num_shards:05d}"

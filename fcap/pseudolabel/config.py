@@ -1,0 +1,117 @@
+"""Options of the ``pseudolabel`` and ``pseudolabel_merge`` tasks (paper Sec. 3.1).
+
+Defaults are the paper's settings: 8-second clips, the centre frame resized to
+320x320, BLIP-Large, nucleus sampling with top-p 0.9.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from fcap.config import component
+from registry import MODELS
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How captions are decoded. ``nucleus`` is the paper's; ``beam``/``greedy`` for comparison."""
+
+    method: Literal["nucleus", "beam", "greedy"] = "nucleus"
+    top_p: float = 0.9  # nucleus mass (paper: 0.9)
+    temperature: float = 1.0
+    max_new_tokens: int = 30  # caption length cap, tokens (paper's mean caption: 10.0 words)
+    min_new_tokens: int = 0
+    num_beams: int = 3  # only for method: beam
+    captions_per_frame: int = 1  # independent samples per captioned frame (nucleus only)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature <= 0.0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError(f"min_new_tokens must be in [0, max_new_tokens], got {self.min_new_tokens}")
+        if self.num_beams < 1:
+            raise ValueError(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.captions_per_frame < 1:
+            raise ValueError(f"captions_per_frame must be >= 1, got {self.captions_per_frame}")
+        if self.captions_per_frame > 1 and self.method != "nucleus":
+            raise ValueError(f"captions_per_frame > 1 needs method 'nucleus' "
+                             f"({self.method} is deterministic), got {self.captions_per_frame}")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """How a video is cut into clips and which frames of a clip are captioned."""
+
+    seconds: float = 8.0  # clip length (paper: 8 s)
+    # The remainder after the last full clip: ``keep`` labels it as a shorter
+    # final clip (merged into the previous clip instead when shorter than
+    # ``min_last_seconds``); ``merge`` always extends the previous clip;
+    # ``drop`` leaves it unlabelled. A video shorter than ``seconds`` is one
+    # clip under keep/merge and none under drop.
+    last: Literal["keep", "merge", "drop"] = "keep"
+    min_last_seconds: float = 2.0
+    frames: Literal["center", "random", "even"] = "center"  # paper: center
+    num_frames: int = 1  # frames per clip for ``even`` (k evenly spaced); 1 otherwise
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        if self.min_last_seconds < 0:
+            raise ValueError(f"min_last_seconds must be >= 0, got {self.min_last_seconds}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.num_frames > 1 and self.frames != "even":
+            raise ValueError(f"num_frames > 1 needs frames 'even', got frames {self.frames!r}")
+
+
+@dataclass(frozen=True)
+class PseudolabelConfig:
+    """Task ``pseudolabel``: caption clips of a video collection into sharded JSONL."""
+
+    videos: str  # collection root: <videos>/<video_id>.<ext> (HowTo100M layout)
+    ids: Optional[str] = None  # text file of video ids, one per line; None: every video in the root
+    extensions: tuple[str, ...] = ("mp4", "webm", "mkv")
+    clips: ClipConfig = field(default_factory=ClipConfig)
+    frame_size: int = 320  # frames decoded at frame_size x frame_size (paper: 320)
+    captioner: Any = component(MODELS, "blip")
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    seed: Optional[int] = None  # None: the experiment's seed
+    batch_size: int = 64  # frames per captioning batch (spans clips and videos)
+    num_workers: int = 2  # DataLoader decode workers (0: decode in the main process)
+    prefetch_videos: int = 4  # decoded videos queued per worker
+    num_shards: int = 1
+    shard_index: Optional[int] = None  # None: run every shard in turn (SLURM: the array index)
+    flush_every: int = 256  # clips between progress flushes (resume granularity)
+
+    def __post_init__(self) -> None:
+        if not self.videos:
+            raise ValueError("videos must name the collection folder")
+        if self.frame_size < 8:
+            raise ValueError(f"frame_size must be >= 8, got {self.frame_size}")
+        for name in ("batch_size", "num_shards", "flush_every", "prefetch_videos"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.shard_index is not None and not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(f"shard_index must be in [0, num_shards={self.num_shards}), "
+                             f"got {self.shard_index}")
+        if not self.extensions:
+            raise ValueError("extensions must list at least one file extension")
+
+
+@dataclass(frozen=True)
+class MergeConfig:
+    """Task ``pseudolabel_merge``: validate every shard and write the merged index."""
+
+    shards_from: Optional[str] = None  # stage whose run dir holds shards/; None: the only dependency
+    report_clips: int = 16  # clips in the visual report (0: no report)
+    asr: Optional[str] = None  # HowTo100M caption.json for the report's ASR column
+
+    def __post_init__(self) -> None:
+        if self.report_clips < 0:
+            raise ValueError(f"report_clips must be >= 0, got {self.report_clips}")

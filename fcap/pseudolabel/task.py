@@ -1,0 +1,80 @@
+"""Tasks ``pseudolabel`` (label shards) and ``pseudolabel_merge`` (validate + index).
+
+``pseudolabel`` writes ``<run_dir>/shards/``. It runs shard ``shard_index``
+when given (a SLURM array element: ``stages.<label>.shard_index=$SLURM_ARRAY_TASK_ID``,
+or the launcher's ``ctx.extra["array_index"]``), else every shard in turn,
+skipping finished ones. ``pseudolabel_merge`` reads the shards of the stage it
+depends on and writes ``pseudolabels.jsonl`` + ``index.json`` (+ report) into
+its own run dir: point the ``howto100m`` source's ``pseudolabels:`` there.
+"""
+from __future__ import annotations
+
+from fcap.context import StageContext
+from fcap.pseudolabel.config import MergeConfig, PseudolabelConfig
+from fcap.pseudolabel.merge import merge
+from fcap.pseudolabel.shard import run_shard
+from registry import TASKS
+
+
+def _summarise(manifests: list[dict]) -> dict:
+    stats = [m["stats"] for m in manifests if not m.get("skipped")]
+    clips = sum(s["clips_this_run"] for s in stats)
+    wall = sum(s["wall_s"] for s in stats)
+    words = [(m["stats"]["caption_words_mean"], m["counts"]["clips"]) for m in manifests
+             if m["stats"]["caption_words_mean"] is not None]
+    total = sum(n for _, n in words)
+    return {
+        "shards": [m["shard"] for m in manifests],
+        "skipped": [m["shard"] for m in manifests if m.get("skipped")],
+        "videos": sum(m["counts"]["videos"] for m in manifests),
+        "clips": sum(m["counts"]["clips"] for m in manifests),
+        "failures": sum(m["counts"]["failures"] for m in manifests),
+        "clips_labelled_now": clips,
+        "clips_per_s": round(clips / wall, 3) if wall > 0 else None,
+        "decode_s": round(sum(s["decode_s"] for s in stats), 3),
+        "caption_s": round(sum(s["caption_s"] for s in stats), 3),
+        "caption_words_mean": round(sum(w * n for w, n in words) / total, 3) if total else None,
+    }
+
+
+@TASKS.register("pseudolabel", config=PseudolabelConfig)
+def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
+    """Caption the centre frame of every 8-second clip of a video collection (Sec. 3.1)."""
+    index = cfg.shard_index if cfg.shard_index is not None else ctx.extra.get("array_index")
+    shards = [int(index)] if index is not None else list(range(cfg.num_shards))
+    captioner = None
+    manifests = []
+    for i in shards:
+        if captioner is None and not _finished(ctx, cfg, i):
+            captioner = cfg.captioner.build()  # once for all shards of this process
+        manifests.append(run_shard(cfg, i, ctx.run_dir, seed=ctx.seed, captioner=captioner,
+                                   logger=ctx.logger))
+    return _summarise(manifests)
+
+
+def _finished(ctx: StageContext, cfg: PseudolabelConfig, i: int) -> bool:
+    from fcap.pseudolabel.collection import shard_name
+
+    return (ctx.run_dir / "shards" / f"{shard_name(i, cfg.num_shards)}.manifest.json").is_file()
+
+
+@TASKS.register("pseudolabel_merge", config=MergeConfig)
+def pseudolabel_merge(cfg: MergeConfig, ctx: StageContext) -> dict:
+    """Check that every clip is labelled exactly once and write the index ``howto100m`` reads."""
+    if cfg.shards_from is not None:
+        if cfg.shards_from not in ctx.deps:
+            raise ValueError(f"pseudolabel_merge: shards_from {cfg.shards_from!r} is not a dependency "
+                             f"of stage {ctx.stage!r}; dependencies: {', '.join(ctx.deps) or '(none)'}")
+        source = ctx.deps[cfg.shards_from]
+    elif len(ctx.deps) == 1:
+        source = next(iter(ctx.deps.values()))
+    else:
+        raise ValueError(f"pseudolabel_merge: stage {ctx.stage!r} needs exactly one dependency or "
+                         f"'shards_from'; dependencies: {', '.join(ctx.deps) or '(none)'}")
+    index = merge(source, ctx.run_dir)
+    summary = {**index["counts"], **index["stats"], "pseudolabels": str(ctx.run_dir / "pseudolabels.jsonl")}
+    if cfg.report_clips:
+        from fcap.pseudolabel.report import write_report
+
+        summary["report"] = write_report(ctx.run_dir, n=cfg.report_clips, asr=cfg.asr, seed=ctx.seed)
+    return summary

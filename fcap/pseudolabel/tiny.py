@@ -1,0 +1,104 @@
+"""Random BLIP captioners saved like a hub checkpoint (for tests, ``--profile tiny`` and benches).
+
+No weights can be downloaded here, so tests build a random
+``BlipForConditionalGeneration`` + ``BlipProcessor``, ``save_pretrained`` it
+and load it back through the same ``from_pretrained`` path as
+``Salesforce/blip-image-captioning-large``. The tokenizer is built from a
+``tokenizers`` object: building it from vocab file paths silently yields a
+2-token vocabulary (docs: NOTES-ENV).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+WORDS = ("a an the of on in at with and is are to his her man woman person people hand hands "
+         "red green blue yellow white black circle square triangle shape moves left right up down "
+         "video cooking kitchen table bowl knife cutting pan food car road bike tree grass "
+         "sitting standing holding playing close view small large").split()
+TINY_VERSION = "tiny-blip-v1"  # bump when the builder changes: the cache key
+
+# (vision, text) transformer shapes. ``large`` matches BLIP-Large's captioner
+# (ViT-L/16 at 384 px, BERT-base decoder) for throughput benches.
+SHAPES = {
+    "tiny": (dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                  image_size=64, patch_size=32),
+             dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)),
+    "large": (dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                   num_attention_heads=16, image_size=384, patch_size=16),
+              dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+                   vocab_size=30524)),
+}
+
+
+def build_tokenizer(vocab_size: int | None = None):
+    """A BERT-style WordPiece tokenizer with BLIP's ``[DEC]`` bos token."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import BertTokenizerFast
+
+    tokens = SPECIALS + WORDS
+    if vocab_size is not None:
+        tokens += [f"w{i}" for i in range(vocab_size - len(tokens))]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    return BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                             cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                             bos_token="[DEC]")
+
+
+def build_random_blip(out_dir: str | Path, *, shape: str = "tiny", seed: int = 0) -> Path:
+    """Save a randomly initialised BLIP captioner + processor of ``shape`` to ``out_dir``."""
+    from transformers import (BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
+                              BlipProcessor)
+
+    if shape not in SHAPES:
+        raise ValueError(f"unknown random BLIP shape {shape!r}; known: {', '.join(SHAPES)}")
+    vision, text = SHAPES[shape]
+    tokenizer = build_tokenizer(text.get("vocab_size"))
+    special = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
+    text = {**text, "vocab_size": len(tokenizer), "bos_token_id": special["[DEC]"],
+            "sep_token_id": special["[SEP]"], "eos_token_id": special["[SEP]"],
+            "pad_token_id": special["[PAD]"], "max_position_embeddings": 512}
+    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=text["hidden_size"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # same weights (and weights hash) on every machine
+        model = BlipForConditionalGeneration(config).eval()
+    size = vision["image_size"]
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}),
+                              tokenizer=tokenizer)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def cache_root() -> Path:
+    """``$FCAP_CACHE`` or ``~/.cache/fcap``; models live in its ``models/``."""
+    return Path(os.environ.get("FCAP_CACHE") or "~/.cache/fcap").expanduser()
+
+
+def tiny_blip_dir() -> Path:
+    """The cached tiny random BLIP, built on first use (atomically: array jobs may race)."""
+    target = cache_root() / "models" / TINY_VERSION
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_VERSION}-", dir=target.parent))
+    try:
+        build_random_blip(tmp, shape="tiny")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first; its copy is identical
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
