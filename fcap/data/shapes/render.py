@@ -1,0 +1,89 @@
+"""Drawing the synthetic shapes world: coloured shapes moving over a plain background.
+
+Captions are fully determined by the content, so a model that learns them has
+learned to see colour, shape and -- the hard part -- motion direction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 60, 220),
+           "yellow": (235, 220, 40), "white": (245, 245, 245), "purple": (150, 40, 190)}
+BACKGROUNDS = {"black": (10, 10, 10), "gray": (120, 120, 120), "blue": (20, 30, 110),
+               "green": (20, 90, 30), "brown": (110, 70, 30)}
+SHAPES = ("square", "circle", "triangle")
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+VIDEO_TEMPLATES = ("a {colour} {shape} moves {direction} on a {background} background",
+                   "a {colour} {shape} is moving {direction} over a {background} background",
+                   "the {colour} {shape} slides {direction} across a {background} background")
+IMAGE_TEMPLATES = ("a {colour} {shape} on a {background} background",
+                   "a picture of a {colour} {shape} on {background}")
+CHIT_CHAT = ("hey guys welcome back to my channel", "don't forget to like and subscribe",
+             "so um yeah let's get started", "thanks for watching see you next time",
+             "okay so this one is really cool", "i got this at the store last week",
+             "let me know in the comments what you think", "alright where was i")
+ASR_CONTENT = ("now the {colour} {shape} goes {direction}", "you can see the {shape} is {colour}",
+               "watch it move {direction} here", "that's a {background} background by the way")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What a clip or image shows; every caption derives from it."""
+
+    shape: str
+    colour: str
+    background: str
+    direction: str
+    x: float  # start position of the shape's centre, fraction of the frame
+    y: float
+
+    def caption(self, template: str) -> str:
+        return template.format(shape=self.shape, colour=self.colour,
+                               background=self.background, direction=self.direction)
+
+
+def random_scene(rng: np.random.Generator) -> Scene:
+    colour = str(rng.choice(list(COLOURS)))
+    background = str(rng.choice([b for b in BACKGROUNDS if b != colour]))
+    return Scene(str(rng.choice(SHAPES)), colour, background, str(rng.choice(list(DIRECTIONS))),
+                 float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)))
+
+
+def _draw(frame: np.ndarray, shape: str, cx: float, cy: float, r: float, rgb) -> None:
+    h, w = frame.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    dx, dy = xx - cx, yy - cy
+    if shape == "square":
+        mask = (np.abs(dx) <= r) & (np.abs(dy) <= r)
+    elif shape == "circle":
+        mask = dx * dx + dy * dy <= r * r
+    else:  # triangle pointing up
+        mask = (dy <= r) & (dy >= -r) & (np.abs(dx) <= (dy + r) / 2)
+    frame[mask] = rgb
+
+
+def render_clip(scene: Scene, *, size: int, frames: int, travel: float = 0.45) -> np.ndarray:
+    """(frames, size, size, 3) uint8: the shape crosses ``travel`` of the frame."""
+    dx, dy = DIRECTIONS[scene.direction]
+    r = size / 7
+    # along the motion axis, centre the path so that the shape never leaves the frame
+    x0 = (0.5 + (scene.x - 0.5) * 0.5 if dx else scene.x) - dx * travel / 2
+    y0 = (0.5 + (scene.y - 0.5) * 0.5 if dy else scene.y) - dy * travel / 2
+    out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for i in range(frames):
+        f = i / max(frames - 1, 1)
+        out[i] = BACKGROUNDS[scene.background]
+        _draw(out[i], scene.shape, (x0 + dx * travel * f) * size, (y0 + dy * travel * f) * size,
+              r, COLOURS[scene.colour])
+    return out
+
+
+def render_image(scene: Scene, *, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: the shape at rest."""
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    out[:] = BACKGROUNDS[scene.background]
+    _draw(out, scene.shape, scene.x * size, scene.y * size, size / 6, COLOURS[scene.colour])
+    return out

@@ -1,0 +1,200 @@
+"""The shapes world, generated once from a seed and cached, in the real datasets' layouts.
+
+``ensure_shapes_world(root, cfg)`` writes under ``root``::
+
+    msrvtt/     videos/all/videoN.mp4, train_val_videodatainfo.json, test_videodatainfo.json
+    msvd/       YouTubeClips/<name>.avi, AllVideoDescriptions.txt, youtube_mapping.txt
+    howto100m/  <video_id>.mp4 (several 8-s scenes each), caption.json (ASR-like: partly
+                chit-chat), pseudolabels.jsonl (clean per-clip captions, pseudolabel format)
+    laion/      00000.tar ... (KEY.jpg, KEY.txt, KEY.json), as img2dataset writes them
+    shapes-world.json   marker: generator config and its hash, written last
+
+It returns ``{"msrvtt": path, "msvd": ..., "howto100m": ..., "laion": ...}``. A
+marker with the same config hash means the world is there; another hash (or
+none) regenerates it. A file lock keeps concurrent ranks from writing at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from fcap.data.shapes.render import (ASR_CONTENT, CHIT_CHAT, IMAGE_TEMPLATES, VIDEO_TEMPLATES,
+                                     random_scene, render_clip, render_image)
+from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_video
+
+GENERATOR_VERSION = 1
+LAYOUTS = ("msrvtt", "msvd", "howto100m", "laion")
+MARKER = "shapes-world.json"
+
+
+@dataclass(frozen=True)
+class ShapesWorldConfig:
+    seed: int = 0
+    frame_size: int = 32  # pixels (square, even: H.264 needs even sizes)
+    frames: int = 8  # frames per MSR-VTT / MSVD clip
+    fps: int = 4  # frames per second of every video
+    msrvtt_videos: tuple[int, int, int] = (200, 20, 40)  # train, val, test
+    msvd_videos: tuple[int, int, int] = (60, 10, 20)  # train, val, test
+    captions_per_video: int = 3
+    howto_videos: int = 24
+    howto_scenes: int = 3  # 8-s scenes (clips) per HowTo100M-style video
+    scene_seconds: float = 8.0
+    asr_chit_chat: float = 0.4  # fraction of ASR segments unrelated to the picture
+    laion_images: int = 400
+    laion_shard_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.frame_size < 16 or self.frame_size % 2:
+            raise ValueError(f"frame_size must be even and >= 16, got {self.frame_size}")
+        for name in ("frames", "fps", "captions_per_video", "howto_videos", "howto_scenes",
+                     "laion_images", "laion_shard_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.asr_chit_chat <= 1.0:
+            raise ValueError(f"asr_chit_chat must be in [0, 1], got {self.asr_chit_chat}")
+
+    def digest(self) -> str:
+        body = json.dumps({"version": GENERATOR_VERSION, **dataclasses.asdict(self)},
+                          sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def ensure_shapes_world(root: str, cfg: ShapesWorldConfig | None = None) -> dict[str, str]:
+    """Generate the world under ``root`` unless the same config is already there."""
+    cfg = cfg or ShapesWorldConfig()
+    root = os.path.abspath(os.path.expanduser(root))
+    os.makedirs(root, exist_ok=True)
+    roots = {name: os.path.join(root, name) for name in LAYOUTS}
+    with open(os.path.join(root, ".shapes-world.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _marker_hash(root) == cfg.digest():
+            return roots
+        for path in roots.values():  # only what this generator owns
+            shutil.rmtree(path, ignore_errors=True)
+        marker = os.path.join(root, MARKER)
+        if os.path.exists(marker):
+            os.remove(marker)
+        for i, name in enumerate(LAYOUTS):
+            os.makedirs(roots[name])
+            WRITERS[name](roots[name], cfg, np.random.default_rng([cfg.seed, i]))
+        with open(marker, "w") as f:
+            json.dump({"hash": cfg.digest(), "config": dataclasses.asdict(cfg),
+                       "roots": roots}, f, indent=1)
+    return roots
+
+
+def _marker_hash(root: str) -> str | None:
+    try:
+        with open(os.path.join(root, MARKER)) as f:
+            return json.load(f).get("hash")
+    except (OSError, ValueError):
+        return None
+
+
+def _captions(scene, rng, n: int, templates=VIDEO_TEMPLATES) -> list[str]:
+    first = int(rng.integers(len(templates)))
+    return [scene.caption(templates[(first + k) % len(templates)]) for k in range(n)]
+
+
+def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+    os.makedirs(os.path.join(root, "videos", "all"))
+    files = {"train_val_videodatainfo.json": {"videos": [], "sentences": []},
+             "test_videodatainfo.json": {"videos": [], "sentences": []}}
+    splits = ["train"] * cfg.msrvtt_videos[0] + ["validate"] * cfg.msrvtt_videos[1] + \
+        ["test"] * cfg.msrvtt_videos[2]
+    seconds = cfg.frames / cfg.fps
+    for n, split in enumerate(splits):
+        scene, vid = random_scene(rng), f"video{n}"
+        write_video(os.path.join(root, "videos", "all", f"{vid}.mp4"),
+                    render_clip(scene, size=cfg.frame_size, frames=cfg.frames), fps=cfg.fps)
+        info = files["test_videodatainfo.json" if split == "test" else
+                     "train_val_videodatainfo.json"]
+        info["videos"].append({"video_id": vid, "split": split, "id": n, "category": 0,
+                               "url": f"shapes://{vid}", "start time": 0.0,
+                               "end time": seconds})
+        for caption in _captions(scene, rng, cfg.captions_per_video):
+            info["sentences"].append({"video_id": vid, "caption": caption,
+                                      "sen_id": len(info["sentences"])})
+    for name, data in files.items():
+        with open(os.path.join(root, name), "w") as f:
+            json.dump({"info": {"generator": "fcap shapes world"}, **data}, f)
+
+
+def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+    os.makedirs(os.path.join(root, "YouTubeClips"))
+    first_vid = {"train": 1, "val": 1201, "test": 1301}
+    mapping, descriptions = [], ["# MSVD-style descriptions of the fcap shapes world",
+                                 "# <clip name> <caption>"]
+    for split, count in zip(("train", "val", "test"), cfg.msvd_videos):
+        for k in range(count):
+            scene, vid = random_scene(rng), first_vid[split] + k
+            name = f"shp{vid:05d}_{k}_{k + 2}"
+            write_video(os.path.join(root, "YouTubeClips", f"{name}.avi"),
+                        render_clip(scene, size=cfg.frame_size, frames=cfg.frames), fps=cfg.fps)
+            mapping.append(f"{name} vid{vid}")
+            descriptions += [f"{name} {c}" for c in _captions(scene, rng, cfg.captions_per_video)]
+    with open(os.path.join(root, "youtube_mapping.txt"), "w") as f:
+        f.write("\n".join(mapping) + "\n")
+    with open(os.path.join(root, "AllVideoDescriptions.txt"), "w") as f:
+        f.write("\n".join(descriptions) + "\n")
+
+
+def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+    per_scene = max(1, int(round(cfg.scene_seconds * cfg.fps)))
+    asr, pseudolabels = {}, []
+    for v in range(cfg.howto_videos):
+        vid = f"shw{v:04d}{''.join(rng.choice(list('abcdefghjkmnpqrstuvwxyz'), 5))}"
+        scenes = [random_scene(rng) for _ in range(cfg.howto_scenes)]
+        frames = np.concatenate([render_clip(s, size=cfg.frame_size, frames=per_scene)
+                                 for s in scenes])
+        write_video(os.path.join(root, f"{vid}.mp4"), frames, fps=cfg.fps)
+        seg = {"start": [], "end": [], "text": []}
+        t = 0.0
+        for k, scene in enumerate(scenes):
+            lo, hi = k * cfg.scene_seconds, (k + 1) * cfg.scene_seconds
+            pseudolabels.append({"video_id": vid, "clip_index": k, "start": lo, "end": hi,
+                                 "frame_time": (lo + hi) / 2,
+                                 "caption": scene.caption(IMAGE_TEMPLATES[0])})
+            while t < hi - 0.5:  # ASR segments of 1.5-3.5 s, like HowTo100M's
+                end = min(hi, t + float(rng.uniform(1.5, 3.5)))
+                pool = CHIT_CHAT if rng.random() < cfg.asr_chit_chat else ASR_CONTENT
+                seg["start"].append(round(t, 2))
+                seg["end"].append(round(end, 2))
+                seg["text"].append(scene.caption(pool[int(rng.integers(len(pool)))]))
+                t = end + float(rng.uniform(0.0, 0.3))
+        asr[vid] = seg
+    with open(os.path.join(root, "caption.json"), "w") as f:
+        json.dump(asr, f)
+    with open(os.path.join(root, "pseudolabels.jsonl"), "w") as f:
+        for record in sorted(pseudolabels, key=lambda r: (r["video_id"], r["clip_index"])):
+            f.write(json.dumps(record) + "\n")
+
+
+def _write_laion(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+    n_shards = -(-cfg.laion_images // cfg.laion_shard_size)
+    for shard in range(n_shards):
+        samples = []
+        count = min(cfg.laion_shard_size, cfg.laion_images - shard * cfg.laion_shard_size)
+        for k in range(count):
+            scene, key = random_scene(rng), f"{shard:05d}{k:04d}"
+            caption = _captions(scene, rng, 1, IMAGE_TEMPLATES)[0]
+            image = jpeg_bytes(render_image(scene, size=cfg.frame_size))
+            meta = {"key": key, "caption": caption, "status": "success",
+                    "url": f"shapes://{key}.jpg", "width": cfg.frame_size,
+                    "height": cfg.frame_size}
+            samples.append((key, {".jpg": image, ".txt": caption.encode(),
+                                  ".json": json_bytes(meta)}))
+        write_tar(os.path.join(root, f"{shard:05d}.tar"), samples)
+        with open(os.path.join(root, f"{shard:05d}_stats.json"), "w") as f:
+            json.dump({"count": count, "successes": count}, f)
+
+
+WRITERS = {"msrvtt": _write_msrvtt, "msvd": _write_msvd, "howto100m": _write_howto100m,
+           "laion": _write_laion}
