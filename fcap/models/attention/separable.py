@@ -6,6 +6,7 @@ For video ``v: (b, t, s, d)``:
 - concatenate both along the hidden dimension, one linear layer back to ``dim``.
 Cost O(q * (t + s)) instead of O(q * t * s): linear in frames with a tiny slope.
 Padded frames are masked out of the time branch and excluded from the max over time.
+Neither branch adds positions: frame order comes from the encoder's time embeddings.
 """
 from __future__ import annotations
 

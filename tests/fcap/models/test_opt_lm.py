@@ -1,0 +1,74 @@
+"""The tiny OPT source: tokenizer, deterministic build, from_pretrained round trip."""
+import os
+
+import pytest
+import torch
+from transformers import AutoTokenizer, OPTForCausalLM
+
+from fcap.config.schema import build_component
+from fcap.models import sources
+from fcap.models.tiny import COLOURS, DIRECTIONS, SHAPES, TinyOPT, build_tiny_opt
+from registry import MODELS
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return build_component(MODELS, {"name": "opt", "source": "tiny"}).build()
+
+
+def test_tiny_lm_loads_from_a_saved_hf_directory(lm, fcap_cache):
+    path = lm.model.name_or_path
+    assert os.path.isdir(path) and path.startswith(str(fcap_cache))
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(path))
+    assert lm.model.config.hidden_size == 64 and len(lm.layers) == 4
+    again = OPTForCausalLM.from_pretrained(path)
+    ids = torch.tensor([[2, 50, 60, 70]])
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=ids).logits, lm.model(input_ids=ids).logits)
+
+
+def test_tokenizer_has_opt_special_tokens_and_round_trips(lm):
+    tok = AutoTokenizer.from_pretrained(lm.model.name_or_path)
+    assert 450 <= len(tok) <= 512
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (2, 1, 2, 3)
+    assert tok("a red circle").input_ids[0] == 2  # OPT prepends </s> as BOS
+    text = "a purple triangle moves backward, then the chef is cooking!"
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert tok.decode(ids) == text
+    for word in COLOURS + SHAPES + DIRECTIONS:  # trained on these: few pieces each
+        assert len(tok(" " + word, add_special_tokens=False).input_ids) <= 2, word
+
+
+def test_tiny_build_is_deterministic(tmp_path, monkeypatch):
+    dims = TinyOPT(hidden_size=32, num_layers=2, num_heads=2, ffn_dim=64)
+    hashes = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("FCAP_CACHE", str(tmp_path / name))
+        path = sources.tiny_dir("model.lm.source", dims, build_tiny_opt)
+        hashes.append(sources.weights_hash(OPTForCausalLM.from_pretrained(path)))
+    assert hashes[0] == hashes[1]
+    other = sources.tiny_dir("model.lm.source", TinyOPT(hidden_size=32, num_layers=2, num_heads=2,
+                                                        ffn_dim=64, seed=1), build_tiny_opt)
+    assert sources.weights_hash(OPTForCausalLM.from_pretrained(other)) != hashes[0]
+
+
+def test_layer_by_layer_run_equals_the_hf_forward_with_padding(lm):
+    ids = torch.tensor([[2, 40, 41, 42, 43], [2, 50, 51, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        hidden, kwargs = lm.embed(ids, mask)
+        for layer in lm.layers:
+            hidden = lm.run_layer(layer, hidden, kwargs)
+        ours = lm.head(hidden)
+        ref = lm.model(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(ours, ref)
+
+
+def test_missing_local_directory_is_named():
+    with pytest.raises(FileNotFoundError, match=r"model.lm.source: no such model directory '/nope/opt'"):
+        build_component(MODELS, {"name": "opt", "source": "/nope/opt"}).build()
+
+
+def test_models_registry_contract_roles():
+    for name, role in (("opt", "lm"), ("timesformer", "visual"), ("frozen_captioner", "captioner")):
+        assert MODELS.get(name).obj.role == role
