@@ -1,0 +1,70 @@
+"""The pseudolabel and pseudolabel_merge tasks through the registry, with the visual report."""
+import html
+import json
+from pathlib import Path
+
+import pytest
+
+import fcap.pseudolabel  # noqa: F401
+from fcap.config import from_dict
+from fcap.context import StageContext
+from fcap.pseudolabel.report import NO_ASR, asr_text
+from registry import TASKS
+
+
+def _ctx(run_dir: Path, stage: str, **kw) -> StageContext:
+    return StageContext("exp", "default", stage, run_dir, "hash", **kw)
+
+
+def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto, fcap_cache):
+    label = TASKS.get("pseudolabel")
+    cfg = from_dict(label.config, {"videos": str(shapes_howto), "num_shards": 2, "frame_size": 64,
+                                   "num_workers": 0, "sampling": {"max_new_tokens": 6},
+                                   "captioner": {"name": "blip", "source": "tiny", "cpu_threads": 1}})
+    summary = label.obj(cfg, _ctx(tmp_path / "label", "label"))
+    assert summary["shards"] == ["shard-00000-of-00002", "shard-00001-of-00002"]
+    assert summary["clips"] == summary["clips_labelled_now"] == 2 * 3 and summary["failures"] == 0
+    assert summary["clips_per_s"] > 0 and summary["caption_words_mean"] > 0
+    assert label.obj(cfg, _ctx(tmp_path / "label", "label"))["skipped"] == summary["shards"]
+
+    merge = TASKS.get("pseudolabel_merge")
+    mcfg = from_dict(merge.config, {"report_clips": 4, "asr": str(shapes_howto / "caption.json")})
+    out = merge.obj(mcfg, _ctx(tmp_path / "merge", "merge", deps={"label": tmp_path / "label"}))
+    assert out["clips"] == 6 and out["pseudolabels"] == str(tmp_path / "merge" / "pseudolabels.jsonl")
+    page = (tmp_path / "merge" / "report" / "index.html").read_text()
+    records = [json.loads(x) for x in (tmp_path / "merge" / "pseudolabels.jsonl").read_text().splitlines()]
+    assert sum(html.escape(r["caption"]) in page for r in records) == 4
+    asr = json.loads((shapes_howto / "caption.json").read_text())
+    shown = [asr_text(asr, r["video_id"], r["start"], r["end"]) for r in records]
+    assert sum(html.escape(s) in page for s in shown) >= 4 and NO_ASR not in page
+    assert page.count("<img ") == 4 and len(list((tmp_path / "merge" / "report" / "frames").iterdir())) == 4
+    from PIL import Image
+
+    assert Image.open(tmp_path / "merge" / "report" / "contact_sheet.png").size[0] > 0
+
+
+def test_shard_index_runs_one_shard(tmp_path, shapes_howto, fcap_cache):
+    label = TASKS.get("pseudolabel")
+    cfg = from_dict(label.config, {"videos": str(shapes_howto), "num_shards": 3, "shard_index": 1,
+                                   "frame_size": 64, "num_workers": 0, "sampling": {"max_new_tokens": 4},
+                                   "captioner": {"name": "blip", "source": "tiny", "cpu_threads": 1}})
+    assert label.obj(cfg, _ctx(tmp_path, "label"))["shards"] == ["shard-00001-of-00003"]
+    assert [p.name for p in (tmp_path / "shards").glob("*.manifest.json")] == \
+        ["shard-00001-of-00003.manifest.json"]
+
+
+def test_merge_task_needs_to_know_which_dependency(tmp_path):
+    merge = TASKS.get("pseudolabel_merge")
+    ctx = _ctx(tmp_path, "merge", deps={"a": tmp_path / "a", "b": tmp_path / "b"})
+    with pytest.raises(ValueError, match="needs exactly one dependency or 'shards_from'; dependencies: a, b"):
+        merge.obj(from_dict(merge.config, {}), ctx)
+    with pytest.raises(ValueError, match="shards_from 'c' is not a dependency of stage 'merge'"):
+        merge.obj(from_dict(merge.config, {"shards_from": "c"}), ctx)
+
+
+def test_asr_text_joins_the_segments_overlapping_the_clip():
+    asr = {"v": {"start": [0.0, 3.0, 7.5, 9.0], "end": [2.5, 7.0, 9.0, 12.0],
+                 "text": ["hello", "cut the onion", "now", "later"]}}
+    assert asr_text(asr, "v", 2.0, 8.0) == "hello cut the onion now"
+    assert asr_text(asr, "v", 12.0, 16.0) == NO_ASR
+    assert asr_text(asr, "w", 0.0, 8.0) == NO_ASR
