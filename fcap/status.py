@@ -33,10 +33,16 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       plugins=args.plugin)
+    from fcap.launchers import slurm_status
+
+    submitted = slurm_status.rows(plan)  # runs sent to SLURM: sacct state, job ids, logs
     print(f"{'variant/stage':<40} {'state':<8} detail")
     for run in plan.runs:
-        state, detail = stage_state(run)
-        log = run.run_dir / markers.LOG
-        extra = f"{detail}  log: {log}" if state == "failed" else detail
+        if run.key in submitted:
+            state, extra = submitted[run.key]
+        else:
+            state, detail = stage_state(run)
+            log = run.run_dir / markers.LOG
+            extra = f"{detail}  log: {log}" if state == "failed" else detail
         print(f"{run.key:<40} {state:<8} {extra}")
     return 0

@@ -1,2 +1,2 @@
 """Launchers: where stages run (``local``; ``slurm`` via submitit)."""
-from fcap.launchers import local  # noqa: F401  (registers "local")
+from fcap.launchers import local, slurm  # noqa: F401  (register "local", "slurm")

@@ -1,0 +1,163 @@
+"""The ``slurm`` launcher: submit every stage of an experiment through submitit, and return.
+
+Each run becomes one SLURM job (a job array when ``resources.array`` is set:
+one element per shard) chained to the jobs of its dependencies with
+``afterok``; a failed job cancels its dependents (``--kill-on-invalid-dep``).
+Jobs run :class:`fcap.launchers.slurm_job.StageJob` with this interpreter and
+this fcap on PYTHONPATH. The job id goes to ``<run_dir>/slurm.json``;
+``fcap-run status`` reads it back. ``--dry-run`` prints the sbatch scripts.
+
+    fcap-run EXP.yaml --launcher slurm [launcher.profile=NAME] [launcher.wait=true]
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from fcap.experiment import markers
+from fcap.launchers import slurm_status as st
+from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, python_of, render_sbatch,
+                                          sbatch_parameters)
+from registry import LAUNCHERS
+
+log = logging.getLogger("fcap.launcher")
+
+
+@dataclass(frozen=True)
+class SlurmLauncherConfig:
+    profile: str = "local"  # cluster profile: slurm/<profile>.yaml, or a path to one
+    wait: bool = False  # block until every submitted job ends (exit 1 if one failed)
+    poll_s: float = 5.0  # with wait: seconds between sacct polls
+
+    def __post_init__(self) -> None:
+        if self.poll_s <= 0:
+            raise ValueError(f"poll_s must be > 0, got {self.poll_s}")
+
+
+def plugin_specs() -> list[str]:
+    """Plugins loaded in this process (files and modules), for the jobs to load too."""
+    from fcap import plugins
+
+    return [key for key in plugins._loaded if not key.startswith("entry-point:")]
+
+
+@LAUNCHERS.register("slurm", config=SlurmLauncherConfig)
+class SlurmLauncher:
+    """Submit stages as SLURM jobs chained by afterok dependencies (see module docstring)."""
+
+    def __init__(self, cfg: SlurmLauncherConfig) -> None:
+        self.cfg = cfg
+
+    def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
+        profile, source = load_profile(self.cfg.profile)
+        records = {r.key: st.read_record(r.run_dir) for r in plan.runs}
+        table = st.sacct([rec["job_id"] for rec in records.values() if rec])
+        jobs: dict[str, str] = {}  # run key -> job id its dependents wait for
+        submitted, code = [], 0
+        for run in plan.selected:
+            record = records[run.key]
+            active = st.is_active(record, table)
+            if not force and markers.is_complete(run):
+                print(f"fcap: {run.key}: complete with the same config ({run.config_hash}), skipped")
+                continue
+            if active and not force and record.get("config_hash") == run.config_hash:
+                jobs[run.key] = record["job_id"]
+                print(f"fcap: {run.key}: already queued as job {record['job_id']}, not resubmitted")
+                continue
+            deps, blocked = self._dependencies(plan, run, jobs)
+            if blocked:
+                print(f"fcap: {run.key}: not submitted: {blocked}", file=sys.stderr)
+                code = 1
+                continue
+            params = sbatch_parameters(
+                profile, run.resources, job_name=f"{run.experiment}.{run.variant}.{run.stage}",
+                where=f"stages.{run.stage}.resources", source=str(source),
+                dependency="afterok:" + ":".join(deps.values()) if deps else None)
+            if dry_run:
+                self._print_dry(run, params, profile, deps)
+                jobs[run.key] = f"<{run.key}>"
+                continue
+            if active:
+                subprocess.run(["scancel", record["job_id"]], check=False)
+                print(f"fcap: {run.key}: cancelled job {record['job_id']} (stale or --force)")
+            jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
+                                         profile_name=str(source))
+            submitted.append(run)
+        if dry_run or not submitted:
+            return code
+        print(f"fcap: {len(submitted)} job(s) submitted; follow with: fcap-run status {plan.source}",
+              flush=True)
+        if self.cfg.wait:
+            code = max(code, self._wait(submitted))
+        return code
+
+    # -- pieces ------------------------------------------------------------------
+    def _dependencies(self, plan, run, jobs: dict[str, str]) -> tuple[dict[str, str], str]:
+        deps = {}
+        for name in run.deps:
+            dep = plan.get(run.variant, name)
+            if dep.key in jobs:
+                deps[dep.key] = jobs[dep.key]
+            elif not markers.is_complete(dep):
+                return {}, (f"dependency {dep.key} is not complete, not queued and not selected "
+                            f"(add it with --stages, or fix what blocked it)")
+        return deps, ""
+
+    def _print_dry(self, run, params: dict, profile: ClusterProfile, deps: dict) -> None:
+        folder = run.run_dir / st.LOG_DIR
+        after = f" (afterok {', '.join(deps)})" if deps else ""
+        print(f"=== {run.key}  task={run.task}  hash={run.config_hash}  -> sbatch{after}")
+        print(f"    dir: {run.run_dir}")
+        print(render_sbatch(params, folder=folder, python=python_of(profile),
+                            array=run.resources.array))
+
+    def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
+                old: dict | None, *, profile_name: str) -> str:
+        import submitit
+
+        from fcap.launchers.slurm_job import StageJob
+
+        folder = run.run_dir / st.LOG_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        # Clear completion markers first: the job may finish before we return.
+        markers.mark_started(run)
+        for stale in (run.run_dir / st.ARRAY_DIR).glob("*.json"):
+            stale.unlink()
+        config = markers.write_config(run)
+        max_requeues = run.resources.max_requeues
+        if profile.max_requeues is not None:
+            max_requeues = min(max_requeues, profile.max_requeues)
+        kwargs = {"slurm_max_num_timeout": max_requeues}
+        if profile.python:
+            kwargs["slurm_python"] = profile.python
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", **kwargs)
+        executor.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
+        array = run.resources.array
+        job = StageJob(str(config), run.variant, run.stage, plugins=plugin_specs(),
+                       max_requeues=max_requeues, stop_grace_s=profile.stop_grace_s, array=array)
+        if array:
+            job_id = executor.submit_array([job] * array)[0].job_id.split("_")[0]
+        else:
+            job_id = executor.submit(job).job_id
+        previous = ([old["job_id"]] + old.get("previous", [])) if old else []
+        st.write_record(run.run_dir, {
+            "job_id": job_id, "array": array, "config_hash": run.config_hash,
+            "deps": deps, "profile": profile_name, "max_requeues": max_requeues,
+            "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "previous": previous[:20],
+        })
+        after = f" after {', '.join(f'{k} ({v})' for k, v in deps.items())}" if deps else ""
+        print(f"fcap: {run.key}: submitted job {job_id}{after}; "
+              f"slurm log: {st.slurm_log(run.run_dir, job_id, array=array)}", flush=True)
+        return job_id
+
+    def _wait(self, runs: list) -> int:
+        states = st.wait(runs, poll_s=self.cfg.poll_s)
+        failed = 0
+        for key, (state, detail) in states.items():
+            print(f"fcap: {key}: {state} {detail}", flush=True)
+            failed += state == "failed"
+        return 1 if failed else 0
+

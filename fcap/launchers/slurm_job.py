@@ -1,0 +1,190 @@
+"""What runs inside a SLURM job: one stage on every task (or one shard of an array).
+
+Preemption and time limits: SLURM sends USR2 ``signal_delay_s`` before the
+limit (``scancel --signal=USR2`` or a preemption does too) to every task. The
+handler only sets a flag (:func:`fcap.train.preemption.request_checkpoint`):
+the trainer agrees on it across ranks after the current step, every rank takes
+part in saving the checkpoint, and the stage raises ``TrainingInterrupted``.
+Rank 0 then requeues the job (``scontrol requeue``) and the rerun resumes from
+the checkpoint. A stage that does not stop by itself within ``stop_grace_s``
+(pseudolabel shards, which keep durable progress) is requeued as it is. After
+``max_requeues`` requeues (``SLURM_RESTART_COUNT``) the stage fails instead.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import submitit
+
+from fcap.launchers.slurm_env import export_distributed_env, restart_count
+from fcap.launchers.slurm_status import ARRAY_DIR
+
+log = logging.getLogger("fcap.launcher.slurm")
+
+
+class PreemptionGuard:
+    """USR2 -> cooperative checkpoint request, then (rank 0) requeue or give up."""
+
+    def __init__(self, *, job_id: str, rank: int, max_requeues: int, stop_grace_s: float) -> None:
+        self.job_id, self.rank = job_id, rank
+        self.max_requeues, self.stop_grace_s = max_requeues, stop_grace_s
+        self.signalled_at: float | None = None
+        self._requeued = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def install(self) -> None:
+        from fcap.train import preemption  # imported now: never import inside a handler
+
+        self._request = preemption.request_checkpoint
+        sig = getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG)
+        signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.signalled_at is not None:
+            return
+        self.signalled_at = time.time()
+        self._request(then_stop=True)
+        log.warning("rank %d: %s received: asking the stage to checkpoint and stop",
+                    self.rank, signal.Signals(signum).name)
+        if self.rank == 0:
+            self._timer = threading.Timer(self.stop_grace_s, self.requeue,
+                                          kwargs={"reason": "stage did not stop in time"})
+            self._timer.daemon = True
+            self._timer.start()
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @property
+    def can_requeue(self) -> bool:
+        return restart_count() < self.max_requeues
+
+    def requeue(self, reason: str) -> bool:
+        """Rank 0: ``scontrol requeue`` this job once; False if max_requeues is spent."""
+        with self._lock:
+            if self.rank != 0 or self._requeued or not self.can_requeue:
+                return self._requeued
+            log.warning("requeueing job %s (%s; requeue %d of %d)", self.job_id, reason,
+                        restart_count() + 1, self.max_requeues)
+            subprocess.run(["scontrol", "requeue", self.job_id], check=True, timeout=60)
+            self._requeued = True
+            return True
+
+
+def _wait_for_requeue_kill(limit_s: float = 600) -> None:
+    """After a requeue SLURM terminates every task; returning early would end the
+    step as if the stage had finished."""
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        time.sleep(1)
+    sys.exit(-1)
+
+
+def _is_interrupt(err: BaseException) -> bool:
+    from fcap.train.preemption import TrainingInterrupted
+
+    return isinstance(err, TrainingInterrupted)
+
+
+class StageJob(submitit.helpers.Checkpointable):
+    """Run stage ``variant/stage`` of the resolved ``config`` on this task.
+
+    A submitit Checkpointable: its state is the run directory, so the default
+    ``checkpoint()`` (resubmit the same call) is right, and submitit uses it if
+    USR2 arrives before fcap's own handler is installed.
+    """
+
+    def __init__(self, config: str, variant: str, stage: str, *, plugins: list[str],
+                 max_requeues: int, stop_grace_s: float, array: int | None = None) -> None:
+        self.config, self.variant, self.stage = config, variant, stage
+        self.plugins, self.array = list(plugins), array
+        self.max_requeues, self.stop_grace_s = max_requeues, stop_grace_s
+
+    def __call__(self):
+        job_env = submitit.JobEnvironment()
+        dist = export_distributed_env(job_env)  # first: before torch.distributed / DeepSpeed
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        rank = job_env.global_rank
+        guard = PreemptionGuard(job_id=job_env.job_id, rank=rank, max_requeues=self.max_requeues,
+                                stop_grace_s=self.stop_grace_s)
+        guard.install()
+        log.info("job %s rank %s/%s on %s (master %s:%s, requeues %d)", job_env.job_id,
+                 dist["RANK"], dist["WORLD_SIZE"], job_env.hostname, dist["MASTER_ADDR"],
+                 dist["MASTER_PORT"], restart_count())
+
+        from fcap import runner
+        from fcap.experiment import build_plan, markers
+        from fcap.plugins import load_plugins
+
+        load_plugins(self.plugins)
+        plan = build_plan(self.config)
+        run = plan.get(self.variant, self.stage)
+        index = job_env.array_task_id
+        extra = {"slurm_job_id": job_env.job_id, "requeues": restart_count()}
+        if index is not None:
+            extra["array_index"] = int(index)
+        where = f"array element {index}: " if index is not None else ""
+        start = time.time()
+        try:
+            summary = runner.execute(plan, run, extra=extra)
+        except Exception as err:
+            guard.cancel_timer()
+            if guard.signalled_at is not None and _is_interrupt(err):
+                if guard.can_requeue:  # the same answer on every rank
+                    if rank == 0:
+                        guard.requeue("checkpoint saved")
+                    _wait_for_requeue_kill()
+                err_text = (f"{where}interrupted and not requeued: {restart_count()} requeue(s) "
+                            f"already, max_requeues={self.max_requeues}; {err}")
+            else:
+                err_text = f"{where}{type(err).__name__}: {err}\n{traceback.format_exc()}"
+            if rank == 0:
+                markers.mark_failed(run, err_text)
+            raise
+        guard.cancel_timer()
+        if rank == 0:
+            mark_done(run, summary, time.time() - start, index=index, count=self.array)
+        return summary
+
+
+def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | None) -> None:
+    """DONE.json for a plain stage; for an array, once every element has finished."""
+    from fcap.experiment import markers
+
+    if index is None:
+        markers.mark_done(run, summary, wall_s)
+        return
+    folder = run.run_dir / ARRAY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    markers.write_json_atomic(folder / f"{int(index)}.json", {
+        "config_hash": run.config_hash, "summary": summary, "wall_s": round(wall_s, 3)})
+    # Each element writes its own marker before looking, so the last to finish sees all.
+    elements = read_elements(run.run_dir, count or 0, run.config_hash)
+    if len(elements) == count:
+        markers.mark_done(run, {"array": count, "elements": [e["summary"] for e in elements]},
+                          sum(e["wall_s"] for e in elements))
+
+
+def read_elements(run_dir: Path, count: int, config_hash: str) -> list[dict]:
+    import json
+
+    out = []
+    for i in range(count):
+        try:
+            data = json.loads((run_dir / ARRAY_DIR / f"{i}.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("config_hash") == config_hash:
+            out.append(data)
+    return out
+

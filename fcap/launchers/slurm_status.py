@@ -1,0 +1,182 @@
+"""State of stages submitted to SLURM: ``slurm.json`` in the run dir + ``sacct`` + markers.
+
+``slurm.json`` (written at submission) holds the job id, the array size, the
+config hash and the jobs it waits for. A stage is *done* when its DONE.json
+carries the current config hash; otherwise its job's SLURM state decides:
+pending, running, or failed (with FAILED.json's error, or the SLURM state, or
+"cancelled: dependency ... failed"), always with job id and log paths.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fcap.experiment import markers
+
+RECORD = "slurm.json"
+LOG_DIR = "slurm"  # submitit's folder inside the run dir: sbatch scripts, pickles, logs
+ARRAY_DIR = "slurm/array"  # per-element completion markers of an array stage
+PENDING = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED", "RESIZING",
+           "REVOKED", "STAGE_OUT", "SIGNALING"}
+RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING"}
+FAILED = {"FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+          "DEADLINE", "PREEMPTED"}
+
+
+@dataclass(frozen=True)
+class JobRow:
+    job_id: str  # "123", "123_4" (array element) or "123_[0-2]" (pending elements)
+    state: str  # first word of sacct's State ("CANCELLED by 0" -> "CANCELLED")
+    exit_code: str
+    reason: str
+
+
+def read_record(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(run_dir: Path, record: dict) -> None:
+    markers.write_json_atomic(Path(run_dir) / RECORD, record)
+
+
+def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:
+    """Rows per base job id (array elements grouped); {} when sacct is unavailable."""
+    ids = sorted({str(j).split("_")[0] for j in job_ids if j})
+    if not ids:
+        return {}
+    try:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", ",".join(ids),
+                              "--format=JobID,State,ExitCode,Reason"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    table: dict[str, list[JobRow]] = {}
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) < 4:
+            continue
+        row = JobRow(parts[0], parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2], parts[3])
+        table.setdefault(row.job_id.split("_")[0], []).append(row)
+    return table
+
+
+def slurm_log(run_dir: Path, job_id: str, *, array: int | None = None) -> Path:
+    """stderr of task 0 (submitit's naming: <id>_<task>_log.err; arrays <A>_<i>_<task>)."""
+    name = f"{job_id}_0_0_log.err" if array else f"{job_id}_0_log.err"
+    return Path(run_dir) / LOG_DIR / name
+
+
+def job_state(rows: list[JobRow]) -> str:
+    """pending / running / completed / failed / unknown for a job's rows (all elements)."""
+    states = {r.state for r in rows}
+    if not states:
+        return "unknown"
+    if states & FAILED:
+        return "failed"
+    if states & RUNNING:
+        return "running"
+    if states & PENDING:
+        return "pending"
+    if states == {"COMPLETED"}:
+        return "completed"
+    return "unknown"
+
+
+def is_active(record: dict | None, table: dict[str, list[JobRow]]) -> bool:
+    return bool(record) and job_state(table.get(record["job_id"], [])) in ("pending", "running")
+
+
+def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
+    """(state, detail) of a run submitted to SLURM, or None if it never was."""
+    record = read_record(run.run_dir)
+    if record is None:
+        return None
+    job_id = record["job_id"]
+    rows = table.get(job_id, [])
+    array = record.get("array")
+    logs = f"log: {run.run_dir / markers.LOG}; slurm log: {slurm_log(run.run_dir, job_id, array=array)}"
+    job = f"job {job_id}" + (f" (array of {array}: {_count(rows, array)})" if array else "")
+    if markers.is_complete(run):
+        return "done", job
+    if record.get("config_hash") != run.config_hash:
+        return "pending", f"config changed since {job} was submitted"
+    state = job_state(rows)
+    failed_marker = _failed_marker(run)
+    if failed_marker is not None:
+        return "failed", f"{job}: {failed_marker}; {logs}"
+    if state == "failed":
+        return "failed", f"{job}: {_why(rows, record, table)}; {logs}"
+    if state in ("pending", "running"):
+        return state, f"{job}; {logs}" if state == "running" else job
+    if state == "completed":
+        return "failed", f"{job} completed without writing {markers.DONE}; {logs}"
+    return "pending", f"{job} not (yet) known to sacct"
+
+
+def _failed_marker(run) -> str | None:
+    try:
+        info = json.loads((run.run_dir / markers.FAILED).read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("config_hash") != run.config_hash:
+        return None
+    lines = (info.get("error") or "failed").strip().splitlines()
+    return lines[0] if lines else "failed"
+
+
+def _why(rows, record, table) -> str:
+    bad = [r for r in rows if r.state in FAILED]
+    row = bad[0]
+    if row.state == "CANCELLED":
+        for dep_key, dep_id in (record.get("deps") or {}).items():
+            if job_state(table.get(dep_id, [])) == "failed":
+                return f"cancelled: dependency {dep_key} (job {dep_id}) failed"
+        if "Dependency" in row.reason:
+            return f"cancelled: a dependency failed ({row.reason})"
+        return "cancelled"
+    return f"SLURM state {row.state} (exit code {row.exit_code})"
+
+
+def _count(rows: list[JobRow], array: int) -> str:
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r.job_id.endswith("]"):  # "123_[1-2]" or "123_[1,3]": pending elements
+            spec = r.job_id.split("[", 1)[1].rstrip("]").split("%")[0]
+            n = sum(int(b) - int(a) + 1 if "-" in p else 1
+                    for p in spec.split(",") for a, _, b in [p.partition("-")])
+            seen[r.state.lower()] = seen.get(r.state.lower(), 0) + n
+        else:
+            seen[r.state.lower()] = seen.get(r.state.lower(), 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(seen.items())) or f"{array} unknown"
+
+
+def wait(runs: list, *, poll_s: float = 5.0, timeout_s: float | None = None) -> dict[str, tuple[str, str]]:
+    """Poll until no run is pending or running; return {run.key: (state, detail)}."""
+    deadline = None if timeout_s is None else time.time() + timeout_s
+    while True:
+        records = [read_record(r.run_dir) for r in runs]
+        table = sacct([rec["job_id"] for rec in records if rec])
+        states = {r.key: describe(r, table) or ("pending", "not submitted") for r in runs}
+        if all(s not in ("pending", "running") for s, _ in states.values()):
+            return states
+        if deadline is not None and time.time() > deadline:
+            return states
+        time.sleep(poll_s)
+
+
+def rows(plan) -> dict[str, tuple[str, str]]:
+    """{run key: (state, detail)} for every run of ``plan`` ever submitted to SLURM."""
+    records = [read_record(r.run_dir) for r in plan.runs]
+    table = sacct([rec["job_id"] for rec in records if rec])
+    out = {}
+    for run in plan.runs:
+        described = describe(run, table)
+        if described is not None:
+            out[run.key] = described
+    return out
