@@ -41,7 +41,7 @@ def open_video(path: str, *, num_threads: int = 1):
     try:
         reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
     except Exception as err:  # decord raises RuntimeError or DECORDError
-        raise MediaError(path, f"unreadable: decord cannot open it ({_first_line(err)})") from None
+        raise MediaError(path, f"unreadable: decord cannot open it ({_first_line(err, path)})") from None
     if len(reader) == 0:
         raise MediaError(path, "no frames: the video has zero frames")
     return reader
@@ -95,7 +95,7 @@ def read_clip(path: str, *, num_frames: int, start: float | None = None,
         frames = reader.get_batch(indices).asnumpy()
     except Exception as err:
         raise MediaError(path, f"unreadable: decoding frames {indices[:4]}... failed "
-                               f"({_first_line(err)})") from None
+                               f"({_first_line(err, path)})") from None
     if frames.ndim != 4 or frames.shape[0] != len(indices):
         raise MediaError(path, f"unreadable: decoded {frames.shape} for {len(indices)} frames")
     n_real = frames.shape[0]
@@ -114,7 +114,7 @@ def read_frame(path: str, time_s: float, *, num_threads: int = 1) -> np.ndarray:
         return reader[idx].asnumpy()
     except Exception as err:
         raise MediaError(path, f"unreadable: decoding frame {idx} failed "
-                               f"({_first_line(err)})") from None
+                               f"({_first_line(err, path)})") from None
 
 
 def read_centre_frame(path: str, start: float | None = None, end: float | None = None,
@@ -149,12 +149,16 @@ def read_image(source: str | bytes, *, path: str | None = None) -> Clip:
         with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as img:
             array = np.asarray(img.convert("RGB"))
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError (truncated), ...
-        raise MediaError(name, f"unreadable: PIL cannot decode it ({_first_line(err)})") from None
+        raise MediaError(name, f"unreadable: PIL cannot decode it ({_first_line(err, name)})") from None
     if array.size == 0:
         raise MediaError(name, "empty: image has no pixels")
     return Clip(array[None], 1)
 
 
-def _first_line(err: BaseException) -> str:
+def _first_line(err: BaseException, path: str = "") -> str:
+    """The error's first line, without the path (the skip log already names it)."""
     text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:200]
+    line = text[0] if text else type(err).__name__
+    if path:
+        line = line.replace(path, "the file")
+    return line[:200]

@@ -80,6 +80,10 @@ class SkipStats:
             for name, c in sorted(self._counts.items())
         }
 
+    def offending(self, source: str) -> list[tuple[str, str]]:
+        """The first (up to 20) skipped ``(path, reason)`` of ``source``."""
+        return list(self._counts.get(source, _Count()).first)
+
     def skipped(self, source: str | None = None) -> int:
         if source is not None:
             return self._counts.get(source, _Count()).skipped

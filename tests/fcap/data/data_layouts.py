@@ -28,6 +28,8 @@ def loader_kwargs(**overrides):
 
 def link(src: str, dst: str) -> None:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
+    if os.path.lexists(dst):
+        os.remove(dst)
     os.symlink(os.path.abspath(src), dst)
 
 

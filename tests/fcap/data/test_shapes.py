@@ -1,0 +1,102 @@
+"""The shapes world: cached and idempotent, and its captions say what the pixels show."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from data_layouts import SMALL_WORLD, loader_kwargs
+from fcap.config.schema import build_component
+from fcap.data import DataError, build_loader
+from fcap.data.media import read_all_frames
+from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
+from fcap.data.shapes.render import BACKGROUNDS, COLOURS, DIRECTIONS
+from registry import DATA_SOURCES
+
+
+def test_second_call_reuses_the_cache_and_another_config_regenerates(tmp_path):
+    small = ShapesWorldConfig(msrvtt_videos=(4, 1, 1), msvd_videos=(2, 1, 1), howto_videos=1,
+                              howto_scenes=1, laion_images=6, laion_shard_size=3)
+    roots = ensure_shapes_world(str(tmp_path), small)
+    assert set(roots) == {"msrvtt", "msvd", "howto100m", "laion"}
+    video = os.path.join(roots["msrvtt"], "videos", "all", "video0.mp4")
+    stamp = os.stat(video).st_mtime_ns
+    assert ensure_shapes_world(str(tmp_path), small) == roots
+    assert os.stat(video).st_mtime_ns == stamp  # not rewritten
+    bigger = ShapesWorldConfig(**{**small.__dict__, "msrvtt_videos": (5, 1, 1)})
+    ensure_shapes_world(str(tmp_path), bigger)
+    info = json.load(open(os.path.join(roots["msrvtt"], "train_val_videodatainfo.json")))
+    assert sum(v["split"] == "train" for v in info["videos"]) == 5
+    marker = json.load(open(tmp_path / "shapes-world.json"))
+    assert marker["hash"] == bigger.digest() != small.digest()
+
+
+def test_generation_is_deterministic(tmp_path):
+    small = ShapesWorldConfig(seed=9, msrvtt_videos=(3, 1, 1), msvd_videos=(1, 1, 1),
+                              howto_videos=1, howto_scenes=1, laion_images=2, laion_shard_size=2)
+    a = ensure_shapes_world(str(tmp_path / "a"), small)
+    b = ensure_shapes_world(str(tmp_path / "b"), small)
+    for name in ("train_val_videodatainfo.json", "videos/all/video2.mp4"):
+        assert open(f"{a['msrvtt']}/{name}", "rb").read() == open(f"{b['msrvtt']}/{name}",
+                                                                   "rb").read()
+
+
+def _nearest(rgb, table):
+    return min(table, key=lambda k: float(np.sum((np.asarray(table[k]) - rgb) ** 2)))
+
+
+def test_captions_match_colour_shape_background_and_motion(shapes_roots):
+    info = json.load(open(os.path.join(shapes_roots["msrvtt"], "train_val_videodatainfo.json")))
+    first = {}
+    for s in info["sentences"]:
+        first.setdefault(s["video_id"], s["caption"])
+    for vid in list(first)[:8]:
+        words = first[vid].split()
+        colour, direction, background = words[1], None, words[-2]
+        direction = next(w for w in words if w in DIRECTIONS)
+        frames = read_all_frames(os.path.join(shapes_roots["msrvtt"], "videos", "all",
+                                              f"{vid}.mp4")).astype(float)
+        bg = frames[0, 0, 0]
+        assert _nearest(bg, BACKGROUNDS) == background
+        centroids = []
+        for frame in frames:
+            mask = np.abs(frame - bg).sum(-1) > 120
+            assert mask.sum() > 10
+            assert _nearest(frame[mask].mean(0), COLOURS) == colour
+            ys, xs = np.nonzero(mask)
+            centroids.append((xs.mean(), ys.mean()))
+        dx = centroids[-1][0] - centroids[0][0]
+        dy = centroids[-1][1] - centroids[0][1]
+        ex, ey = DIRECTIONS[direction]
+        assert dx * ex + dy * ey > 8  # moved > 8 px the captioned way (of 32)
+        assert abs(dx * ey) + abs(dy * ex) < 3  # and not sideways
+
+
+def test_shapes_source_reads_each_layout_through_its_real_reader(shapes_roots, env):
+    root = os.path.dirname(shapes_roots["msrvtt"])
+    seen = {}
+    for layout in ("msrvtt", "msvd", "howto100m", "laion"):
+        block = {"name": "shapes", "root": root, "layout": layout,
+                 "world": {**SMALL_WORLD.__dict__}}
+        loader = build_loader(build_component(DATA_SOURCES, block), env=env,
+                              **loader_kwargs(batch_size=2, num_frames=8))
+        batch = next(iter(loader))
+        seen[layout] = (loader.name, batch["modality"], tuple(batch["pixel_values"].shape))
+    assert seen == {"msrvtt": ("shapes-msrvtt/train", "video", (2, 8, 3, 32, 32)),
+                    "msvd": ("shapes-msvd/train", "video", (2, 8, 3, 32, 32)),
+                    "howto100m": ("shapes-howto100m", "video", (2, 8, 3, 32, 32)),
+                    "laion": ("shapes-laion", "image", (2, 1, 3, 32, 32))}
+
+
+def test_shapes_without_root_names_the_key(env):
+    with pytest.raises(DataError, match=r"data source 'shapes': key 'root' is required"):
+        build_component(DATA_SOURCES, {"name": "shapes"}).build(env=env)
+
+
+def test_bad_world_config_is_a_config_error():
+    from fcap.config.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"frame_size must be even and >= 16, got 33"):
+        build_component(DATA_SOURCES, {"name": "shapes", "world": {"frame_size": 33}})
