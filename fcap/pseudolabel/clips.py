@@ -10,6 +10,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
+from typing import Sequence
 
 from fcap.pseudolabel.config import ClipConfig
 
@@ -61,8 +62,21 @@ def clip_bounds(duration: float, cfg: ClipConfig, *, frame_s: float = 0.0) -> li
     return bounds
 
 
-def plan_clips(num_frames: int, fps: float, cfg: ClipConfig, *, seed: int, video_id: str) -> list[Clip]:
-    """Clips of a video with ``num_frames`` frames at ``fps``; frame choice per ``cfg.frames``."""
+def _snap(index: int, keyframes: Sequence[int], fps: float, start: float, end: float,
+          window: float) -> int:
+    """The keyframe nearest ``index`` inside [start, end) and within ``window`` s, else ``index``."""
+    if window <= 0:
+        return index
+    near = [k for k in keyframes if start <= k / fps < end and abs(k - index) / fps <= window]
+    return min(near, key=lambda k: (abs(k - index), k)) if near else index
+
+
+def plan_clips(num_frames: int, fps: float, cfg: ClipConfig, *, seed: int, video_id: str,
+               keyframes: Sequence[int] = ()) -> list[Clip]:
+    """Clips of a video with ``num_frames`` frames at ``fps``; frame choice per ``cfg.frames``.
+
+    ``keyframes`` (frame indices) are used when ``cfg.keyframe_window`` > 0.
+    """
     if num_frames < 1 or not fps > 0:
         return []
     duration = num_frames / fps
@@ -76,7 +90,8 @@ def plan_clips(num_frames: int, fps: float, cfg: ClipConfig, *, seed: int, video
         else:  # even: k frames at the centres of k equal sub-windows
             k = cfg.num_frames
             times = [start + (j + 0.5) * (end - start) / k for j in range(k)]
-        indices = tuple(min(int(t * fps), num_frames - 1) for t in times)
+        indices = tuple(_snap(min(int(t * fps), num_frames - 1), keyframes, fps, start, end,
+                              cfg.keyframe_window) for t in times)
         clips.append(Clip(index=index, start=round(start, 3), end=round(end, 3),
                           frame_indices=indices,
                           frame_times=tuple(round(i / fps, 3) for i in indices)))

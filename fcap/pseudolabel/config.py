@@ -56,6 +56,10 @@ class ClipConfig:
     min_last_seconds: float = 2.0
     frames: Literal["center", "random", "even"] = "center"  # paper: center
     num_frames: int = 1  # frames per clip for ``even`` (k evenly spaced); 1 otherwise
+    # Snap each chosen frame to the nearest keyframe inside the clip and within this
+    # many seconds (0: the exact frame, the paper's). A keyframe decodes alone; any
+    # other frame needs every frame since the previous keyframe (up to a whole GOP).
+    keyframe_window: float = 0.0
 
     def __post_init__(self) -> None:
         if self.seconds <= 0:
@@ -64,6 +68,8 @@ class ClipConfig:
             raise ValueError(f"min_last_seconds must be >= 0, got {self.min_last_seconds}")
         if self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.keyframe_window < 0:
+            raise ValueError(f"keyframe_window must be >= 0, got {self.keyframe_window}")
         if self.num_frames > 1 and self.frames != "even":
             raise ValueError(f"num_frames > 1 needs frames 'even', got frames {self.frames!r}")
 

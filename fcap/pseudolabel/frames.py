@@ -79,7 +79,9 @@ class VideoFrames(IterableDataset):
             if num_frames < 1 or not fps > 0:
                 raise ValueError(f"unusable stream: {num_frames} frames at {fps} fps")
             # Zero clips is legitimate (clips.last: drop and a video shorter than a clip).
-            all_clips = plan_clips(num_frames, fps, self.clips, seed=self.seed, video_id=video_id)
+            keys = list(vr.get_key_indices()) if self.clips.keyframe_window > 0 else []
+            all_clips = plan_clips(num_frames, fps, self.clips, seed=self.seed, video_id=video_id,
+                                   keyframes=keys)
             done = self.done.get(video_id, set())
             pending: list[Clip] = [c for c in all_clips if c.index not in done]
             item["num_clips"] = len(all_clips)

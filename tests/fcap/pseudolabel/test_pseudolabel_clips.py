@@ -62,3 +62,13 @@ def test_clip_config_errors_name_the_field():
         ClipConfig(num_frames=3)
     with pytest.raises(ValueError, match="seconds must be > 0"):
         ClipConfig(seconds=0)
+
+
+def test_keyframe_window_snaps_to_the_nearest_keyframe_inside_the_clip():
+    keys = [0, 30, 76, 137, 187, 242]  # bikes.mp4's keyframes (250 frames, 25 fps)
+    snapped = plan_clips(250, 25.0, ClipConfig(keyframe_window=2.0), seed=0, video_id="v", keyframes=keys)
+    assert [c.frame_indices for c in snapped] == [(76,), (242,)]  # centres 100 and 225
+    narrow = plan_clips(250, 25.0, ClipConfig(keyframe_window=0.5), seed=0, video_id="v", keyframes=keys)
+    assert [c.frame_indices for c in narrow] == [(100,), (225,)]  # no keyframe within 0.5 s
+    outside = plan_clips(250, 25.0, ClipConfig(keyframe_window=8.0), seed=0, video_id="v", keyframes=[210])
+    assert [c.frame_indices for c in outside] == [(100,), (210,)]  # 210 lies in the second clip only

