@@ -1,0 +1,43 @@
+"""The trainer's options: the ``train:`` block of every training stage."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Step-based training with a DeepSpeed engine (paper Sec. 5.2).
+
+    One *step* is one optimizer update: ``grad_accum`` micro-batches of
+    ``batch_size`` items on each of the world's ranks.
+    """
+
+    steps: int = 1000  # optimizer steps (paper: 4K for Table 1, 40K for Table 2)
+    batch_size: int = 8  # items per micro-batch per rank (the data source may override per modality)
+    grad_accum: int = 1  # micro-batches per step (paper: keeps the batch at 320px crops)
+    clip_grad: float = 1.0  # global gradient-norm clip; 0 disables
+    zero_stage: Literal[1, 2] = 2  # DeepSpeed ZeRO stage (paper: 2)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp16 on V100s
+    log_every: int = 10  # steps between logged scalars
+    eval_every: int = 0  # steps between evaluations on val_data; 0: never
+    save_every: int = 500  # steps between checkpoints; 0: only at the end
+    keep_last: int = 2  # checkpoints kept on disk (the newest ones)
+    max_bad_steps: int = 10  # consecutive non-finite steps before the stage stops
+    seed: Optional[int] = None  # None: the experiment's seed
+    max_text_length: int = 32  # caption tokens fed to the LM (BOS/EOS included)
+    debug_nan_steps: tuple[int, ...] = ()  # test hook: these steps get a NaN loss
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last",
+                     "max_bad_steps", "max_text_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
+        if self.clip_grad < 0:
+            raise ValueError(f"clip_grad must be >= 0 (0 disables), got {self.clip_grad}")
+        bad = [s for s in self.debug_nan_steps if s < 1]
+        if bad:
+            raise ValueError(f"debug_nan_steps must be step numbers >= 1, got {bad}")
