@@ -12,9 +12,18 @@ from pathlib import Path
 from fcap.pseudolabel.config import PseudolabelConfig
 
 
+def videos_root(cfg: PseudolabelConfig) -> Path:
+    """The collection folder: ``videos``, or the shapes world's ``howto100m/`` (generated once)."""
+    if cfg.shapes is not None:
+        from fcap.data.shapes import ensure_shapes_world
+
+        return Path(ensure_shapes_world(cfg.shapes.root, cfg.shapes.world)["howto100m"])
+    return Path(cfg.videos).expanduser()
+
+
 def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
     """``{video_id: path or None}`` sorted by id."""
-    root = Path(cfg.videos).expanduser()
+    root = videos_root(cfg)
     if not root.is_dir():
         raise FileNotFoundError(f"pseudolabel: videos folder {str(root)!r} does not exist "
                                 "(option 'videos')")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from fcap.config import component
+from fcap.data.shapes import ShapesWorldConfig
 from registry import MODELS
 
 
@@ -75,10 +76,19 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
+class ShapesVideosConfig:
+    """The synthetic shapes world's ``howto100m/`` videos (tiny profile) instead of a real folder."""
+
+    root: str  # where the world is generated once and cached (same as the ``shapes`` source's root)
+    world: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)
+
+
+@dataclass(frozen=True)
 class PseudolabelConfig:
     """Task ``pseudolabel``: caption clips of a video collection into sharded JSONL."""
 
-    videos: str  # collection root: <videos>/<video_id>.<ext> (HowTo100M layout)
+    videos: Optional[str] = None  # collection root: <videos>/<video_id>.<ext> (HowTo100M layout)
+    shapes: Optional[ShapesVideosConfig] = None  # instead of ``videos``: the shapes world (tiny profile)
     ids: Optional[str] = None  # text file of video ids, one per line; None: every video in the root
     extensions: tuple[str, ...] = ("mp4", "webm", "mkv")
     clips: ClipConfig = field(default_factory=ClipConfig)
@@ -94,8 +104,9 @@ class PseudolabelConfig:
     flush_every: int = 256  # clips between progress flushes (resume granularity)
 
     def __post_init__(self) -> None:
-        if not self.videos:
-            raise ValueError("videos must name the collection folder")
+        if bool(self.videos) == (self.shapes is not None):
+            raise ValueError("set exactly one of 'videos' (the collection folder) and 'shapes' "
+                             f"(the synthetic world), got videos={self.videos!r}, shapes={self.shapes!r}")
         if self.frame_size < 8:
             raise ValueError(f"frame_size must be >= 8, got {self.frame_size}")
         for name in ("batch_size", "num_shards", "flush_every", "prefetch_videos"):

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 import fcap
 from fcap.config import to_dict
 from fcap.pseudolabel.clips import Clip, derive_seed
-from fcap.pseudolabel.collection import list_videos, shard_name, shard_videos
+from fcap.pseudolabel.collection import list_videos, shard_name, shard_videos, videos_root
 from fcap.pseudolabel.config import PseudolabelConfig
 from fcap.pseudolabel.files import (ProgressLog, ShardPaths, atomic_write_text, dumps_jsonl,
                                     read_progress, write_json)
@@ -32,7 +32,7 @@ log = logging.getLogger("fcap.pseudolabel")
 
 def settings_of(cfg: PseudolabelConfig, seed: int) -> dict:
     """Everything that changes the labels; a shard is only resumed or skipped under the same."""
-    return {"videos": cfg.videos, "ids": cfg.ids, "extensions": list(cfg.extensions),
+    return {"videos": str(videos_root(cfg).resolve()), "ids": cfg.ids, "extensions": list(cfg.extensions),
             "clips": to_dict(cfg.clips), "frame_size": cfg.frame_size,
             "captioner": to_dict(cfg.captioner), "sampling": to_dict(cfg.sampling),
             "seed": seed, "num_shards": cfg.num_shards}
@@ -211,7 +211,7 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
         "captioner": {"id": captioner.id, "weights_hash": captioner.weights_hash,
                       "dtype": str(captioner.dtype).replace("torch.", ""), "device": str(captioner.device)},
         "sampling": settings["sampling"], "clips": settings["clips"], "frame_size": cfg.frame_size,
-        "seed": seed, "videos_root": cfg.videos, "ids": cfg.ids,
+        "seed": seed, "videos_root": settings["videos"], "ids": cfg.ids,
         "counts": {"videos": len(videos), "videos_labelled": len(readable), "clips": len(records),
                    "failures": len(failures)},
         "stats": {**stats, "caption_words_mean": round(sum(words) / len(words), 3) if words else None},

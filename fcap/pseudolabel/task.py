@@ -41,6 +41,10 @@ def _summarise(manifests: list[dict]) -> dict:
 def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
     """Caption the centre frame of every 8-second clip of a video collection (Sec. 3.1)."""
     index = cfg.shard_index if cfg.shard_index is not None else ctx.extra.get("array_index")
+    array = getattr(ctx.resources, "array", None)
+    if array is not None and array != cfg.num_shards:
+        raise ValueError(f"pseudolabel: stage {ctx.stage!r}: resources.array {array} differs from "
+                         f"num_shards {cfg.num_shards}; one array element labels one shard")
     shards = [int(index)] if index is not None else list(range(cfg.num_shards))
     captioner = None
     manifests = []

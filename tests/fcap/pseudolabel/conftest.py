@@ -12,6 +12,9 @@ import pytest
 import torch
 
 SHAPES_VIDEOS = 3
+# As YAML would give it (the tasks test passes it through the config schema).
+SHAPES_WORLD = {"msrvtt_videos": [1, 1, 1], "msvd_videos": [1, 1, 1], "howto_videos": SHAPES_VIDEOS,
+                "howto_scenes": 2, "laion_images": 1, "laion_shard_size": 1}
 SHAPES_SECONDS = 16.0  # 2 scenes x 8 s
 REAL_SECONDS = {"bigbuckbunny": 132 / 25, "bikes": 250 / 25}
 
@@ -44,9 +47,14 @@ def shapes_howto(tmp_path_factory):
     """The shapes world's HowTo100M folder: <id>.mp4 (32 px, 4 fps) and caption.json."""
     from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
 
-    cfg = ShapesWorldConfig(msrvtt_videos=(1, 1, 1), msvd_videos=(1, 1, 1), howto_videos=SHAPES_VIDEOS,
-                            howto_scenes=2, laion_images=1, laion_shard_size=1)
+    cfg = ShapesWorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in SHAPES_WORLD.items()})
     return Path(ensure_shapes_world(str(tmp_path_factory.mktemp("shapes")), cfg)["howto100m"])
+
+
+@pytest.fixture
+def shapes_option(shapes_howto):
+    """The task's ``shapes:`` block naming the same (already generated) world."""
+    return {"root": str(shapes_howto.parent), "world": SHAPES_WORLD}
 
 
 @pytest.fixture(scope="session")

@@ -35,3 +35,10 @@ def test_shard_index_must_fit_num_shards():
 def test_several_captions_need_sampling():
     with pytest.raises(ConfigError, match="captions_per_frame > 1 needs method 'nucleus'"):
         from_dict(PseudolabelConfig, {"videos": "/v", "sampling": {"method": "beam", "captions_per_frame": 2}})
+
+
+def test_videos_or_shapes_exactly_one():
+    with pytest.raises(ConfigError, match="set exactly one of 'videos' .* and 'shapes'"):
+        from_dict(PseudolabelConfig, {})
+    with pytest.raises(ConfigError, match="set exactly one of 'videos'"):
+        from_dict(PseudolabelConfig, {"videos": "/v", "shapes": {"root": "/w"}})

@@ -16,9 +16,11 @@ def _ctx(run_dir: Path, stage: str, **kw) -> StageContext:
     return StageContext("exp", "default", stage, run_dir, "hash", **kw)
 
 
-def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto, fcap_cache):
+def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto, shapes_option,
+                                                          fcap_cache):
     label = TASKS.get("pseudolabel")
-    cfg = from_dict(label.config, {"videos": str(shapes_howto), "num_shards": 2, "frame_size": 64,
+    marker = (shapes_howto.parent / "shapes-world.json").stat().st_mtime_ns
+    cfg = from_dict(label.config, {"shapes": shapes_option, "num_shards": 2, "frame_size": 64,
                                    "num_workers": 0, "sampling": {"max_new_tokens": 6},
                                    "captioner": {"name": "blip", "source": "tiny", "cpu_threads": 1}})
     summary = label.obj(cfg, _ctx(tmp_path / "label", "label"))
@@ -26,6 +28,7 @@ def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto
     assert summary["clips"] == summary["clips_labelled_now"] == 2 * 3 and summary["failures"] == 0
     assert summary["clips_per_s"] > 0 and summary["caption_words_mean"] > 0
     assert label.obj(cfg, _ctx(tmp_path / "label", "label"))["skipped"] == summary["shards"]
+    assert (shapes_howto.parent / "shapes-world.json").stat().st_mtime_ns == marker  # reused, not rebuilt
 
     merge = TASKS.get("pseudolabel_merge")
     mcfg = from_dict(merge.config, {"report_clips": 4, "asr": str(shapes_howto / "caption.json")})
@@ -51,6 +54,16 @@ def test_shard_index_runs_one_shard(tmp_path, shapes_howto, fcap_cache):
     assert label.obj(cfg, _ctx(tmp_path, "label"))["shards"] == ["shard-00001-of-00003"]
     assert [p.name for p in (tmp_path / "shards").glob("*.manifest.json")] == \
         ["shard-00001-of-00003.manifest.json"]
+
+
+def test_array_size_must_match_num_shards(tmp_path, shapes_howto):
+    from fcap.experiment.spec import Resources
+
+    label = TASKS.get("pseudolabel")
+    cfg = from_dict(label.config, {"videos": str(shapes_howto), "num_shards": 4})
+    ctx = _ctx(tmp_path, "label", resources=Resources(array=3), extra={"array_index": 0})
+    with pytest.raises(ValueError, match="resources.array 3 differs from num_shards 4"):
+        label.obj(cfg, ctx)
 
 
 def test_merge_task_needs_to_know_which_dependency(tmp_path):
