@@ -33,13 +33,16 @@ class ToyModel(nn.Module):
 class ToyLoader:
     """An endless stream of (x, y) batches whose position is its state."""
 
-    def __init__(self, *, rank: int = 0, batch_size: int = 4) -> None:
+    def __init__(self, *, rank: int = 0, batch_size: int = 4, on_batch=None) -> None:
         self.rank, self.batch_size, self.position = rank, batch_size, 0
+        self.on_batch = on_batch  # called with the position of each batch handed out
 
     def __iter__(self):
         while True:
             g = torch.Generator().manual_seed(1000 * self.rank + self.position)
             self.position += 1
+            if self.on_batch is not None:
+                self.on_batch(self.position)
             x = torch.randn(self.batch_size, 8, generator=g)
             yield {"x": x, "y": x[:, 0] * 2 - x[:, 1], "modality": "video" if self.position % 3 else "image"}
 
@@ -56,15 +59,16 @@ def toy_loss(engine, batch) -> StepResult:
     return StepResult(loss=loss, samples=n, tokens=n * 3, modality=batch["modality"])
 
 
-def make_trainer(run_dir: Path, info, *, stop_after=None, config_hash="toy", **train) -> Trainer:
+def make_trainer(run_dir: Path, info, *, stop_after=None, config_hash="toy", on_batch=None,
+                 **train) -> Trainer:
     cfg = TrainConfig(**{"steps": 12, "batch_size": 4, "log_every": 2, "save_every": 4, **train})
     model = ToyModel()
-    return Trainer(cfg, model=model, loader=ToyLoader(rank=info.rank, batch_size=cfg.batch_size),
+    return Trainer(cfg, model=model, loader=ToyLoader(rank=info.rank, batch_size=cfg.batch_size, on_batch=on_batch),
                    loss_fn=toy_loss, optimizer=build_component(OPTIMIZERS, {"name": "adamw", "lr": 1e-2}),
                    scheduler=build_component(SCHEDULERS, {"name": "warmup_cosine", "warmup_steps": 2}),
                    run_dir=run_dir, config_hash=config_hash, seed=0, info=info,
                    logger=logging.getLogger("toy"), stop_after=stop_after,
-                   gate_values=lambda: {"layer0/attn": float(model.adapter[0].weight.abs().mean())})
+                   gate_values=lambda: {"layer0/attn": model.adapter[0].weight.abs().mean().item()})
 
 
 def adapter_state(trainer: Trainer) -> dict[str, torch.Tensor]:
