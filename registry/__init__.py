@@ -25,8 +25,16 @@ stage; its dependents do not run.
 DATA_SOURCES = Registry("data source", """Datasets and dataset mixtures.
 
 Contract: a class built as ``cls(cfg, *, env)`` where ``env`` is a
-:class:`fcap.data.env.DataEnv` (dataset roots, rank/world size, seed, skip
-accounting). See ``fcap/data/README.md`` for the item and state contracts.
+:class:`fcap.data.env.DataEnv` (seed, rank/world size, ``data_root`` for relative
+roots, skip accounting). It provides ``loader(spec, *, use_cache=True)``
+returning a loader (an iterable of batches as in docs/CONTRACTS.md, with
+``state_dict()``/``load_state_dict()`` for exact resume and ``skip_stats()``);
+``spec`` is a :class:`fcap.data.items.LoaderSpec`. Subclass
+:class:`fcap.data.source.MapSource` (implement ``items(split, *, train)``) or
+:class:`fcap.data.source.StreamSource` (``shards(split)``, ``read_shard(shard)``)
+to get resumable loaders, skip accounting and the feature cache for free.
+Annotation files are parsed in ``__init__`` so that a bad one fails at start-up.
+Trainers call :func:`fcap.data.build_loader`; see ``fcap/data/README.md``.
 """)
 
 CROSS_ATTENTIONS = Registry("cross-attention", """Cross-attention from text to video inside an adapter.
