@@ -154,8 +154,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-# Requeue speed: the default cred_expire (120 s) delays a requeued job's restart.
-AuthInfo=cred_expire=10
+# Requeue speed: a requeued job becomes eligible cred_expire+1 s later (default 120).
+AuthInfo=cred_expire=5
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=/run/slurmctld.pid
@@ -168,7 +168,8 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
-SchedulerParameters=bf_interval=1
+# The main loop (default every 60 s) is what starts a requeued job once eligible.
+SchedulerParameters=bf_interval=1,sched_interval=1
 JobRequeue=1
 ReturnToService=2
 MailProg=/bin/true

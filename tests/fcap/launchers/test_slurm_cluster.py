@@ -1,0 +1,136 @@
+"""The slurm launcher against the real local cluster: chains, dry run, failures, arrays, ranks."""
+import json
+import subprocess
+
+import pytest
+from slurm_testing import (SMALL, cluster, done, experiment, fcap_run, record,  # noqa: F401
+                           status_lines, submit, wait)
+
+from fcap.launchers import slurm_status
+
+pytestmark = pytest.mark.slurm
+
+
+def test_two_stages_chain_with_afterok_and_status_shows_job_ids(tmp_path, cluster):
+    path = experiment(tmp_path, "chain", {
+        "first": {"task": "slurm_echo", "value": 2, "sleep_s": 3, "resources": SMALL},
+        "second": {"task": "slurm_echo", "init_from": "first", "value": 5, "resources": SMALL}})
+    out = submit(path)
+    runs = tmp_path / "runs" / "chain" / "default"
+    first, second = record(runs / "first")["job_id"], record(runs / "second")["job_id"]
+    assert f"default/second: submitted job {second} after default/first ({first})" in out
+    held = subprocess.run(["scontrol", "show", "job", second], capture_output=True, text=True).stdout
+    assert f"Dependency=afterok:{first}" in held  # SLURM holds it, not fcap
+
+    lines = status_lines(path)
+    assert f"job {first}" in lines["default/first"] and f"job {second}" in lines["default/second"]
+    assert lines["default/second"].split()[1] == "pending"
+
+    states = wait(path)
+    assert {k: s for k, (s, _) in states.items()} == {"default/first": "done", "default/second": "done"}
+    out_first = json.loads((runs / "first" / "out.json").read_text())
+    out_second = json.loads((runs / "second" / "out.json").read_text())
+    assert out_second["total"] == 7 and done(runs / "second")["summary"] == {"total": 7}
+    assert out_first["finished"] <= out_second["started"]
+    assert out_second["env"]["SLURM_JOB_ID"] == second and out_second["env"]["WORLD_SIZE"] == "1"
+    lines = status_lines(path)
+    assert lines["default/first"].split()[1:4] == ["done", "job", first]
+    assert lines["default/second"].split()[1:4] == ["done", "job", second]
+
+    again = submit(path)  # complete with the same config: nothing is resubmitted
+    assert "complete with the same config" in again and record(runs / "second")["job_id"] == second
+
+
+def test_dry_run_prints_the_sbatch_script_that_is_then_submitted(tmp_path, cluster):
+    path = experiment(tmp_path, "dry", {"only": {"task": "slurm_echo", "resources": SMALL}})
+    run_dir = tmp_path / "runs" / "dry" / "default" / "only"
+    code, out = fcap_run(path, "--launcher", "slurm", "--dry-run")
+    assert code == 0 and not (run_dir / "slurm.json").exists()
+    script = out[out.index("#!/bin/bash"):]
+    submit(path)
+    job_id = record(run_dir)["job_id"]
+    assert script.strip() == (run_dir / "slurm" / f"{job_id}_submission.sh").read_text().strip()
+    assert wait(path)["default/only"][0] == "done"
+
+
+def test_a_failed_stage_cancels_its_dependent_and_status_says_why(tmp_path, cluster):
+    path = experiment(tmp_path, "broken", {
+        "bad": {"task": "slurm_echo", "fail": True, "resources": SMALL},
+        "next": {"task": "slurm_echo", "init_from": "bad", "resources": SMALL}})
+    submit(path)
+    runs = tmp_path / "runs" / "broken" / "default"
+    bad = record(runs / "bad")["job_id"]
+    states = wait(path)
+    state, detail = states["default/bad"]
+    assert state == "failed" and "RuntimeError: stage bad fails on purpose" in detail
+    assert f"log: {runs / 'bad' / 'log.txt'}" in detail
+    assert "fails on purpose" in (runs / "bad" / "log.txt").read_text()
+    state, detail = states["default/next"]
+    assert state == "failed" and f"cancelled: dependency default/bad (job {bad}) failed" in detail
+    rows = slurm_status.sacct([record(runs / "next")["job_id"]])
+    assert [r.state for rows_ in rows.values() for r in rows_] == ["CANCELLED"]
+    assert not (runs / "next" / "out.json").exists()
+    lines = status_lines(path)
+    assert lines["default/bad"].split()[1] == "failed" and "fails on purpose" in lines["default/bad"]
+    assert "cancelled: dependency default/bad" in lines["default/next"]
+
+
+def test_an_array_runs_one_shard_per_element_then_the_merge(tmp_path, cluster):
+    path = experiment(tmp_path, "arr", {
+        "shards": {"task": "slurm_shard", "num_shards": 3, "resources": {**SMALL, "array": 3}},
+        "merge": {"task": "slurm_merge_shards", "after": ["shards"], "resources": SMALL}})
+    submit(path)
+    runs = tmp_path / "runs" / "arr" / "default"
+    states = wait(path)
+    assert [s for s, _ in states.values()] == ["done", "done"]
+    assert record(runs / "shards")["array"] == 3 and "array of 3: 3 completed" in states["default/shards"][1]
+    assert done(runs / "shards")["summary"]["elements"] == [{"shard": 0}, {"shard": 1}, {"shard": 2}]
+    merged = json.loads((runs / "merge" / "merged.json").read_text())
+    assert [m["index"] for m in merged] == [0, 1, 2]
+    assert len({m["job"] for m in merged}) == 3  # three SLURM jobs, one per element
+
+
+def test_two_tasks_get_a_working_torch_distributed_environment(tmp_path, cluster):
+    path = experiment(tmp_path, "ranks", {"reduce": {
+        "task": "slurm_allreduce", "resources": {"tasks_per_node": 2, "cpus_per_task": 1, "time_min": 5}}})
+    submit(path)
+    run_dir = tmp_path / "runs" / "ranks" / "default" / "reduce"
+    assert wait(path)["default/reduce"][0] == "done"
+    ranks = [json.loads((run_dir / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["sum"] for r in ranks] == [3.0, 3.0] and [r["world"] for r in ranks] == [2, 2]
+    assert [r["env"]["RANK"] for r in ranks] == ["0", "1"]
+    assert ranks[0]["env"]["MASTER_PORT"] == ranks[1]["env"]["MASTER_PORT"]
+    assert "all_reduce -> 3.0" in (run_dir / "log.txt").read_text()
+    assert "rank 1 of 2: all_reduce -> 3.0" in (run_dir / "log.rank1.txt").read_text()
+
+
+def test_a_stage_that_ignores_the_signal_is_requeued_and_runs_again(tmp_path, cluster):
+    profile = tmp_path / "fast.yaml"
+    profile.write_text("partition: debug\nsignal_delay_s: 20\nstop_grace_s: 1\nmax_requeues: 2\n")
+    path = experiment(tmp_path, "requeue", {"slow": {"task": "slurm_echo", "sleep_s": 10,
+                                                     "resources": SMALL}})
+    submit(path, f"launcher.profile={profile}")
+    run_dir = tmp_path / "runs" / "requeue" / "default" / "slow"
+    job_id = record(run_dir)["job_id"]
+    _wait_for(lambda: "stage default/slow" in _read(run_dir / "log.txt"))
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    assert wait(path)["default/slow"][0] == "done"
+    out = json.loads((run_dir / "out.json").read_text())
+    assert out["env"]["SLURM_RESTART_COUNT"] == "1" and out["extra"]["requeues"] == 1
+    assert "requeueing job" in (run_dir / "slurm" / f"{job_id}_0_log.err").read_text()
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _wait_for(predicate, timeout_s: float = 60) -> None:
+    import time
+
+    deadline = time.time() + timeout_s
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.3)
