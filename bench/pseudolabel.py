@@ -6,7 +6,7 @@
    ``get_batch`` per video, as the pseudolabel workers do) versus every frame
    of the clip, both resized to 320x320. Paper Sec. 3.1: "an order of magnitude"
    cheaper; target >= 10x.
-2. Pipeline: clips/s of decode only (the same DataLoader workers, no
+2. Pipeline (best of ``--repeats``): clips/s of decode only (the same DataLoader workers, no
    captioner), caption only (pre-decoded frames), and end to end
    (``run_shard``). ``pipeline_efficiency`` = end-to-end rate / the slower of
    the two; target >= 0.8 (decoding overlaps captioning).
@@ -166,10 +166,12 @@ def main() -> None:
         paths = sorted(root.iterdir())
         distinct = [root / "bbb00.mp4", root / "bikes00.mp4", root / "long.mp4"]
         costs = {q.stem: decode_costs(q, cfg.frame_size, args.repeats) for q in distinct}
-        dec_rate, items = decode_only(cfg, {q.stem: q for q in paths})
-        cap_rate = caption_only(cfg, captioner, items)
-        manifest = run_shard(cfg, 0, work / "out", captioner=captioner)
-        e2e = manifest["stats"]["clips_per_s"]
+        dec_rate = cap_rate = e2e = 0.0
+        for r in range(args.repeats):  # interleaved, best of each: the VM is shared and noisy
+            rate, items = decode_only(cfg, {q.stem: q for q in paths})
+            dec_rate, cap_rate = max(dec_rate, rate), max(cap_rate, caption_only(cfg, captioner, items))
+            manifest = run_shard(cfg, 0, work / f"out{r}", captioner=captioner)
+            e2e = max(e2e, manifest["stats"]["clips_per_s"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     centre_s, full_s = (sum(c[k] for c in costs.values()) for k in ("centre", "full"))
@@ -192,6 +194,7 @@ def main() -> None:
         ("caption only (clips/s)", f"{cap_rate:.2f}"),
         ("end to end (clips/s)", f"{e2e:.2f}"),
         ("pipeline efficiency", f"{efficiency:.2f} of the slower stage (target >= 0.8)"),
+        ("no-overlap ceiling (clips/s)", f"{1 / (1 / dec_rate + 1 / cap_rate):.2f} (both stages on the same cores)"),
         ("GPU-days for 50M clips", f"{gpu_days:.1f} (paper: {PAPER_GPU_DAYS} V100-days)" if gpu_days
          else "not measured (no GPU; run with --device cuda)"),
     ]
