@@ -107,14 +107,21 @@ class FeatureCache:
 
 
 def extract_features(source: Any, *, out_dir: str, encode: Callable, encoder: Mapping[str, Any],
-                     spec: LoaderSpec, shard_rows: int = 4096) -> dict:
+                     spec: LoaderSpec, env: Any = None, shard_rows: int = 4096) -> dict:
     """Encode every distinct clip of ``source`` (split ``spec.split``) into ``out_dir``.
+
+    ``source``: a built data source, or a config Component built here with ``env``.
 
     ``encode(pixel_values, frame_mask) -> (b, t, s, d)`` is the frozen visual
     encoder; ``encoder`` its identity dict (model name, revision, ...). Items
     are read once each in evaluation order; unreadable ones are recorded as
     skipped. Returns a summary (counts, shape, path).
     """
+    if hasattr(source, "build") and hasattr(source, "registry"):
+        if env is None:
+            raise ValueError("extract_features: pass env= to build a source from its config")
+        source = source.build(env=env)
+    out_dir = str(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     if os.path.exists(os.path.join(out_dir, INDEX)):
         os.remove(os.path.join(out_dir, INDEX))  # invalid until this run finishes

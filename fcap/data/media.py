@@ -133,7 +133,11 @@ def read_all_frames(path: str, start: float | None = None, end: float | None = N
     hi = len(reader) if end is None else min(len(reader), int(np.ceil(end * fps)))
     if lo >= hi:
         raise MediaError(path, f"window: no frames between {start} and {end} s")
-    return reader.get_batch(list(range(lo, hi))).asnumpy()
+    try:
+        return reader.get_batch(list(range(lo, hi))).asnumpy()
+    except Exception as err:
+        raise MediaError(path, f"unreadable: decoding frames {lo}-{hi} failed "
+                               f"({_first_line(err, path)})") from None
 
 
 def read_image(source: str | bytes, *, path: str | None = None) -> Clip:

@@ -10,7 +10,11 @@ import numpy as np
 
 def write_video(path: str, frames: np.ndarray, *, fps: int, codec: str = "libx264") -> None:
     """Encode (t, H, W, 3) uint8 frames; ``.mp4`` with H.264, ``.avi`` with MPEG-4 part 2."""
-    import av
+    try:
+        import av
+    except ImportError as err:
+        raise ImportError("writing the shapes world's videos needs PyAV: pip install av "
+                          f"(a dependency of fcap; {err})") from err
 
     if path.endswith(".avi"):
         codec = "mpeg4"

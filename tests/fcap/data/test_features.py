@@ -142,7 +142,7 @@ def test_unreadable_videos_stay_skipped_when_read_from_cache(tmp_path, shapes_ro
 def test_streamed_images_read_features_too(shapes_roots, tmp_path, encoder):
     env = DataEnv()
     laion = source(shapes_roots["laion"], name="laion")
-    extract_features(laion.build(env=env), out_dir=tmp_path, encode=encoder,
+    extract_features(laion, env=env, out_dir=tmp_path, encode=encoder,  # a config Component
                      encoder=IDENTITY, spec=spec(split=None, batch_size=16))
     kw = loader_kwargs(train=False, batch_size=12)
     cached = next(iter(build_loader(source(shapes_roots["laion"], tmp_path, name="laion"),
