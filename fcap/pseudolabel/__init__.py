@@ -3,10 +3,10 @@
 Imports its component modules explicitly so they register:
 ``MODELS["blip"]`` (captioner.py), ``TASKS["pseudolabel"]`` and
 ``TASKS["pseudolabel_merge"]`` (task.py). ``run_shard`` is the per-shard entry
-point for SLURM job arrays; ``merge`` validates and indexes the shards.
+point for SLURM job arrays; ``fcap.pseudolabel.merge.merge`` validates and
+indexes the shards (also ``python -m fcap.pseudolabel.merge``).
 """
 from fcap.pseudolabel import captioner, task  # noqa: F401  (registration)
-from fcap.pseudolabel.merge import merge
 from fcap.pseudolabel.shard import run_shard
 
-__all__ = ["merge", "run_shard"]
+__all__ = ["run_shard"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from fcap.context import StageContext
 from fcap.pseudolabel.config import MergeConfig, PseudolabelConfig
-from fcap.pseudolabel.merge import merge
 from fcap.pseudolabel.shard import run_shard
 from registry import TASKS
 
@@ -75,6 +74,8 @@ def pseudolabel_merge(cfg: MergeConfig, ctx: StageContext) -> dict:
     else:
         raise ValueError(f"pseudolabel_merge: stage {ctx.stage!r} needs exactly one dependency or "
                          f"'shards_from'; dependencies: {', '.join(ctx.deps) or '(none)'}")
+    from fcap.pseudolabel.merge import merge  # lazily: keeps `python -m fcap.pseudolabel.merge` clean
+
     index = merge(source, ctx.run_dir)
     summary = {**index["counts"], **index["stats"], "pseudolabels": str(ctx.run_dir / "pseudolabels.jsonl")}
     if cfg.report_clips:
