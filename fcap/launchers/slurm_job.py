@@ -37,6 +37,7 @@ class PreemptionGuard:
         self.max_requeues, self.stop_grace_s = max_requeues, stop_grace_s
         self.signalled_at: float | None = None
         self._requeued = False
+        self._finished = False
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
@@ -64,6 +65,14 @@ class PreemptionGuard:
         if self._timer is not None:
             self._timer.cancel()
 
+    def finish(self) -> bool:
+        """The stage returned: stop the timer; True if a requeue already went out (the
+        stage then finished during SLURM's kill wait and must not be marked done)."""
+        self.cancel_timer()
+        with self._lock:
+            self._finished = True
+            return self._requeued
+
     @property
     def can_requeue(self) -> bool:
         return restart_count() < self.max_requeues
@@ -71,7 +80,7 @@ class PreemptionGuard:
     def requeue(self, reason: str) -> bool:
         """Rank 0: ``scontrol requeue`` this job once; False if max_requeues is spent."""
         with self._lock:
-            if self.rank != 0 or self._requeued or not self.can_requeue:
+            if self.rank != 0 or self._requeued or self._finished or not self.can_requeue:
                 return self._requeued
             log.warning("requeueing job %s (%s; requeue %d of %d)", self.job_id, reason,
                         restart_count() + 1, self.max_requeues)
@@ -151,7 +160,8 @@ class StageJob(submitit.helpers.Checkpointable):
             if rank == 0:
                 markers.mark_failed(run, err_text)
             raise
-        guard.cancel_timer()
+        if guard.finish():
+            _wait_for_requeue_kill()
         if rank == 0:
             mark_done(run, summary, time.time() - start, index=index, count=self.array)
         return summary

@@ -107,7 +107,7 @@ def test_two_tasks_get_a_working_torch_distributed_environment(tmp_path, cluster
 def test_a_stage_that_ignores_the_signal_is_requeued_and_runs_again(tmp_path, cluster):
     profile = tmp_path / "fast.yaml"
     profile.write_text("partition: debug\nsignal_delay_s: 20\nstop_grace_s: 1\nmax_requeues: 2\n")
-    path = experiment(tmp_path, "requeue", {"slow": {"task": "slurm_echo", "sleep_s": 10,
+    path = experiment(tmp_path, "requeue", {"slow": {"task": "slurm_echo", "sleep_s": 6,
                                                      "resources": SMALL}})
     submit(path, f"launcher.profile={profile}")
     run_dir = tmp_path / "runs" / "requeue" / "default" / "slow"

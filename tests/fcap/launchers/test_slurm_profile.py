@@ -1,0 +1,101 @@
+"""Cluster profiles, sbatch rendering, --dry-run and the distributed env: no cluster needed."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from slurm_testing import experiment, fcap_run
+
+from fcap.config.errors import ConfigError
+from fcap.experiment.spec import Resources
+from fcap.launchers.slurm_env import distributed_env, master_port
+from fcap.launchers.slurm_profile import (FCAP_ROOT, find_profile, load_profile, render_sbatch,
+                                          sbatch_parameters)
+
+
+def test_shipped_profiles_load():
+    local, path = load_profile("local")
+    assert path.name == "local.yaml" and local.partition == "debug" and local.cpus_per_node == 2
+    gpu, _ = load_profile("example_gpu")
+    assert gpu.gpus_per_node == 8 and gpu.sbatch["exclusive"] is True
+
+
+def test_profile_mistakes_name_the_file_key_and_closest_match(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"partiton": "gpu", "max_nodes": "two"}))
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(bad))
+    text = str(err.value)
+    assert f"{bad}: partiton: unknown key 'partiton'; did you mean 'partition'?" in text
+    assert f"{bad}: max_nodes: expected Optional[int], got 'two'" in text
+    with pytest.raises(ConfigError, match="no cluster profile 'nope'.*known: .*example_gpu, local"):
+        find_profile("nope")
+
+
+def test_a_stage_that_does_not_fit_the_profile_is_refused_before_submission():
+    local, path = load_profile("local")
+    too_big = Resources(nodes=2, gpus_per_node=1, tasks_per_node=2, cpus_per_task=2, time_min=5)
+    with pytest.raises(ConfigError) as err:
+        sbatch_parameters(local, too_big, job_name="x", where="stages.train.resources", source=str(path))
+    text = str(err.value)
+    assert "stages.train.resources.nodes: asks for 2 nodes; the cluster profile allows 1" in text
+    assert "stages.train.resources.gpus_per_node: asks for 1 GPUs per node; a node has 0" in text
+    assert "2 task(s) x 2 cpus_per_task exceed the 2 cores of a node" in text
+    assert str(path) in text
+
+
+def test_gpu_stage_renders_one_task_per_gpu_with_profile_defaults():
+    gpu, path = load_profile("example_gpu")
+    res = Resources(nodes=4, gpus_per_node=8, cpus_per_task=10, time_min=600)
+    params = sbatch_parameters(gpu, res, job_name="t1.default.pretrain", where="w", source=str(path),
+                               dependency="afterok:41")
+    script = render_sbatch(params, folder=Path("/runs/x/slurm"), python="py")
+    for line in ("#SBATCH --nodes=4", "#SBATCH --gpus-per-node=8", "#SBATCH --ntasks-per-node=8",
+                 "#SBATCH --cpus-per-task=10", "#SBATCH --mem=480GB", "#SBATCH --time=600",
+                 "#SBATCH --partition=gpu", "#SBATCH --account=my_lab", "#SBATCH --qos=normal",
+                 "#SBATCH --constraint='a100|h100'", "#SBATCH --signal=USR2@300",
+                 "#SBATCH --dependency=afterok:41", "#SBATCH --kill-on-invalid-dep=yes",
+                 "#SBATCH --requeue", "#SBATCH --exclusive", "#SBATCH --mail-type=FAIL",
+                 "module load cuda/12.4", f"export PYTHONPATH={FCAP_ROOT}",
+                 "--kill-on-bad-exit=1 --cpu-bind=none py -u -m submitit.core._submit /runs/x/slurm"):
+        assert line in script, line
+    array = render_sbatch(params, folder=Path("/r"), python="py", array=5)
+    assert "#SBATCH --array=0-4%5" in array and "/r/%A_%a_0_log.err" in array
+
+
+def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, in_tmp):
+    path = experiment(tmp_path, "dry", {
+        "label": {"task": "slurm_shard", "resources": {"array": 3, "cpus_per_task": 1, "time_min": 5}},
+        "merge": {"task": "slurm_merge_shards", "after": ["label"],
+                  "resources": {"tasks_per_node": 2, "cpus_per_task": 1, "time_min": 5}}})
+    code, out = fcap_run(path, "--launcher", "slurm", "--dry-run")
+    assert code == 0, out
+    assert out.count("#!/bin/bash") == 2 and "#SBATCH --array=0-2%3" in out
+    assert "=== default/merge  task=slurm_merge_shards" in out and "(afterok default/label)" in out
+    assert "#SBATCH --dependency='afterok:<default/label>'" in out
+    assert "#SBATCH --ntasks-per-node=2" in out
+    assert not list((tmp_path / "runs").rglob("slurm.json"))
+
+
+@dataclass
+class FakeJobEnv:
+    global_rank: int
+    local_rank: int
+    node: int
+    num_tasks: int = 8
+    num_nodes: int = 2
+    raw_job_id: str = "4242"
+    hostnames: tuple = ("gpu-a07", "gpu-a08")
+
+
+def test_every_task_derives_the_same_rendezvous(monkeypatch):
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    envs = [distributed_env(FakeJobEnv(global_rank=r, local_rank=r % 4, node=r // 4)) for r in range(8)]
+    assert [e["RANK"] for e in envs] == [str(r) for r in range(8)]
+    assert [e["LOCAL_RANK"] for e in envs] == ["0", "1", "2", "3"] * 2
+    assert [e["NODE_RANK"] for e in envs] == ["0"] * 4 + ["1"] * 4
+    assert {(e["MASTER_ADDR"], e["MASTER_PORT"], e["WORLD_SIZE"], e["LOCAL_WORLD_SIZE"])
+            for e in envs} == {("gpu-a07", str(master_port("4242")), "8", "4")}
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # a requeued run moves to a fresh port
+    assert distributed_env(FakeJobEnv(0, 0, 0))["MASTER_PORT"] != envs[0]["MASTER_PORT"]
+    assert all(20000 <= master_port(str(j), r) < 60000 for j in (1, 99999, 123456789) for r in range(3))
