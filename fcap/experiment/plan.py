@@ -19,7 +19,8 @@ from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
 from fcap.experiment import profiles
-from fcap.experiment.spec import EXPERIMENT_KEYS, STAGE_KEYS, ExperimentHeader, Resources
+from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
+                                  Resources)
 from fcap.experiment.variants import expand
 from registry import TASKS
 
@@ -58,13 +59,15 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def get(self, variant: str, stage: str) -> Run:
-        for run in self.runs:
-            if run.variant == variant and run.stage == stage:
-                return run
+        """The run of ``stage`` in ``variant`` (a ``once: true`` stage's single run)."""
+        for want in (variant, ONCE_VARIANT):
+            for run in self.runs:
+                if run.variant == want and run.stage == stage:
+                    return run
         raise KeyError(f"{variant}/{stage}")
 
     def variants(self) -> list[str]:
-        return list(dict.fromkeys(r.variant for r in self.runs))
+        return list(dict.fromkeys(r.variant for r in self.runs if r.variant != ONCE_VARIANT))
 
 
 def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str | None = None,
@@ -106,7 +109,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
             continue
         h, vruns = _resolve_variant(vdoc, vorigins, vname, path, problems)
         header = header or h
-        runs.extend(vruns)
+        _add_runs(runs, vruns, vname, problems)
     problems = list(dict.fromkeys(problems))
     if problems or header is None:
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
@@ -116,9 +119,24 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                 profile=profile)
 
 
+def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Problem]) -> None:
+    """Append a variant's runs; a ``once: true`` stage is kept once and must not vary."""
+    for run in new:
+        if run.variant == ONCE_VARIANT:
+            first = next((r for r in runs if r.variant == ONCE_VARIANT and r.stage == run.stage), None)
+            if first is not None:
+                if first.config_hash != run.config_hash:
+                    key = f"stages.{run.stage}.once"
+                    problems.append(Problem("variant " + vname, key, (
+                        f"stage '{run.stage}' runs once for all variants (once: true), but variant "
+                        f"'{vname}' changes its config; drop 'once' or the variant's override")))
+                continue
+        runs.append(run)
+
+
 def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     problems = []
-    variants = list(dict.fromkeys(r.variant for r in runs))
+    variants = list(dict.fromkeys(r.variant for r in runs if r.variant != ONCE_VARIANT))
     names = list(dict.fromkeys(r.stage for r in runs))
     for flag, what, wanted, known in (("--only", "variant", only, variants),
                                       ("--stages", "stage", stages, names)):
@@ -130,7 +148,8 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
                                         f"'{w}'{hint} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
-    return [r for r in runs if (not only or r.variant in only) and (not stages or r.stage in stages)]
+    return [r for r in runs if (not only or r.variant in only or r.variant == ONCE_VARIANT)
+            and (not stages or r.stage in stages)]
 
 
 def _resolve_variant(doc: dict, origins: Origins, vname: str, path: Path,
@@ -160,6 +179,12 @@ def _resolve_variant(doc: dict, origins: Origins, vname: str, path: Path,
             problems.append(Problem(origins(key), key, (
                 f"unknown top-level key '{key}'{hint} it is not an experiment key and no stage's "
                 f"task takes it; allowed: {', '.join(allowed)}")))
+    for sname, spec in stage_specs.items():
+        for dep, dkey in spec["deps"]:
+            if spec["once"] and dep in stage_specs and not stage_specs[dep]["once"]:
+                problems.append(Problem(origins(dkey), dkey, (
+                    f"stage '{sname}' runs once for all variants (once: true) so it cannot depend "
+                    f"on '{dep}', which runs per variant")))
     order = _toposort(stage_specs, list(stages_doc), origins, problems)
     if header is None or len(stage_specs) != len(stages_doc) or order is None:
         return header, []
@@ -215,10 +240,15 @@ def _stage(sname, block, shared, origins, problems, used, offered):
     for dep, dkey in [(init_from, "init_from")] + [(a, "after") for a in after]:
         if dep is not None:
             deps.append((str(dep), f"{key}.{dkey}"))
+    once = block.get("once", False)
+    if not isinstance(once, bool):
+        problems.append(Problem(origins(f"{key}.once"), f"{key}.once",
+                                f"expected bool (true/false), got {once!r}"))
+        return None
     if (entry.config and cfg is None) or resources is None:
         return None
     return {"task": task, "cfg": cfg, "init_from": init_from, "deps": deps, "resources": resources,
-            "block": block}
+            "block": block, "once": once}
 
 
 def _shared_key(dotted: str, stage_key: str, from_shared: set[str]) -> str:
@@ -282,6 +312,8 @@ def _make_runs(header: ExperimentHeader, vname: str, order: list[str], specs: di
         after = [d for d, k in spec["deps"] if k.endswith(".after")]
         if after:
             stage_doc["after"] = after
+        if spec["once"]:
+            stage_doc["once"] = True
         stage_doc["resources"] = schema.to_dict(spec["resources"])
         stage_doc.update(body)
         resolved_stages[sname] = stage_doc
@@ -301,8 +333,9 @@ def _make_runs(header: ExperimentHeader, vname: str, order: list[str], specs: di
         blob = json.dumps({"stage": body, "deps": {d: hashes[d] for d in dep_names},
                            "seed": header.seed}, sort_keys=True, default=str)
         hashes[sname] = hashlib.sha256(blob.encode()).hexdigest()[:16]
-        runs.append(Run(experiment=header.name, variant=vname, stage=sname, task=spec["task"],
+        variant = ONCE_VARIANT if spec["once"] else vname
+        runs.append(Run(experiment=header.name, variant=variant, stage=sname, task=spec["task"],
                         cfg=spec["cfg"], init_from=spec["init_from"], deps=dep_names,
-                        resources=spec["resources"], run_dir=out_root / header.name / vname / sname,
+                        resources=spec["resources"], run_dir=out_root / header.name / variant / sname,
                         config_hash=hashes[sname], resolved=resolved))
     return runs

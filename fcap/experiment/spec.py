@@ -18,7 +18,9 @@ EXPERIMENT_KEYS = (
     "launcher", "seed", "variant", "report",
 )
 # Keys of a stage block handled by fcap itself (the rest is the task's config).
-STAGE_KEYS = ("task", "init_from", "after", "resources")
+STAGE_KEYS = ("task", "init_from", "after", "resources", "once")
+# Run directory name of ``once: true`` stages (run once, shared by every variant).
+ONCE_VARIANT = "all_variants"
 # Profile-only key: overlays keyed by task name, applied to every stage running that task.
 PROFILE_TASKS_KEY = "tasks"
 

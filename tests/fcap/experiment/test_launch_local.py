@@ -74,3 +74,25 @@ def test_config_error_exit_2_without_traceback(fix, capsys):
     assert main([str(fix / "configs" / "three_mistakes.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fcap-run: invalid experiment") and "Traceback" not in err
+
+
+def test_once_stage_runs_once_for_all_variants(tmp_path, fix, in_tmp, capsys):
+    exp = tmp_path / "once.yaml"
+    exp.write_text(f"""
+name: toy
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+stages:
+  prepare: {{task: toy_write, value: 100, once: true}}
+  use: {{task: toy_write, init_from: prepare, value: 1}}
+variants:
+  a: {{}}
+  b: {{stages.use.value: 2}}
+""")
+    assert main([str(exp)]) == 0
+    assert calls(in_tmp) == ["all_variants/prepare", "a/use", "b/use"]
+    assert json.loads((in_tmp / "runs/toy/b/use/out.json").read_text())["total"] == 102
+    bad = tmp_path / "bad_once.yaml"
+    bad.write_text(exp.read_text().replace("b: {stages.use.value: 2}", "b: {stages.prepare.value: 3}"))
+    assert main([str(bad)]) == 2
+    assert ("variant b: stages.prepare.once: stage 'prepare' runs once for all variants "
+            "(once: true), but variant 'b' changes its config") in capsys.readouterr().err
