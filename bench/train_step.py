@@ -1,0 +1,84 @@
+"""Training step with adapters from mid-network (paper) vs gradients through every layer.
+
+Same model, same adapters (OPT-125m-shaped random LM, 12 layers, hidden 768,
+adapters at layers 6, 8, 10, separable attention; batch 8, 32 text tokens,
+precomputed t = 8 x 196 features). "mid": layers below the first adapter run
+without autograd, so backprop stops at layer 6 (Sec. 4). "all": autograd from
+layer 0 (``grad_from_layer = 0``), as if something below needed gradients.
+A step is forward + backward + AdamW on the adapters. Each variant runs in a
+fresh subprocess for its peak memory (bench/common.py).
+
+    python bench/train_step.py [--device cuda --dtype bf16] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench.common import PeakMemory, autocast, bench_model, machine, median_time, mib, run_worker, table  # noqa: E402,E501
+
+
+def worker(variant: str, args) -> dict:
+    model = bench_model().to(args.device)
+    model.train()
+    if variant == "all":
+        model.grad_from_layer = 0
+    torch.manual_seed(1)
+    feats = torch.randn(args.batch, 8, 196, 768, device=args.device)
+    ids = torch.randint(4, 400, (args.batch, args.tokens), device=args.device)
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-4)
+
+    def step():
+        with autocast(args.device, args.dtype):
+            loss = model(input_ids=ids, labels=ids, visual_features=feats).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()  # AdamW state allocated before measuring
+    with PeakMemory(args.device) as mem:
+        seconds = median_time(step, repeats=args.repeats, warmup=1, device=args.device)
+    return {"seconds": seconds, "peak_bytes": mem.bytes}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--worker", metavar="VARIANT", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args)))
+        return
+    flags = [f"--device={args.device}", f"--dtype={args.dtype}", f"--batch={args.batch}",
+             f"--tokens={args.tokens}", f"--repeats={args.repeats}", f"--threads={args.threads}"]
+    res = {v: run_worker(__file__, [v, *flags]) for v in ("mid", "all")}
+    print(f"train step (fwd+bwd+AdamW), batch {args.batch}, {args.tokens} tokens, OPT-125m-shaped LM, "
+          f"adapters at 6,8,10 (separable), {args.dtype}, median of {args.repeats}")
+    print(f"machine: {machine(args.device)}")
+    print(table(["variant", "step ms", "peak MiB"],
+                [[v, f"{r['seconds'] * 1e3:.0f}", mib(r["peak_bytes"])] for v, r in res.items()]))
+    print(json.dumps({
+        "device": args.device, "dtype": args.dtype,
+        "speedup_mid_vs_all": round(res["all"]["seconds"] / res["mid"]["seconds"], 3),
+        "peak_mem_all_over_mid": round(res["all"]["peak_bytes"] / max(res["mid"]["peak_bytes"], 1), 3),
+        "seconds": {v: r["seconds"] for v, r in res.items()},
+        "peak_bytes": {v: r["peak_bytes"] for v, r in res.items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
