@@ -12,6 +12,7 @@ this fcap on PYTHONPATH. The job id goes to ``<run_dir>/slurm.json``;
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -38,10 +39,12 @@ class SlurmLauncherConfig:
 
 
 def plugin_specs() -> list[str]:
-    """Plugins loaded in this process (files and modules), for the jobs to load too."""
+    """Plugins loaded in this process (``--plugin`` included), for the jobs to load too:
+    modules, and files that still exist (entry points load themselves)."""
     from fcap import plugins
 
-    return [key for key in plugins._loaded if not key.startswith("entry-point:")]
+    return [key for key in plugins._loaded if not key.startswith("entry-point:")
+            and (not os.path.isabs(key) or os.path.isfile(key))]
 
 
 @LAUNCHERS.register("slurm", config=SlurmLauncherConfig)

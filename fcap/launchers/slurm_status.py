@@ -156,13 +156,17 @@ def _count(rows: list[JobRow], array: int) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(seen.items())) or f"{array} unknown"
 
 
+def _unsubmitted(run) -> tuple[str, str]:
+    return ("done", "") if markers.is_complete(run) else ("not submitted", "")
+
+
 def wait(runs: list, *, poll_s: float = 5.0, timeout_s: float | None = None) -> dict[str, tuple[str, str]]:
     """Poll until no run is pending or running; return {run.key: (state, detail)}."""
     deadline = None if timeout_s is None else time.time() + timeout_s
     while True:
         records = [read_record(r.run_dir) for r in runs]
         table = sacct([rec["job_id"] for rec in records if rec])
-        states = {r.key: describe(r, table) or ("pending", "not submitted") for r in runs}
+        states = {r.key: describe(r, table) or _unsubmitted(r) for r in runs}
         if all(s not in ("pending", "running") for s, _ in states.values()):
             return states
         if deadline is not None and time.time() > deadline:
