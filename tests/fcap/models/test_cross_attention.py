@@ -115,3 +115,9 @@ def test_registry_contract_every_attention_builds_from_cfg_dim_visual_dim():
         module = entry.obj(entry.config(heads=2), dim=DIM, visual_dim=VDIM)
         out = module(torch.randn(1, 2, DIM), torch.randn(1, 3, S, VDIM), frame_mask=None)
         assert out.shape == (1, 2, DIM), entry.name
+
+
+def test_perceiver_refuses_more_frames_than_time_embeddings():
+    attn = make("perceiver", max_frames=4)
+    with pytest.raises(ValueError, match="perceiver: 5 frames exceed max_frames=4"):
+        attn(torch.randn(1, 2, DIM), torch.randn(1, 5, S, VDIM))

@@ -146,3 +146,10 @@ def test_loss_ignores_padding(captioner):
         a = captioner(**one, visual_features=feats).loss
         b = captioner(**{k: v[:1] for k, v in two.items()}, visual_features=feats).loss
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_runs_under_bf16_autocast(captioner, batch):
+    with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = captioner(**batch)
+        texts = captioner.generate(visual_features=batch["visual_features"])
+    assert torch.isfinite(out.loss) and len(texts) == 3
