@@ -1,1 +1,8 @@
-"""fcap.eval."""
+"""fcap.eval: caption generation over a split and pycocoevalcap scoring.
+
+Importing this package registers ``METRICS`` (cider, bleu, meteor, rouge_l).
+"""
+from fcap.eval import metrics  # noqa: F401  (register components)
+from fcap.eval.scoring import DEFAULT_METRICS, ScoringConfig, score
+
+__all__ = ["DEFAULT_METRICS", "ScoringConfig", "score"]

@@ -1,0 +1,149 @@
+"""``caption_pretrain`` and ``caption_finetune``: train the adapters (Sec. 5.2).
+
+Both run the same trainer; fine-tuning starts from the adapters of the stage
+named in ``init_from`` (``<ctx.init_from>/adapters``). The final adapters land
+in ``<run_dir>/adapters/`` (safetensors + manifest) for later stages.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+
+from fcap.config import component
+from fcap.eval.captioning import generate_captions, roll_videos, visual_inputs
+from fcap.eval.scoring import DEFAULT_METRICS, check_metric_names, score
+from fcap.eval.tokenize import Tokenizer
+from fcap.models import DecodingConfig, ModelConfig, build_model
+from fcap.tasks import common
+from fcap.train import distributed, rng
+from fcap.train.config import TrainConfig
+from fcap.train.trainer import StepResult, Trainer
+from registry import DATA_SOURCES, OPTIMIZERS, SCHEDULERS, TASKS
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptionTrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: Any = component(DATA_SOURCES, required=True)  # the training stream (e.g. a mixture)
+    val_data: Any = component(DATA_SOURCES)  # scored every train.eval_every steps; None: no validation
+    datasets: common.DatasetsConfig = field(default_factory=common.DatasetsConfig)
+    optimizer: Any = component(OPTIMIZERS, "adamw")
+    scheduler: Any = component(SCHEDULERS, "constant")
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)  # validation captions
+    metrics: tuple[str, ...] = ("cider",)  # validation metrics (METRICS names)
+    tokenizer: Tokenizer = "ptb"  # validation tokenisation; simple: no Java, not bit-identical
+    val_max_items: Optional[int] = None  # cap on validation items; None: the whole split
+    shuffle_videos: bool = False  # control run: each caption paired with another item's video
+
+    def __post_init__(self) -> None:
+        check_metric_names(self.metrics)
+        if self.val_max_items is not None and self.val_max_items < 1:
+            raise ValueError(f"val_max_items must be >= 1, got {self.val_max_items}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig(CaptionTrainConfig):
+    """Adapters from scratch on pseudolabelled / image-text data."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(CaptionTrainConfig):
+    adapters: Optional[str] = None  # start from here; None: <init_from run dir>/adapters
+
+
+@TASKS.register("caption_pretrain", config=PretrainConfig)
+def caption_pretrain(cfg: PretrainConfig, ctx) -> dict:
+    """Train adapters from their initialisation (a stage without init_from)."""
+    init = common.upstream_adapters(ctx, None, task="caption_pretrain", required=False)
+    return train_captioner(cfg, ctx, init_adapters=init)
+
+
+@TASKS.register("caption_finetune", config=FinetuneConfig)
+def caption_finetune(cfg: FinetuneConfig, ctx) -> dict:
+    """Continue training the adapters of an earlier stage (``init_from: pretrain``)."""
+    init = common.upstream_adapters(ctx, cfg.adapters, task="caption_finetune", required=True)
+    return train_captioner(cfg, ctx, init_adapters=init)
+
+
+def train_captioner(cfg: CaptionTrainConfig, ctx, *, init_adapters=None) -> dict:
+    info = distributed.setup()
+    try:
+        return _train(cfg, ctx, info, init_adapters)
+    finally:
+        distributed.teardown(info)
+
+
+def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
+    seed = ctx.seed if cfg.train.seed is None else cfg.train.seed
+    rng.seed_everything(seed)  # the same adapter initialisation on every rank
+    model = build_model(cfg.model)
+    if init_adapters is not None:
+        model.load_adapters(init_adapters)
+        if info.is_main:
+            ctx.logger.info("adapters from %s", init_adapters)
+    device = distributed.device(info)
+    dtype = common.DTYPES[cfg.train.precision]
+    env = common.data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
+    spec, encoder = model.image_spec, model.visual_identity()
+    loader = common.loader_for(cfg.data, datasets=cfg.datasets, env=env, spec=spec, encoder=encoder,
+                               train=True, batch_size=cfg.train.batch_size)
+    max_len = cfg.train.max_text_length
+
+    def loss_fn(engine, batch) -> StepResult:
+        text = model.prepare_text(batch["captions"], max_len)
+        vis = visual_inputs(batch, device=device, dtype=dtype)
+        if cfg.shuffle_videos:
+            vis = roll_videos(vis)
+        out = engine(**{k: v.to(device) for k, v in text.items()}, **vis)
+        return StepResult(loss=out.loss, samples=len(batch["ids"]),
+                          tokens=int(text["attention_mask"].sum()), modality=batch["modality"])
+
+    evaluate = None
+    if cfg.val_data is not None:
+        val_env = common.data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
+        val_loader = common.loader_for(cfg.val_data, datasets=cfg.datasets, env=val_env, spec=spec,
+                                       encoder=encoder, train=False, batch_size=cfg.train.batch_size)
+
+        def evaluate(step: int) -> dict[str, float]:
+            return _validate(cfg, model, val_loader, info=info, device=device, dtype=dtype)
+
+    trainer = Trainer(cfg.train, model=model, loader=loader, loss_fn=loss_fn,
+                      optimizer=cfg.optimizer, scheduler=cfg.scheduler, run_dir=ctx.run_dir,
+                      config_hash=ctx.config_hash, seed=seed, info=info, logger=ctx.logger,
+                      gate_values=lambda: common.gate_values(model), evaluate=evaluate,
+                      extra_scalars=lambda: common.skip_counts(env),
+                      stop_after=ctx.extra.get("stop_after"))
+    summary = trainer.fit()
+    summary["task"] = ctx.stage
+    summary["init_adapters"] = str(init_adapters) if init_adapters else None
+    if info.is_main:
+        summary["adapters"] = str(common.export_adapters(model, ctx.run_dir))
+        summary["skips"] = env.skips.summary()
+        common.write_json(ctx.run_dir / "summary.json", summary)
+    distributed.barrier(info)
+    return summary
+
+
+def _validate(cfg: CaptionTrainConfig, model, loader, *, info, device, dtype) -> dict[str, float]:
+    """Validation loss (first caption per item) and caption metrics on ``val_data``."""
+    total, count = 0.0, 0
+    cap = None if cfg.val_max_items is None else -(-cfg.val_max_items // info.world_size)
+    for batch in loader:
+        if cap is not None and count >= cap:
+            break
+        text = model.prepare_text(batch["captions"], cfg.train.max_text_length)
+        out = model(**{k: v.to(device) for k, v in text.items()},
+                    **visual_inputs(batch, device=device, dtype=dtype))
+        total += float(out.loss) * len(batch["ids"])
+        count += len(batch["ids"])
+    total, count = distributed.all_reduce([total, float(count)], info=info)
+    preds, refs = generate_captions(model, loader, decoding=cfg.decoding, device=device, dtype=dtype,
+                                    world_size=info.world_size, max_items=cfg.val_max_items)
+    result = {"loss": total / count if count else math.nan}
+    if info.is_main and preds:
+        result.update(score(preds, refs, metrics=cfg.metrics, tokenizer=cfg.tokenizer))
+    return result

@@ -1,0 +1,125 @@
+"""What the caption tasks share: the ``datasets:`` block, loaders, model inputs, outputs."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+
+from fcap.data import DataEnv, build_loader
+from fcap.train.distributed import DistInfo
+
+Precision = Literal["fp32", "bf16", "fp16"]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class DatasetsConfig:
+    """How every data source of a stage is read (``fcap.data.DataEnv`` + loader options).
+
+    Usually a shared top-level ``datasets:`` block of the experiment.
+    """
+
+    root: Optional[str] = None  # relative source `root:`s resolve against this directory
+    max_skip_fraction: float = 0.05  # stop above this fraction of unreadable items per source
+    num_workers: int = 2  # DataLoader worker processes per rank
+    num_frames: Optional[int] = None  # frames per clip; None: the visual encoder's own
+    sample_fps: Optional[float] = None  # None: frames uniform over the clip window
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_skip_fraction <= 1.0:
+            raise ValueError(f"max_skip_fraction must be in [0, 1], got {self.max_skip_fraction}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.num_frames is not None and self.num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+        if self.sample_fps is not None and self.sample_fps <= 0:
+            raise ValueError(f"sample_fps must be > 0, got {self.sample_fps}")
+
+
+def data_env(cfg: DatasetsConfig, *, seed: int, info: DistInfo, logger) -> DataEnv:
+    return DataEnv(seed=seed, rank=info.rank, world_size=info.world_size,
+                   max_skip_fraction=cfg.max_skip_fraction, data_root=cfg.root, logger=logger)
+
+
+def loader_for(source: Any, *, datasets: DatasetsConfig, env: DataEnv, spec, encoder: dict,
+               train: bool, batch_size: int, split: str | None = None):
+    """``fcap.data.build_loader`` with the stage's ``datasets:`` options and the encoder's image spec."""
+    return build_loader(source, env=env, split=split, train=train, batch_size=batch_size,
+                        num_workers=datasets.num_workers, image_size=spec.image_size,
+                        mean=spec.mean, std=spec.std,
+                        num_frames=datasets.num_frames or spec.num_frames,
+                        sample_fps=datasets.sample_fps, encoder=encoder)
+
+
+def skip_counts(env: DataEnv) -> dict[str, float]:
+    """Totals over every source (the same keys on every rank, for all-reduces)."""
+    summary = env.skips.summary()
+    return {"skipped_items": float(sum(s["skipped"] for s in summary.values())),
+            "attempted_items": float(sum(s["attempted"] for s in summary.values()))}
+
+
+def gate_values(model) -> dict[str, float]:
+    """Each adapter's mean |tanh(g)| for both residual branches (Sec. 4; Figure 5)."""
+    out = {}
+    for layer, adapter in model.adapters().items():
+        out[f"layer{layer}/attn"] = float(adapter.gate_attn.value().detach().abs().float().mean())
+        out[f"layer{layer}/ffn"] = float(adapter.gate_ffn.value().detach().abs().float().mean())
+    return out
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (temporary name, then rename); NaN/inf become null."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_finite(data), indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def export_adapters(model, run_dir: Path) -> Path:
+    """``<run_dir>/adapters/`` (safetensors + manifest) via the model, replaced atomically."""
+    final = Path(run_dir) / "adapters"
+    tmp = Path(run_dir) / ".adapters.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_adapters(tmp)
+    old = Path(run_dir) / ".adapters.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def upstream_adapters(ctx, explicit: str | None, *, task: str, required: bool) -> Path | None:
+    """The adapters directory to start from: ``explicit`` or ``<ctx.init_from>/adapters``."""
+    if explicit:
+        path = Path(explicit).expanduser()
+    elif ctx.init_from is not None:
+        path = Path(ctx.init_from) / "adapters"
+    elif required:
+        raise ValueError(f"task '{task}' (stage {ctx.stage}) starts from trained adapters: give the "
+                         "stage 'init_from: <stage>' (e.g. init_from: pretrain) or set 'adapters:' "
+                         "to a directory written by save_adapters")
+    else:
+        return None
+    if not path.is_dir():
+        raise FileNotFoundError(f"task '{task}' (stage {ctx.stage}): no adapters directory {path} "
+                                "(did the upstream stage finish?)")
+    return path

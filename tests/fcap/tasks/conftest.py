@@ -1,0 +1,48 @@
+import logging
+
+import pytest
+import torch
+
+from fcap.components import load_builtins
+from fcap.config import from_dict
+from fcap.context import StageContext
+from registry import TASKS
+
+MODEL = {"lm": {"name": "opt", "source": "tiny"}, "visual": {"name": "timesformer", "source": "tiny"},
+         "adapters": {"layers": [2, 3]}}
+DATASETS = {"num_workers": 0}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    # Two cores shared with other jobs: intra-op threads spin and slow tiny
+    # models down ~10x, so these tests run single-threaded.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_stage(root, name, task, body, *, init_from=None, extra=None, config_hash=None):
+    """Validate ``body`` like the experiment loader does and run the task from a StageContext."""
+    load_builtins()
+    entry = TASKS.get(task)
+    cfg = from_dict(entry.config, body, source="test", key=f"stages.{name}")
+    ctx = StageContext(experiment="tests", variant="default", stage=name, run_dir=root / name,
+                       config_hash=config_hash or f"hash-{name}", init_from=init_from, seed=0,
+                       logger=logging.getLogger(f"fcap.test.{name}"), extra=dict(extra or {}))
+    return entry.obj(cfg, ctx)
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory):
+    """The shapes world with feature caches of its MSR-VTT-layout train and test splits."""
+    root = tmp_path_factory.mktemp("shapes")
+    source = {"name": "shapes", "root": str(root / "world"), "layout": "msrvtt"}
+    out = {"root": root, "source": source}
+    for split in ("train", "test"):
+        summary = run_stage(root, f"features-{split}", "extract_features",
+                            {"model": MODEL, "data": dict(source, split=split),
+                             "datasets": DATASETS, "batch_size": 40})
+        out[split] = dict(source, split=split, features=summary["out_dir"])
+    return out
