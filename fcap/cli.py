@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         module, func = SUBCOMMANDS[argv[0]].split(":")
         return _guard(lambda: getattr(importlib.import_module(module), func)(argv[1:]))
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

@@ -73,6 +73,15 @@ def load_plugin(spec: str, *, relative_to: Path | None = None) -> str:
     return spec
 
 
+def loaded_plugins() -> list[str]:
+    """Every plugin imported so far (files as absolute paths, modules by name), in order.
+
+    Launchers hand these to jobs on other machines so they import the same plugins;
+    entry-point plugins are left out (a job loads those itself).
+    """
+    return [key for key in _loaded if not key.startswith("entry-point:")]
+
+
 def load_plugins(specs: Iterable[str], *, relative_to: Path | None = None) -> list[str]:
     return [load_plugin(s, relative_to=relative_to) for s in specs]
 

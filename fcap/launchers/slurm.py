@@ -43,8 +43,8 @@ def plugin_specs() -> list[str]:
     modules, and files that still exist (entry points load themselves)."""
     from fcap import plugins
 
-    return [key for key in plugins._loaded if not key.startswith("entry-point:")
-            and (not os.path.isabs(key) or os.path.isfile(key))]
+    return [key for key in plugins.loaded_plugins()
+            if not os.path.isabs(key) or os.path.isfile(key)]
 
 
 @LAUNCHERS.register("slurm", config=SlurmLauncherConfig)
