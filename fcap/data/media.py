@@ -41,7 +41,8 @@ def open_video(path: str, *, num_threads: int = 1):
     try:
         reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
     except Exception as err:  # decord raises RuntimeError or DECORDError
-        raise MediaError(path, f"unreadable: decord cannot open it ({_first_line(err, path)})") from None
+        raise MediaError(path, f"unreadable: decord cannot open it "
+                               f"({_first_line(err, path)})") from None
     if len(reader) == 0:
         raise MediaError(path, "no frames: the video has zero frames")
     return reader
@@ -153,7 +154,8 @@ def read_image(source: str | bytes, *, path: str | None = None) -> Clip:
         with Image.open(source if isinstance(source, str) else io.BytesIO(source)) as img:
             array = np.asarray(img.convert("RGB"))
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError (truncated), ...
-        raise MediaError(name, f"unreadable: PIL cannot decode it ({_first_line(err, name)})") from None
+        raise MediaError(name, f"unreadable: PIL cannot decode it "
+                               f"({_first_line(err, name)})") from None
     if array.size == 0:
         raise MediaError(name, "empty: image has no pixels")
     return Clip(array[None], 1)

@@ -25,7 +25,8 @@ from registry import DATA_SOURCES
 FILES = {"train": "train_val_videodatainfo.json", "val": "train_val_videodatainfo.json",
          "test": "test_videodatainfo.json"}
 OFFICIAL_SPLIT = {"train": "train", "val": "validate", "test": "test"}
-FORMAT = "the official MSR-VTT format: {videos: [{video_id, split}], sentences: [{video_id, caption}]}"
+FORMAT = ("the official MSR-VTT format: {videos: [{video_id, split}], "
+          "sentences: [{video_id, caption}]}")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ class StreamLoader(BaseLoader):
     """Batches streamed from ``shards`` by ``read_shard(shard) -> Iterable[Item]``."""
 
     def __init__(self, name: str, shards: list[str], read_shard: Callable[[str], Iterable[Item]],
-                 *, modality: Modality, spec: LoaderSpec, env: DataEnv, features: Any = None) -> None:
+                 *, modality: Modality, spec: LoaderSpec, env: DataEnv,
+                 features: Any = None) -> None:
         super().__init__(name, modality, spec, env)
         if len(shards) < env.world_size:
             raise DataError(f"data source {name}: {len(shards)} shard(s) cannot feed "
