@@ -29,6 +29,7 @@ setup(
         "tokenizers>=0.15",
         "webdataset>=0.2",
         "pillow>=9",
+        "av>=12",  # PyAV: writes the shapes world's mp4/avi (decord reads them)
         "numpy",
         "tqdm",
         "matplotlib",
