@@ -13,7 +13,7 @@ MODEL = {"lm": {"name": "opt", "source": "tiny"}, "visual": {"name": "timesforme
 DATASETS = {"num_workers": 0}
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     # Two cores shared with other jobs: intra-op threads spin and slow tiny
     # models down ~10x, so these tests run single-threaded.
@@ -46,3 +46,15 @@ def shapes(tmp_path_factory):
                              "datasets": DATASETS, "batch_size": 40})
         out[split] = dict(source, split=split, features=summary["out_dir"])
     return out
+
+
+TRAINED_STEPS = 200
+
+
+@pytest.fixture(scope="session")
+def trained(shapes):
+    """caption_pretrain on the shapes train features: the learning sanity check's recipe."""
+    return run_stage(shapes["root"], "pretrain", "caption_pretrain", {
+        "model": MODEL, "data": shapes["train"], "datasets": DATASETS,
+        "optimizer": {"name": "adamw", "lr": 5e-3},
+        "train": {"steps": TRAINED_STEPS, "batch_size": 16, "log_every": 20, "save_every": 100}})

@@ -7,19 +7,9 @@ shuffled 1.0, untrained 0.0.
 """
 import json
 
-import pytest
 from conftest import DATASETS, MODEL, run_stage
 
-STEPS = 200
-
-
-@pytest.fixture(scope="module")
-def trained(shapes):
-    summary = run_stage(shapes["root"], "pretrain", "caption_pretrain", {
-        "model": MODEL, "data": shapes["train"], "datasets": DATASETS,
-        "optimizer": {"name": "adamw", "lr": 5e-3},
-        "train": {"steps": STEPS, "batch_size": 16, "log_every": 20, "save_every": 100}})
-    return summary
+from conftest import TRAINED_STEPS as STEPS
 
 
 def evaluate(shapes, name, **options):

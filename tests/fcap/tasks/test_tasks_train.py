@@ -1,0 +1,72 @@
+import json
+
+import pytest
+from conftest import DATASETS, MODEL, run_stage
+
+from fcap.config import ConfigError
+from fcap.train import TrainingInterrupted
+
+
+def rows(path):
+    return [json.loads(r) for r in path.read_text().splitlines()]
+
+
+def test_finetune_starts_from_pretrain_adapters_and_validates(shapes, trained, tmp_path):
+    # pixels, not cached features: exercises decoding + the frozen TimeSformer
+    summary = run_stage(tmp_path, "finetune", "caption_finetune", {
+        "model": MODEL, "data": dict(shapes["source"], split="train"), "datasets": DATASETS,
+        "val_data": shapes["test"], "val_max_items": 8, "tokenizer": "simple",
+        "metrics": ["cider", "bleu"],
+        "optimizer": {"name": "adamw", "lr": 1e-3},
+        "train": {"steps": 4, "batch_size": 8, "log_every": 1, "eval_every": 2, "save_every": 0}},
+        init_from=shapes["root"] / "pretrain")
+    assert summary["init_adapters"] == str(shapes["root"] / "pretrain" / "adapters")
+    fine = rows(tmp_path / "finetune" / "metrics.jsonl")
+    first_pretrain = rows(shapes["root"] / "pretrain" / "metrics.jsonl")[0]["train/loss"]
+    assert fine[0]["train/loss"] < first_pretrain - 0.5  # it did not start from scratch
+    val = [r for r in fine if "val/loss" in r]
+    assert [r["step"] for r in val] == [2, 4]
+    assert {"val/CIDEr", "val/BLEU-4"} <= set(val[-1])
+    assert val[-1]["val/CIDEr"] > 0.5
+    assert (tmp_path / "finetune" / "adapters" / "manifest.json").is_file()
+
+
+def test_finetune_without_upstream_is_an_error(shapes, tmp_path):
+    with pytest.raises(ValueError, match="task 'caption_finetune' \\(stage finetune\\) starts from "
+                                         "trained adapters: give the stage 'init_from: <stage>'"):
+        run_stage(tmp_path, "finetune", "caption_finetune",
+                  {"model": MODEL, "data": shapes["train"], "datasets": DATASETS})
+
+
+def test_stopped_stage_resumes_to_identical_adapters(shapes, tmp_path):
+    body = {"model": MODEL, "data": shapes["train"], "datasets": DATASETS,
+            "optimizer": {"name": "adamw", "lr": 5e-3},
+            "train": {"steps": 6, "batch_size": 8, "grad_accum": 2, "log_every": 2, "save_every": 4}}
+    run_stage(tmp_path / "a", "pretrain", "caption_pretrain", body, config_hash="h")
+    with pytest.raises(TrainingInterrupted, match="stopped at step 3"):
+        run_stage(tmp_path / "b", "pretrain", "caption_pretrain", body, config_hash="h",
+                  extra={"stop_after": 3})
+    summary = run_stage(tmp_path / "b", "pretrain", "caption_pretrain", body, config_hash="h")
+    assert summary["resumed_from"] == 3
+    a = (tmp_path / "a" / "pretrain" / "adapters" / "adapters.safetensors").read_bytes()
+    b = (tmp_path / "b" / "pretrain" / "adapters" / "adapters.safetensors").read_bytes()
+    assert a == b
+
+
+def test_task_configs_report_every_problem_by_key(shapes, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        run_stage(tmp_path, "evaluate", "caption_eval",
+                  {"model": MODEL, "batch_sise": 4})
+    text = str(err.value)
+    assert "stages.evaluate.data: missing required key 'data'" in text
+    assert "stages.evaluate.batch_sise: unknown key 'batch_sise'; did you mean 'batch_size'?" in text
+    with pytest.raises(ConfigError, match="stages.evaluate: CaptionEvalConfig: metrics: SPICE is not "
+                                          "offered"):
+        run_stage(tmp_path, "evaluate", "caption_eval",
+                  {"model": MODEL, "data": shapes["test"], "metrics": ["cider", "spice"]})
+    with pytest.raises(ConfigError) as err:
+        run_stage(tmp_path, "pretrain", "caption_pretrain",
+                  {"data": shapes["train"], "train": {"zero_stage": 3, "precision": "fp8"}})
+    text = str(err.value)
+    assert "stages.pretrain.train.zero_stage: 3 is not allowed" in text
+    assert "stages.pretrain.train.precision: 'fp8' is not allowed" in text
