@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.common import PeakMemory, autocast, machine, median_time, mib, run_worker, table  # noqa: E402
+from bench.common import PeakMemory, autocast, machine, best_time, mib, run_worker, table  # noqa: E402
 
 NAMES = ("full", "separable", "perceiver")
 
@@ -57,7 +57,7 @@ def worker(name: str, t: int, args) -> dict:
         x.grad = None
 
     with PeakMemory(device) as mem:
-        seconds = median_time(step, repeats=args.repeats, warmup=args.warmup, device=device)
+        seconds = best_time(step, repeats=args.repeats, warmup=args.warmup, device=device)
     return {"seconds": seconds, "peak_bytes": mem.bytes}
 
 
@@ -102,7 +102,7 @@ def main() -> None:
     what = "whole adapter" if args.with_ffn else "adapter cross-attention branch"
     print(f"{what} forward+backward, batch {args.batch}, {args.tokens} text tokens, {args.patches} "
           f"patches, hidden {args.dim}, visual {args.visual_dim}, {args.heads} heads, {args.dtype}, "
-          f"median of {args.repeats}" + (" (quick: warm-up only for t < 32)" if args.quick else
+          f"best of {args.repeats}" + (" (quick: warm-up only for t < 32)" if args.quick else
                                         f" after {args.warmup} warm-up"))
     print(f"machine: {machine(args.device)}")
     print(table(["t", "full ms", "separable ms", "perceiver ms", "full MiB", "separable MiB",

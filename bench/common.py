@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -66,7 +65,12 @@ class PeakMemory:
             self.bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.base
 
 
-def median_time(fn: Callable[[], Any], *, repeats: int, warmup: int, device: str) -> float:
+def best_time(fn: Callable[[], Any], *, repeats: int, warmup: int, device: str) -> float:
+    """Fastest of ``repeats`` runs after ``warmup`` (seconds).
+
+    The minimum, as timeit recommends: on a shared machine the slower runs measure
+    the neighbours, not the code.
+    """
     for _ in range(warmup):
         fn()
     sync(device)
@@ -76,7 +80,7 @@ def median_time(fn: Callable[[], Any], *, repeats: int, warmup: int, device: str
         fn()
         sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def run_worker(script: str, args: list[str], *, timeout: float = 900) -> dict:

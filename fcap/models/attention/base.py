@@ -31,6 +31,8 @@ def real_frames(v: torch.Tensor, frame_mask: torch.Tensor | None) -> tuple[torch
     if tuple(frame_mask.shape) != (b, t):
         raise ValueError(f"frame_mask must be (b, t) = {(b, t)}, got {tuple(frame_mask.shape)}")
     mask = frame_mask.to(device=v.device, dtype=torch.bool)
+    if bool(mask.all()):
+        return v, mask  # nothing padded: skip the copy
     if not bool(mask.any(dim=1).all()):
         empty = [i for i, ok in enumerate(mask.any(dim=1).tolist()) if not ok]
         raise ValueError(f"frame_mask: samples {empty} have no real frame (all False)")

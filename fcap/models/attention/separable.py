@@ -48,8 +48,9 @@ class SeparableCrossAttention(CrossAttention):
     def prepare(self, v: torch.Tensor, frame_mask: torch.Tensor | None = None):
         v, mask = real_frames(v, frame_mask)
         per_frame = self.norm_time(v.amax(dim=2))  # (b, t, d): max over space
-        fill = torch.finfo(v.dtype).min
-        per_patch = self.norm_space(v.masked_fill(~mask[:, :, None, None], fill).amax(dim=1))  # (b, s, d)
+        if frame_mask is not None and not bool(mask.all()):  # padded frames never win the max
+            v = v.masked_fill(~mask[:, :, None, None], torch.finfo(v.dtype).min)
+        per_patch = self.norm_space(v.amax(dim=1))  # (b, s, d): max over time
         kt, vt = self.time.keys(per_frame)
         ks, vs = self.space.keys(per_patch)
         return (kt, vt, mask, ks, vs)
