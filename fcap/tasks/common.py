@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional
 
 import torch
 
-from fcap.data import DataEnv, build_loader
+from fcap.data import DataEnv, ShapesWorldConfig, build_loader, ensure_shapes_world
 from fcap.train.distributed import DistInfo
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -26,6 +26,10 @@ class DatasetsConfig:
     """
 
     root: Optional[str] = None  # relative source `root:`s resolve against this directory
+    # Synthetic stand-in for the real datasets (tiny profile): when set, the shapes world
+    # is generated once (under `root`, or $FCAP_CACHE / ~/.cache/fcap) and becomes the
+    # root, holding msrvtt/, msvd/, howto100m/, laion/ in the real layouts.
+    shapes_world: Optional[ShapesWorldConfig] = None
     max_skip_fraction: float = 0.05  # stop above this fraction of unreadable items per source
     num_workers: int = 2  # DataLoader worker processes per rank
     num_frames: Optional[int] = None  # frames per clip; None: the visual encoder's own
@@ -42,9 +46,22 @@ class DatasetsConfig:
             raise ValueError(f"sample_fps must be > 0, got {self.sample_fps}")
 
 
+def data_root(cfg: DatasetsConfig) -> str | None:
+    """``cfg.root``, or the generated shapes world's directory when ``shapes_world`` is set."""
+    if cfg.shapes_world is None:
+        return cfg.root
+    if cfg.root:
+        root = Path(cfg.root).expanduser()
+    else:
+        cache = os.environ.get("FCAP_CACHE") or Path.home() / ".cache" / "fcap"
+        root = Path(cache) / f"shapes-world-{cfg.shapes_world.digest()}"
+    ensure_shapes_world(str(root), cfg.shapes_world)  # once; a file lock serialises ranks
+    return str(root)
+
+
 def data_env(cfg: DatasetsConfig, *, seed: int, info: DistInfo, logger) -> DataEnv:
     return DataEnv(seed=seed, rank=info.rank, world_size=info.world_size,
-                   max_skip_fraction=cfg.max_skip_fraction, data_root=cfg.root, logger=logger)
+                   max_skip_fraction=cfg.max_skip_fraction, data_root=data_root(cfg), logger=logger)
 
 
 def loader_for(source: Any, *, datasets: DatasetsConfig, env: DataEnv, spec, encoder: dict,

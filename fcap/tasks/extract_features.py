@@ -55,7 +55,7 @@ def _extract(cfg: ExtractFeaturesConfig, ctx, info) -> dict:
     spec = visual.spec
     out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else Path(ctx.run_dir) / "features"
     # One process over the whole split (fcap.data's contract), whatever the world size.
-    env = DataEnv(seed=ctx.seed, rank=0, world_size=1, data_root=cfg.datasets.root,
+    env = DataEnv(seed=ctx.seed, rank=0, world_size=1, data_root=common.data_root(cfg.datasets),
                   max_skip_fraction=cfg.datasets.max_skip_fraction, logger=ctx.logger)
     loader_spec = LoaderSpec(split=cfg.split, train=False, batch_size=cfg.batch_size,
                              num_workers=cfg.datasets.num_workers, image_size=spec.image_size,

@@ -10,7 +10,6 @@ from registry import TASKS
 
 MODEL = {"lm": {"name": "opt", "source": "tiny"}, "visual": {"name": "timesformer", "source": "tiny"},
          "adapters": {"layers": [2, 3]}}
-DATASETS = {"num_workers": 0}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,14 +35,16 @@ def run_stage(root, name, task, body, *, init_from=None, extra=None, config_hash
 
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory):
-    """The shapes world with feature caches of its MSR-VTT-layout train and test splits."""
+    """The shapes world as the tiny profile reads it (``datasets.shapes_world`` + the real
+    ``msrvtt`` reader), with feature caches of its train and test splits."""
     root = tmp_path_factory.mktemp("shapes")
-    source = {"name": "shapes", "root": str(root / "world"), "layout": "msrvtt"}
-    out = {"root": root, "source": source}
+    datasets = {"num_workers": 0, "root": str(root / "world"), "shapes_world": {}}
+    source = {"name": "msrvtt", "root": "msrvtt"}
+    out = {"root": root, "source": source, "datasets": datasets}
     for split in ("train", "test"):
         summary = run_stage(root, f"features-{split}", "extract_features",
                             {"model": MODEL, "data": dict(source, split=split),
-                             "datasets": DATASETS, "batch_size": 40})
+                             "datasets": datasets, "batch_size": 40})
         out[split] = dict(source, split=split, features=summary["out_dir"])
     return out
 
@@ -55,6 +56,6 @@ TRAINED_STEPS = 200
 def trained(shapes):
     """caption_pretrain on the shapes train features: the learning sanity check's recipe."""
     return run_stage(shapes["root"], "pretrain", "caption_pretrain", {
-        "model": MODEL, "data": shapes["train"], "datasets": DATASETS,
+        "model": MODEL, "data": shapes["train"], "datasets": shapes["datasets"],
         "optimizer": {"name": "adamw", "lr": 5e-3},
         "train": {"steps": TRAINED_STEPS, "batch_size": 16, "log_every": 20, "save_every": 100}})

@@ -7,13 +7,13 @@ shuffled 1.0, untrained 0.0.
 """
 import json
 
-from conftest import DATASETS, MODEL, run_stage
+from conftest import MODEL, run_stage
 
 from conftest import TRAINED_STEPS as STEPS
 
 
 def evaluate(shapes, name, **options):
-    body = {"model": MODEL, "data": shapes["test"], "datasets": DATASETS, "batch_size": 40,
+    body = {"model": MODEL, "data": shapes["test"], "datasets": shapes["datasets"], "batch_size": 40,
             "metrics": ["cider"], **options}
     init = shapes["root"] / "pretrain" if name != "untrained" else None
     return run_stage(shapes["root"], f"eval-{name}", "caption_eval", body, init_from=init)

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import DATASETS, MODEL, run_stage
+from conftest import MODEL, run_stage
 
 from fcap.config import ConfigError
 from fcap.train import TrainingInterrupted
@@ -14,7 +14,7 @@ def rows(path):
 def test_finetune_starts_from_pretrain_adapters_and_validates(shapes, trained, tmp_path):
     # pixels, not cached features: exercises decoding + the frozen TimeSformer
     summary = run_stage(tmp_path, "finetune", "caption_finetune", {
-        "model": MODEL, "data": dict(shapes["source"], split="train"), "datasets": DATASETS,
+        "model": MODEL, "data": dict(shapes["source"], split="train"), "datasets": shapes["datasets"],
         "val_data": shapes["test"], "val_max_items": 8, "tokenizer": "simple",
         "metrics": ["cider", "bleu"],
         "optimizer": {"name": "adamw", "lr": 1e-3},
@@ -35,11 +35,11 @@ def test_finetune_without_upstream_is_an_error(shapes, tmp_path):
     with pytest.raises(ValueError, match="task 'caption_finetune' \\(stage finetune\\) starts from "
                                          "trained adapters: give the stage 'init_from: <stage>'"):
         run_stage(tmp_path, "finetune", "caption_finetune",
-                  {"model": MODEL, "data": shapes["train"], "datasets": DATASETS})
+                  {"model": MODEL, "data": shapes["train"], "datasets": shapes["datasets"]})
 
 
 def test_stopped_stage_resumes_to_identical_adapters(shapes, tmp_path):
-    body = {"model": MODEL, "data": shapes["train"], "datasets": DATASETS,
+    body = {"model": MODEL, "data": shapes["train"], "datasets": shapes["datasets"],
             "optimizer": {"name": "adamw", "lr": 5e-3},
             "train": {"steps": 6, "batch_size": 8, "grad_accum": 2, "log_every": 2, "save_every": 4}}
     run_stage(tmp_path / "a", "pretrain", "caption_pretrain", body, config_hash="h")
