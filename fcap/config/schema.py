@@ -206,7 +206,10 @@ class _Ctx:
         try:
             return cls(**kwargs)
         except (ValueError, TypeError) as err:
-            self.add(key, f"{cls.__name__}: {err}")
+            # "radius must be > 0" / "radius: ..." is reported at the field's own key
+            first = re.match(r"^(\w+)\b", str(err))
+            where = _join(key, first.group(1)) if first and first.group(1) in fields else key
+            self.add(where, f"{cls.__name__}: {err}")
             return None
 
     def component(self, registry: Registry, data: Any, key: str, name_key: str) -> Any:

@@ -86,6 +86,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         raise ConfigError(Problem(origins("plugins"), "plugins", "expected a list of plugins"))
     load_plugins([*yaml_plugins], relative_to=path.resolve().parent)
     load_plugins(list(plugins))
+    notes = []
+    if profile is None and profiles.needs_default(doc, experiment=path):
+        profile = profiles.DEFAULT
+        notes.append(profiles.default_note(path))
     if profile:
         doc = profiles.apply(doc, origins, profile, experiment=path)
     if launcher:
@@ -116,7 +120,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                           title=f"invalid experiment {path}")
     selected = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
-                profile=profile)
+                profile=profile, notes=notes)
 
 
 def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Problem]) -> None:
@@ -172,7 +176,8 @@ def _resolve_variant(doc: dict, origins: Origins, vname: str, path: Path,
         if spec is not None:
             stage_specs[str(sname)] = spec
     for key in shared:
-        if key not in used:
+        # A profile serves many experiments: its blocks that no stage here takes are unused.
+        if key not in used and not origins(key).startswith("profile "):
             allowed = sorted(set(EXPERIMENT_KEYS) | offered)
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

@@ -1,9 +1,10 @@
 """Profiles: overlays such as ``tiny`` (CPU, shapes world) or ``paper``.
 
-``--profile NAME`` looks for ``profiles/NAME.yaml`` beside the experiment file
-and then in each parent folder (so ``experiments/base/x.yaml`` and
-``experiments/x.yaml`` share ``experiments/profiles/``); ``--profile FILE.yaml``
-names a file. A profile is deep-merged over the experiment, except its
+``--profile NAME`` looks for ``profiles/NAME.yaml`` (or
+``experiments/profiles/NAME.yaml``) beside the experiment file and then in each
+parent folder (so ``experiments/base/x.yaml``, ``experiments/x.yaml`` and
+``examples/plugins/x.yaml`` share ``experiments/profiles/``);
+``--profile FILE.yaml`` names a file. A profile is deep-merged over the experiment, except its
 ``tasks:`` block: ``tasks: {caption_pretrain: {steps: 20}}`` is merged over
 every stage that runs that task. Variants and command-line overrides still win.
 """
@@ -16,6 +17,31 @@ from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases
 from fcap.experiment.spec import PROFILE_TASKS_KEY
 
+DEFAULT = "tiny"  # run when an experiment names no dataset root
+
+
+def needs_default(doc: dict, *, experiment: Path) -> bool:
+    """True when the experiment reads datasets but no root is configured.
+
+    That is: a ``datasets:`` block whose ``root`` is null and which does not
+    generate the shapes world, beside a ``profiles/tiny.yaml``. Such a run could
+    only fail on a missing dataset, so fcap runs the tiny profile and says so.
+    """
+    datasets = doc.get("datasets")
+    if not isinstance(datasets, dict) or datasets.get("root") or datasets.get("shapes_world") is not None:
+        return False
+    try:
+        find(DEFAULT, experiment=experiment)
+    except ConfigError:
+        return False
+    return True
+
+
+def default_note(experiment: Path) -> str:
+    return (f"no dataset root configured in {experiment} (datasets.root is null): running the "
+            f"built-in '{DEFAULT}' profile (tiny random models, the synthetic shapes world, CPU). "
+            f"For the real experiment: --profile paper datasets.root=/path/to/datasets")
+
 
 def find(profile: str, *, experiment: Path) -> Path:
     if profile.endswith((".yaml", ".yml")) or "/" in profile:
@@ -25,11 +51,12 @@ def find(profile: str, *, experiment: Path) -> Path:
         return path
     known: list[str] = []
     for folder in [experiment.resolve().parent, *experiment.resolve().parents]:
-        candidate = folder / "profiles" / f"{profile}.yaml"
-        if candidate.exists():
-            return candidate
-        if (folder / "profiles").is_dir():
-            known += [p.stem for p in (folder / "profiles").glob("*.yaml")]
+        for profiles_dir in (folder / "profiles", folder / "experiments" / "profiles"):
+            candidate = profiles_dir / f"{profile}.yaml"
+            if candidate.exists():
+                return candidate
+            if profiles_dir.is_dir():
+                known += [p.stem for p in profiles_dir.glob("*.yaml")]
     close = difflib.get_close_matches(profile, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(Problem("command line", "--profile", (

@@ -79,7 +79,9 @@ class ClipConfig:
 class ShapesVideosConfig:
     """The synthetic shapes world's ``howto100m/`` videos (tiny profile) instead of a real folder."""
 
-    root: str  # where the world is generated once and cached (same as the ``shapes`` source's root)
+    # where the world is generated once and cached; None: the fcap cache folder that the
+    # caption tasks' ``datasets: {shapes_world: ...}`` also uses (so both read one world)
+    root: Optional[str] = None
     world: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)
 
 

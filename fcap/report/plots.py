@@ -26,10 +26,14 @@ def draw_all(plan, out_dir: Path) -> list[Path]:
     return paths
 
 
+# plot kind -> the trainer's scalar name in metrics.jsonl (fcap/train/monitor.py)
+SCALARS = {"loss": "train/loss", "lr": "train/lr", "grad_norm": "train/grad_norm"}
+
+
 def _keys(row: dict, kind: str) -> list[str]:
     if kind == "gates":
-        return sorted(k for k in row if "gate" in k)
-    return [kind] if kind in row else []
+        return sorted(k for k in row if k.startswith("gates/"))
+    return [SCALARS[kind]] if SCALARS[kind] in row else []
 
 
 def _curves(plan, out_dir: Path, kind: str) -> list[Path]:

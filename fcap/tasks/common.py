@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional
 import torch
 
 from fcap.data import DataEnv, ShapesWorldConfig, build_loader, ensure_shapes_world
+from fcap.data.shapes import world_root
 from fcap.train.distributed import DistInfo
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -34,8 +35,20 @@ class DatasetsConfig:
     num_workers: int = 2  # DataLoader worker processes per rank
     num_frames: Optional[int] = None  # frames per clip; None: the visual encoder's own
     sample_fps: Optional[float] = None  # None: frames uniform over the clip window
+    # crop side in pixels (paper: 224 pretraining; 320-384 fine-tuning helps, Sec. 6);
+    # None: the visual encoder's own image size
+    image_size: Optional[int] = None
+    # multiplies image_size (the tiny profile fits the paper's crops to its 32-px encoder)
+    image_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.root and self.shapes_world is None and not Path(self.root).expanduser().is_dir():
+            raise ValueError(f"root: dataset directory not found: {self.root} (it must hold the "
+                             "datasets' folders, e.g. howto100m/, laion/, msrvtt/, msvd/)")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {self.image_size}")
+        if self.image_scale <= 0:
+            raise ValueError(f"image_scale must be > 0, got {self.image_scale}")
         if not 0.0 <= self.max_skip_fraction <= 1.0:
             raise ValueError(f"max_skip_fraction must be in [0, 1], got {self.max_skip_fraction}")
         if self.num_workers < 0:
@@ -50,13 +63,14 @@ def data_root(cfg: DatasetsConfig) -> str | None:
     """``cfg.root``, or the generated shapes world's directory when ``shapes_world`` is set."""
     if cfg.shapes_world is None:
         return cfg.root
-    if cfg.root:
-        root = Path(cfg.root).expanduser()
-    else:
-        cache = os.environ.get("FCAP_CACHE") or Path.home() / ".cache" / "fcap"
-        root = Path(cache) / f"shapes-world-{cfg.shapes_world.digest()}"
-    ensure_shapes_world(str(root), cfg.shapes_world)  # once; a file lock serialises ranks
-    return str(root)
+    root = world_root(cfg.root, cfg.shapes_world)
+    ensure_shapes_world(root, cfg.shapes_world)  # once; a file lock serialises ranks
+    return root
+
+
+def image_size(cfg: DatasetsConfig, spec) -> int:
+    """The crop side fed to the encoder: ``image_size`` (or the encoder's) times ``image_scale``."""
+    return max(1, round((cfg.image_size or spec.image_size) * cfg.image_scale))
 
 
 def data_env(cfg: DatasetsConfig, *, seed: int, info: DistInfo, logger) -> DataEnv:
@@ -68,7 +82,7 @@ def loader_for(source: Any, *, datasets: DatasetsConfig, env: DataEnv, spec, enc
                train: bool, batch_size: int, split: str | None = None):
     """``fcap.data.build_loader`` with the stage's ``datasets:`` options and the encoder's image spec."""
     return build_loader(source, env=env, split=split, train=train, batch_size=batch_size,
-                        num_workers=datasets.num_workers, image_size=spec.image_size,
+                        num_workers=datasets.num_workers, image_size=image_size(datasets, spec),
                         mean=spec.mean, std=spec.std,
                         num_frames=datasets.num_frames or spec.num_frames,
                         sample_fps=datasets.sample_fps, encoder=encoder)

@@ -58,7 +58,8 @@ def _extract(cfg: ExtractFeaturesConfig, ctx, info) -> dict:
     env = DataEnv(seed=ctx.seed, rank=0, world_size=1, data_root=common.data_root(cfg.datasets),
                   max_skip_fraction=cfg.datasets.max_skip_fraction, logger=ctx.logger)
     loader_spec = LoaderSpec(split=cfg.split, train=False, batch_size=cfg.batch_size,
-                             num_workers=cfg.datasets.num_workers, image_size=spec.image_size,
+                             num_workers=cfg.datasets.num_workers,
+                             image_size=common.image_size(cfg.datasets, spec),
                              mean=spec.mean, std=spec.std,
                              num_frames=cfg.datasets.num_frames or spec.num_frames,
                              sample_fps=cfg.datasets.sample_fps)

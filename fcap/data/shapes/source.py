@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from fcap.data.errors import DataError
 from fcap.data.howto100m import Howto100m, Howto100mConfig
 from fcap.data.laion import Laion, LaionConfig
 from fcap.data.msrvtt import Msrvtt, MsrvttConfig
@@ -16,7 +15,7 @@ from registry import DATA_SOURCES
 
 @dataclass(frozen=True)
 class ShapesConfig:
-    root: Optional[str] = None  # directory where the world is generated once and cached
+    root: Optional[str] = None  # where the world is generated once and cached; None: the fcap cache
     layout: Literal["msrvtt", "msvd", "howto100m", "laion"] = "msrvtt"  # which reader reads it
     split: Literal["train", "val", "test"] = "train"  # msrvtt and msvd layouts
     captions: Literal["pseudolabel", "asr"] = "pseudolabel"  # howto100m layout
@@ -33,11 +32,8 @@ class Shapes(DataSource):
 
     def __init__(self, cfg: ShapesConfig, *, env) -> None:
         super().__init__(cfg, env=env)
-        root = env.resolve(cfg.root)
-        if not root:
-            raise DataError("data source 'shapes': key 'root' is required (the directory "
-                            f"where the world is generated and cached), got {cfg.root!r}")
-        self.roots = ensure_shapes_world(root, cfg.world)
+        # root None: the shared cache folder (fcap.data.shapes.world_root)
+        self.roots = ensure_shapes_world(env.resolve(cfg.root), cfg.world)
         where, features = self.roots[cfg.layout], env.resolve(cfg.features)
         if cfg.layout == "msrvtt":
             self.reader = Msrvtt(MsrvttConfig(root=where, split=cfg.split, features=features),

@@ -66,10 +66,19 @@ class ShapesWorldConfig:
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
-def ensure_shapes_world(root: str, cfg: ShapesWorldConfig | None = None) -> dict[str, str]:
-    """Generate the world under ``root`` unless the same config is already there."""
+def world_root(root: str | None, cfg: ShapesWorldConfig) -> str:
+    """``root``, or by default ``$FCAP_CACHE/shapes-world-<config digest>`` (``~/.cache/fcap``)."""
+    if root:
+        return os.path.abspath(os.path.expanduser(root))
+    cache = os.environ.get("FCAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fcap")
+    return os.path.join(cache, f"shapes-world-{cfg.digest()}")
+
+
+def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None) -> dict[str, str]:
+    """Generate the world under ``root`` (None: :func:`world_root`'s cache folder) unless the
+    same config is already there; return each layout's directory."""
     cfg = cfg or ShapesWorldConfig()
-    root = os.path.abspath(os.path.expanduser(root))
+    root = world_root(root, cfg)
     os.makedirs(root, exist_ok=True)
     roots = {name: os.path.join(root, name) for name in LAYOUTS}
     with open(os.path.join(root, ".shapes-world.lock"), "w") as lock:

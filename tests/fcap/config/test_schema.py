@@ -86,7 +86,7 @@ def test_every_problem_is_collected_with_keys():
 def test_post_init_invariant_and_component_without_options():
     with pytest.raises(ConfigError) as err:
         from_dict(Outer, {"count": 1, "widget": {"name": "round", "radius": -1}})
-    assert "widget: RoundOpts: radius must be > 0, got -1.0" in str(err.value)
+    assert "widget.radius: RoundOpts: radius must be > 0, got -1.0" in str(err.value)
     with pytest.raises(ConfigError) as err:
         from_dict(Outer, {"count": 1, "widget": {"name": "plain", "size": 3}})
     assert "widget.size: widget 'plain' takes no options" in str(err.value)

@@ -1,0 +1,50 @@
+"""Every YAML under experiments/ loads and validates, raw and under each profile."""
+from pathlib import Path
+
+import pytest
+
+from fcap.config import ConfigError
+from fcap.experiment import build_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
+PAPER_FILES = {"table1", "table2", "gates", "gate_init", "beta2", "crop", "attention",
+               "pseudolabel_howto100m"}
+
+
+def test_every_paper_experiment_exists():
+    assert {p.stem for p in EXPERIMENTS} >= PAPER_FILES
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_validates_raw_and_tiny(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(path)
+    assert plan.runs and all(r.config_hash for r in plan.runs)
+    tiny = build_plan(path, profile="tiny")
+    assert tiny.profile == "tiny"
+    for run in tiny.runs:
+        model = getattr(run.cfg, "model", None)
+        if model is not None:  # tiny models only: no hub download can be attempted
+            assert model.lm.cfg.source == "tiny" and model.visual.cfg.source == "tiny"
+
+
+def test_no_dataset_root_means_tiny_profile_said_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(ROOT / "experiments" / "table1.yaml")
+    assert plan.profile == "tiny"
+    assert plan.notes[0].startswith("no dataset root configured in")
+    assert "running the built-in 'tiny' profile" in plan.notes[0]
+    assert [r.key for r in plan.runs][:2] == ["all_variants/label", "all_variants/merge"]
+    assert plan.variants() == ["asr", "pseudolabels", "laion", "pseudolabels_laion"]
+
+
+def test_paper_profile_requires_existing_dataset_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        build_plan(ROOT / "experiments" / "table1.yaml", profile="paper")
+    assert "datasets.root" in str(err.value) and "/path/to/datasets" in str(err.value)
+    (tmp_path / "data").mkdir()
+    plan = build_plan(ROOT / "experiments" / "table1.yaml", profile="paper",
+                      overrides=[f"datasets.root={tmp_path / 'data'}"])
+    assert plan.profile == "paper" and plan.header.launcher.name == "slurm"
