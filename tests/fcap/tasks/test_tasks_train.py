@@ -60,8 +60,8 @@ def test_task_configs_report_every_problem_by_key(shapes, tmp_path):
     text = str(err.value)
     assert "stages.evaluate.data: missing required key 'data'" in text
     assert "stages.evaluate.batch_sise: unknown key 'batch_sise'; did you mean 'batch_size'?" in text
-    with pytest.raises(ConfigError, match="stages.evaluate: CaptionEvalConfig: metrics: SPICE is not "
-                                          "offered"):
+    with pytest.raises(ConfigError, match="stages.evaluate.metrics: CaptionEvalConfig: metrics: "
+                                          "SPICE is not offered"):
         run_stage(tmp_path, "evaluate", "caption_eval",
                   {"model": MODEL, "data": shapes["test"], "metrics": ["cider", "spice"]})
     with pytest.raises(ConfigError) as err:
