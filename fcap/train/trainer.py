@@ -126,12 +126,15 @@ class Trainer:
         applied = 1.0 if engine.was_step_applied() else 0.0
         local = {"loss": loss_sum / self.cfg.grad_accum, "samples": samples, "tokens": tokens,
                  "video_batches": video, "image_batches": image, "nonfinite": nonfinite}
-        glob = all_reduce([local["loss"], samples, tokens, video, image, nonfinite, 1.0 - applied],
-                          info=self.info)
+        # One all-reduce per step carries the stats and the checkpoint request flags
+        # (sums > 0 <=> some rank has the flag set).
+        requested, stop = preemption.pending()
+        glob = all_reduce([local["loss"], samples, tokens, video, image, nonfinite, 1.0 - applied,
+                           float(requested), float(stop)], info=self.info)
         n = self.info.world_size
         out = {"loss": glob[0] / n, "samples": glob[1], "tokens": glob[2], "video_batches": glob[3],
                "image_batches": glob[4], "nonfinite": glob[5] > 0, "skipped": glob[6] > 0,
-               "local": local}
+               "requested": glob[7] > 0, "stop": glob[8] > 0, "local": local}
         # fp16's dynamic loss scale skips overflowing steps by design: those are
         # not bad steps unless the loss itself was non-finite.
         overflow_is_bad = self.cfg.precision != "fp16"
@@ -141,8 +144,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
-        preemption.clear()
-        self._resume()
+        self._resume()  # a request made before this point is honoured after the first step
         monitor = Monitor(self.run_dir, info=info, total_steps=cfg.steps, start_step=self.step,
                           logger=self.logger)
         interval = _Interval()
@@ -176,24 +178,23 @@ class Trainer:
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.streak == 0:
                     self._save()
                     saved_at = self.step
-                requested, stop = self._agree_on_preemption()
+                # flags as of the end of this step's update, agreed across ranks
+                requested, stop = out["requested"], out["stop"]
                 if requested or self.step == self.stop_after:
-                    path = self._save() if saved_at != self.step else self.ckpt_root / checkpoint.step_name(self.step)
+                    if saved_at != self.step:
+                        self._save()
                     saved_at = self.step
+                    path = self.ckpt_root / checkpoint.step_name(self.step)
+                    if requested:
+                        preemption.clear()  # consumed
                     if self.step == self.stop_after or stop:
-                        raise TrainingInterrupted(self.step, path, "stop_after" if not requested
-                                                  else "checkpoint requested")
-                    preemption.clear()
+                        reason = "checkpoint requested" if requested else "stop_after"
+                        raise TrainingInterrupted(self.step, path, reason)
             if saved_at != self.step:
                 self._save()
         finally:
             monitor.close()
         return self._summary()
-
-    def _agree_on_preemption(self) -> tuple[bool, bool]:
-        requested, stop = preemption.pending()
-        r, s = all_reduce([float(requested), float(stop)], op="max", info=self.info)
-        return r > 0, s > 0
 
     def _bad_step(self, out: dict) -> None:
         self.streak += 1

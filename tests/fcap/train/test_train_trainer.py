@@ -60,6 +60,31 @@ def test_nan_steps_are_skipped_and_counted(tmp_path, dist_info):
     assert rows[5]["train/bad_streak"] == 0 and rows[12]["train/bad_steps"] == 2
 
 
+def test_non_finite_gradients_with_finite_loss_are_skipped(tmp_path, dist_info):
+    trainer = make_trainer(tmp_path, dist_info, poison=(5,), log_every=1, stop_after=4)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    before = adapter_state(trainer)
+    trainer = make_trainer(tmp_path, dist_info, poison=(5,), log_every=1, stop_after=5)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    assert equal(before, adapter_state(trainer))
+    rows = {r["step"]: r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())}
+    assert rows[5]["train/bad_steps"] == 1
+    assert isinstance(rows[5]["train/loss"], str)  # no good step in the interval: NaN, as text
+    local = [json.loads(r) for r in (tmp_path / "ranks" / "rank-00000.jsonl").read_text().splitlines()]
+    step5 = next(r for r in local if r["step"] == 5)
+    assert step5["nonfinite"] == 0 and 0 < step5["loss"] < 100  # the loss itself was finite
+    summary = make_trainer(tmp_path, dist_info, poison=(5,), log_every=1).fit()
+    assert summary["bad_steps"] == 1 and summary["final_loss"] is not None
+
+
+def test_bf16_skips_bad_steps_too(tmp_path, dist_info):
+    summary = make_trainer(tmp_path, dist_info, precision="bf16", debug_nan_steps=(3,)).fit()
+    assert summary["bad_steps"] == 1 and summary["steps"] == 12
+    assert summary["final_loss"] is not None
+
+
 def test_max_bad_steps_stops_with_last_good_checkpoint_intact(tmp_path, dist_info):
     trainer = make_trainer(tmp_path, dist_info, debug_nan_steps=(5, 6, 7, 8, 9), max_bad_steps=3)
     with pytest.raises(TrainingDiverged) as err:

@@ -26,15 +26,19 @@ class ToyModel(nn.Module):
     def trainable_parameters(self):
         return list(self.adapter.parameters())
 
-    def forward(self, x, y):
-        return nn.functional.mse_loss(self.adapter(torch.tanh(self.frozen(x))).squeeze(-1), y)
+    def forward(self, x, y, poison=False):
+        out = self.adapter(torch.tanh(self.frozen(x.to(self.frozen.weight.dtype)))).float()
+        if poison:  # a finite loss whose gradients are not
+            out.register_hook(lambda g: g * float("inf"))
+        return nn.functional.mse_loss(out.squeeze(-1), y)
 
 
 class ToyLoader:
     """An endless stream of (x, y) batches whose position is its state."""
 
-    def __init__(self, *, rank: int = 0, batch_size: int = 4, on_batch=None) -> None:
+    def __init__(self, *, rank: int = 0, batch_size: int = 4, on_batch=None, poison=()) -> None:
         self.rank, self.batch_size, self.position = rank, batch_size, 0
+        self.poison = poison  # batch positions whose gradients become non-finite
         self.on_batch = on_batch  # called with the position of each batch handed out
 
     def __iter__(self):
@@ -44,7 +48,8 @@ class ToyLoader:
             if self.on_batch is not None:
                 self.on_batch(self.position)
             x = torch.randn(self.batch_size, 8, generator=g)
-            yield {"x": x, "y": x[:, 0] * 2 - x[:, 1], "modality": "video" if self.position % 3 else "image"}
+            yield {"x": x, "y": x[:, 0] * 2 - x[:, 1], "poison": self.position in self.poison,
+                   "modality": "video" if self.position % 3 else "image"}
 
     def state_dict(self):
         return {"position": self.position}
@@ -54,16 +59,17 @@ class ToyLoader:
 
 
 def toy_loss(engine, batch) -> StepResult:
-    loss = engine(batch["x"], batch["y"])
+    loss = engine(batch["x"], batch["y"], poison=batch["poison"])
     n = len(batch["y"])
     return StepResult(loss=loss, samples=n, tokens=n * 3, modality=batch["modality"])
 
 
 def make_trainer(run_dir: Path, info, *, stop_after=None, config_hash="toy", on_batch=None,
-                 **train) -> Trainer:
+                 poison=(), **train) -> Trainer:
     cfg = TrainConfig(**{"steps": 12, "batch_size": 4, "log_every": 2, "save_every": 4, **train})
     model = ToyModel()
-    return Trainer(cfg, model=model, loader=ToyLoader(rank=info.rank, batch_size=cfg.batch_size, on_batch=on_batch),
+    return Trainer(cfg, model=model, loader=ToyLoader(rank=info.rank, batch_size=cfg.batch_size, on_batch=on_batch,
+                                                        poison=poison),
                    loss_fn=toy_loss, optimizer=build_component(OPTIMIZERS, {"name": "adamw", "lr": 1e-2}),
                    scheduler=build_component(SCHEDULERS, {"name": "warmup_cosine", "warmup_steps": 2}),
                    run_dir=run_dir, config_hash=config_hash, seed=0, info=info,
