@@ -19,7 +19,11 @@ experiment's shared top-level blocks (``model:``, ``optimizer:``, ...; only the
 blocks that are fields of ``cfg``). ``ctx`` is a :class:`fcap.context.StageContext`
 (run directory, dependency run directories, logger, config hash). The returned
 mapping (JSON-serialisable) is stored as the stage's summary. Raising fails the
-stage; its dependents do not run.
+stage; its dependents do not run. A task must be runnable from ``ctx`` alone, on
+one process or under torchrun/SLURM (``fcap.train.distributed.setup()`` reads the
+environment), and rerunning an interrupted stage resumes it: training tasks raise
+``fcap.train.TrainingInterrupted`` after saving a checkpoint when stopped early.
+Training tasks leave their adapters in ``<run_dir>/adapters/`` (safetensors).
 """)
 
 DATA_SOURCES = Registry("data source", """Datasets and dataset mixtures.
@@ -57,19 +61,26 @@ returns ``x`` (shape ``(..., dim)``) multiplied by the gate's value, and whose
 OPTIMIZERS = Registry("optimizer", """Optimizers for the trainable (adapter) parameters.
 
 Contract: a callable ``fn(cfg, params) -> torch.optim.Optimizer`` where
-``params`` is an iterable of parameters or parameter groups.
+``params`` is an iterable of parameters or parameter groups (only the adapters').
+It must return a plain torch optimizer whose ``state_dict`` round-trips exactly:
+DeepSpeed wraps it (ZeRO partitions its state across ranks) and checkpoints it.
 """)
 
 SCHEDULERS = Registry("scheduler", """Learning-rate schedules, stepped once per optimizer step.
 
 Contract: a callable ``fn(cfg, optimizer, *, total_steps) ->
-torch.optim.lr_scheduler.LRScheduler``.
+torch.optim.lr_scheduler.LRScheduler`` whose ``state_dict`` restores it exactly
+(exact resume). DeepSpeed steps it after each *applied* update; a skipped bad
+step does not advance it.
 """)
 
 METRICS = Registry("metric", """Caption metrics.
 
 Contract: a callable ``fn(cfg, *, predictions, references) -> dict[str, float]``
-with ``predictions: {id: caption}`` and ``references: {id: [caption, ...]}``.
+with ``predictions: {id: caption}`` and ``references: {id: [caption, ...]}``
+over the same ids, already tokenised by ``fcap.eval.score`` (lower-case tokens
+joined by spaces, punctuation removed; PTB by default). Returned keys are
+display names (``CIDEr``, ``BLEU-4``, ...) and may be several per metric.
 """)
 
 LAUNCHERS = Registry("launcher", """Where and how the stages of an experiment run.
