@@ -73,7 +73,7 @@ class TimesformerEncoder(nn.Module):
                              f"{config.attention_type!r} not supported; expected divided_space_time")
         self.spec = image_spec(cfg)
         self.hidden_size = config.hidden_size
-        self.num_patches = (config.image_size // config.patch_size) ** 2
+        self.num_patches = (config.image_size // config.patch_size) ** 2  # at the trained size
         self._identity = sources.identity(self.family, cfg.source, self.model)
 
     def identity(self) -> dict[str, str]:
@@ -81,17 +81,18 @@ class TimesformerEncoder(nn.Module):
         return dict(self._identity)
 
     @contextmanager
-    def _clip_length(self, t: int):
-        # TimesformerLayer splits its token sequence into frames using config.num_frames
-        # (embeddings interpolate time embeddings themselves): set it to this clip's
-        # length for one call and restore it, so any t (1 for images) runs correctly.
+    def _clip_shape(self, t: int, size: int):
+        # TimesformerLayer splits its token sequence into frames with config.num_frames and
+        # into rows with config.image_size // patch_size (the embeddings interpolate time
+        # and position embeddings themselves): set both to this clip's for one call and
+        # restore them, so any t (1 for images) and any crop (Sec. 6: 224-384 px) runs.
         config = self.model.config
-        saved = config.num_frames
-        config.num_frames = t
+        saved = config.num_frames, config.image_size
+        config.num_frames, config.image_size = t, size
         try:
             yield
         finally:
-            config.num_frames = saved
+            config.num_frames, config.image_size = saved
 
     def encode(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """pixel_values: (b, t, 3, H, W), frame_mask: (b, t) bool -> (b, t, s, d_v).
@@ -102,15 +103,16 @@ class TimesformerEncoder(nn.Module):
         if pixel_values.dim() != 5:
             raise ValueError(f"pixel_values must be (b, t, 3, H, W), got {tuple(pixel_values.shape)}")
         b, t, _, height, width = pixel_values.shape
-        size = self.spec.image_size
-        if (height, width) != (size, size):
-            raise ValueError(f"pixel_values: frames are {height}x{width} but {self.source!r} "
-                             f"expects {size}x{size}")
+        patch = self.model.config.patch_size
+        if height != width or height < patch:
+            raise ValueError(f"pixel_values: frames are {height}x{width}; {self.source!r} needs "
+                             f"square frames of at least its patch size {patch} (trained at "
+                             f"{self.spec.image_size}x{self.spec.image_size})")
         if frame_mask is None:
             return self._encode_clip(pixel_values)
         mask = frame_mask.to(device=pixel_values.device, dtype=torch.bool)
         counts = mask.sum(dim=1)
-        out = pixel_values.new_zeros(b, t, self.num_patches, self.hidden_size)
+        out = pixel_values.new_zeros(b, t, (height // patch) ** 2, self.hidden_size)
         for n in sorted(set(counts.tolist())):
             if n == 0:
                 raise ValueError("frame_mask: a sample has no real frame (all False)")
@@ -122,8 +124,8 @@ class TimesformerEncoder(nn.Module):
         return out
 
     def _encode_clip(self, clips: torch.Tensor) -> torch.Tensor:
-        b, t = clips.shape[:2]
-        with self._clip_length(t):
+        b, t, _, size = clips.shape[:4]
+        with self._clip_shape(t, size):
             hidden = self.model(pixel_values=clips).last_hidden_state  # (b, 1 + s*t, d), (s t) order
-        s, d = self.num_patches, hidden.shape[-1]
+        s, d = (hidden.shape[1] - 1) // t, hidden.shape[-1]
         return hidden[:, 1:].reshape(b, s, t, d).transpose(1, 2)

@@ -117,7 +117,9 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
                       gate_values=lambda: common.gate_values(model), evaluate=evaluate,
                       extra_scalars=lambda: common.skip_counts(env),
                       stop_after=ctx.extra.get("stop_after"))
+    gates_before = common.gate_tensors(model)
     summary = trainer.fit()
+    summary["gate_shift_max"] = common.gate_shift_max(gates_before, common.gate_tensors(model))
     summary["task"] = ctx.stage
     summary["init_adapters"] = str(init_adapters) if init_adapters else None
     if info.is_main:

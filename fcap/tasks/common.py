@@ -38,7 +38,8 @@ class DatasetsConfig:
     # crop side in pixels (paper: 224 pretraining; 320-384 fine-tuning helps, Sec. 6);
     # None: the visual encoder's own image size
     image_size: Optional[int] = None
-    # multiplies image_size (the tiny profile fits the paper's crops to its 32-px encoder)
+    # multiplies an explicit image_size (the tiny profile fits the paper's crops to its
+    # 32-px encoder); the encoder's own size is never scaled
     image_scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -69,8 +70,10 @@ def data_root(cfg: DatasetsConfig) -> str | None:
 
 
 def image_size(cfg: DatasetsConfig, spec) -> int:
-    """The crop side fed to the encoder: ``image_size`` (or the encoder's) times ``image_scale``."""
-    return max(1, round((cfg.image_size or spec.image_size) * cfg.image_scale))
+    """The crop side fed to the encoder: ``image_size * image_scale``, or the encoder's own."""
+    if cfg.image_size is None:
+        return spec.image_size
+    return max(1, round(cfg.image_size * cfg.image_scale))
 
 
 def data_env(cfg: DatasetsConfig, *, seed: int, info: DistInfo, logger) -> DataEnv:
@@ -93,6 +96,20 @@ def skip_counts(env: DataEnv) -> dict[str, float]:
     summary = env.skips.summary()
     return {"skipped_items": float(sum(s["skipped"] for s in summary.values())),
             "attempted_items": float(sum(s["attempted"] for s in summary.values()))}
+
+
+def gate_tensors(model) -> dict[str, torch.Tensor]:
+    """A copy of every gate's tanh(g) (per dimension for vector gates), by layer and branch."""
+    out = {}
+    for layer, adapter in model.adapters().items():
+        out[f"layer{layer}/attn"] = adapter.gate_attn.value().detach().float().cpu().clone()
+        out[f"layer{layer}/ffn"] = adapter.gate_ffn.value().detach().float().cpu().clone()
+    return out
+
+
+def gate_shift_max(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> float:
+    """Largest absolute change of any gate value (Figure 5: < 0.05 during fine-tuning)."""
+    return max(float((after[k] - before[k]).abs().max()) for k in before)
 
 
 def gate_values(model) -> dict[str, float]:

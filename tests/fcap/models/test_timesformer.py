@@ -150,9 +150,11 @@ def test_image_spec_from_the_saved_processor(encoder):
     assert encoder.spec.mean == (0.45, 0.45, 0.45) and encoder.spec.std == (0.225, 0.225, 0.225)
 
 
-def test_wrong_image_size_is_refused(encoder):
-    with pytest.raises(ValueError, match=r"frames are 16x16 but .* expects 8x8"):
-        encoder.encode(torch.randn(1, 2, 3, 16, 16))
+def test_frames_smaller_than_a_patch_are_refused(encoder):
+    # other crops are allowed (Sec. 6 fine-tunes at 320-384 px): tests/fcap/models/test_visual_crops.py
+    patch = encoder.model.config.patch_size
+    with pytest.raises(ValueError, match=rf"needs square frames of at least its patch size {patch}"):
+        encoder.encode(torch.randn(1, 2, 3, patch - 1, patch - 1))
 
 
 def test_unknown_original_keys_are_refused():
