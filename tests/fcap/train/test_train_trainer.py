@@ -23,10 +23,23 @@ def test_stopped_and_resumed_run_is_bitwise_identical(tmp_path, dist_info):
     assert equal(adapter_state(full), adapter_state(again))
     assert summary["final_loss"] == full_summary["final_loss"]
     assert summary["samples"] == full_summary["samples"] == 12 * 2 * 4
+    kept = sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir())
+    assert kept == ["step-00000008", "step-00000012"]  # keep_last 2 of 4, 8, 12
     # a different stream would have trained differently: the comparison can fail
     other = make_trainer(tmp_path / "other", dist_info, grad_accum=1)
     other.fit()
     assert not equal(adapter_state(full), adapter_state(other))
+
+
+def test_only_adapters_reach_the_optimizer_and_frozen_weights_stay(tmp_path, dist_info):
+    trainer = make_trainer(tmp_path, dist_info)
+    frozen = {k: v.clone() for k, v in trainer.engine.module.frozen.state_dict().items()}
+    trainer.fit()
+    model = trainer.engine.module
+    in_optimizer = {id(p) for group in trainer.engine.optimizer.bit16_groups for p in group}
+    assert in_optimizer == {id(p) for p in model.adapter.parameters()}
+    assert not any(p.requires_grad for p in model.frozen.parameters())
+    assert equal(frozen, model.frozen.state_dict())
 
 
 def test_logs_scalars_tensorboard_and_rank_file(tmp_path, dist_info):
