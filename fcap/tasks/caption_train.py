@@ -10,11 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import torch
-
 from fcap.config import component
 from fcap.eval.captioning import generate_captions, roll_videos, visual_inputs
-from fcap.eval.scoring import DEFAULT_METRICS, check_metric_names, score
+from fcap.eval.scoring import check_metric_names, score
 from fcap.eval.tokenize import Tokenizer
 from fcap.models import DecodingConfig, ModelConfig, build_model
 from fcap.tasks import common
