@@ -86,7 +86,7 @@ def _bars(plan, out_dir: Path) -> Path:
     ax.bar([x + 0.2 for x in xs], paper, width=0.4, label="paper")
     ax.set_xticks(list(xs), labels, rotation=20, fontsize=8)
     ax.set_ylabel(col.label or col.metric)
-    ax.set_title(cfg.title or plan.name)
+    ax.set_title(cfg.title or plan.name, fontsize=9)
     ax.legend()
     path = out_dir / "bars.png"
     fig.tight_layout()

@@ -27,6 +27,9 @@ class TrainConfig:
     seed: Optional[int] = None  # None: the experiment's seed
     max_text_length: int = 32  # caption tokens fed to the LM (BOS/EOS included)
     debug_nan_steps: tuple[int, ...] = ()  # test hook: these steps get a NaN loss
+    # multiplies `steps` (the tiny profile runs each experiment's schedule at a fraction,
+    # keeping the ratios between its stages and variants, e.g. beta2's 10K vs 4K)
+    step_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last",
@@ -38,6 +41,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
         if self.clip_grad < 0:
             raise ValueError(f"clip_grad must be >= 0 (0 disables), got {self.clip_grad}")
+        if self.step_scale <= 0:
+            raise ValueError(f"step_scale must be > 0, got {self.step_scale}")
         bad = [s for s in self.debug_nan_steps if s < 1]
         if bad:
             raise ValueError(f"debug_nan_steps must be step numbers >= 1, got {bad}")
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps this stage runs: ``steps * step_scale`` (at least 1)."""
+        return max(1, round(self.steps * self.step_scale))

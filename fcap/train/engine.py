@@ -55,7 +55,7 @@ def build_engine(model: torch.nn.Module, *, cfg: TrainConfig, optimizer: Compone
 
     params = list(params) if params is not None else trainable(model)
     opt = optimizer.build(params)
-    sched = scheduler.build(opt, total_steps=cfg.steps)
+    sched = scheduler.build(opt, total_steps=cfg.total_steps)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, lr_scheduler=sched,
                                            config=deepspeed_config(cfg, world_size=info.world_size))
     return engine

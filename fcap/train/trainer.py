@@ -145,13 +145,13 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         self._resume()  # a request made before this point is honoured after the first step
-        monitor = Monitor(self.run_dir, info=info, total_steps=cfg.steps, start_step=self.step,
+        monitor = Monitor(self.run_dir, info=info, total_steps=cfg.total_steps, start_step=self.step,
                           logger=self.logger)
         interval = _Interval()
         saved_at = self.step if self.resumed_from is not None else None
         try:
             self.engine.train()
-            while self.step < cfg.steps:
+            while self.step < cfg.total_steps:
                 self.step += 1
                 t0 = time.perf_counter()
                 out = self._train_step()
@@ -166,7 +166,7 @@ class Trainer:
                     self.streak = 0
                     self.last_loss = out["loss"]
                 monitor.advance(self.step, out["loss"])
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
                     self._log(monitor, interval, out)
                     interval = _Interval()
                 if cfg.eval_every and self.evaluate and self.step % cfg.eval_every == 0:
