@@ -1,8 +1,8 @@
 """Where frozen models come from: a hub id, a local directory, or ``tiny``.
 
 ``tiny`` builds a small random model deterministically from its dims and seed,
-saves it in the real transformers format under ``$FCAP_CACHE`` (default
-``~/.cache/fcap/models``) in a folder named by a hash of those dims, and hands
+saves it in the real transformers format under ``<fcap cache>/models``
+(``$FCAP_CACHE``, default ``~/.cache/fcap``) in a folder named by a hash of those dims, and hands
 that folder back, so tiny and real checkpoints load through the same
 ``from_pretrained`` path. Also: identity hashes for checkpoints and caches.
 """
@@ -19,12 +19,15 @@ from typing import Any, Callable
 
 import torch
 
+from fcap.cache import cache_dir
+
 TINY = "tiny"
 _FORMAT = 1  # bump when a tiny builder changes what it writes
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("FCAP_CACHE") or Path.home() / ".cache" / "fcap" / "models")
+    """Where tiny models are saved: ``<fcap cache>/models`` (:mod:`fcap.cache`)."""
+    return cache_dir("models")
 
 
 def resolve_source(source: str, *, key: str, tiny_options: Any,

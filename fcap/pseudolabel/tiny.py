@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from fcap.cache import cache_dir
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
 WORDS = ("a an the of on in at with and is are to his her man woman person people hand hands "
          "red green blue yellow white black circle square triangle shape moves left right up down "
@@ -80,14 +82,9 @@ def build_random_blip(out_dir: str | Path, *, shape: str = "tiny", seed: int = 0
     return out_dir
 
 
-def cache_root() -> Path:
-    """``$FCAP_CACHE`` or ``~/.cache/fcap``; models live in its ``models/``."""
-    return Path(os.environ.get("FCAP_CACHE") or "~/.cache/fcap").expanduser()
-
-
 def tiny_blip_dir() -> Path:
     """The cached tiny random BLIP, built on first use (atomically: array jobs may race)."""
-    target = cache_root() / "models" / TINY_VERSION
+    target = cache_dir("models", TINY_VERSION)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

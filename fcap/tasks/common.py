@@ -28,7 +28,7 @@ class DatasetsConfig:
 
     root: Optional[str] = None  # relative source `root:`s resolve against this directory
     # Synthetic stand-in for the real datasets (tiny profile): when set, the shapes world
-    # is generated once (under `root`, or $FCAP_CACHE / ~/.cache/fcap) and becomes the
+    # is generated once (under `root`, or the fcap cache: fcap/cache.py) and becomes the
     # root, holding msrvtt/, msvd/, howto100m/, laion/ in the real layouts.
     shapes_world: Optional[ShapesWorldConfig] = None
     max_skip_fraction: float = 0.05  # stop above this fraction of unreadable items per source

@@ -24,6 +24,7 @@ class DistInfo:
     world_size: int
     backend: str
     owned: bool  # this stage created the process group (and tears it down)
+    env_added: tuple[str, ...] = ()  # variables setup() exported itself (teardown removes them)
 
     @property
     def is_main(self) -> bool:
@@ -54,6 +55,7 @@ def setup() -> DistInfo:
     if backend == "gloo":
         _silence_cpu_shm_build()
     owned = False
+    missing: list[str] = []
     if not dist.is_initialized():
         missing = [k for k in ENV_KEYS if k not in os.environ]
         if len(missing) == len(ENV_KEYS) or missing == ["LOCAL_RANK"]:
@@ -71,8 +73,10 @@ def setup() -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
+    # A 1-process group made here picked its own port: the next stage in this process
+    # (the local launcher runs stages back to back) must pick a fresh one, not reuse it.
     return DistInfo(rank=dist.get_rank(), local_rank=local_rank, world_size=dist.get_world_size(),
-                    backend=backend, owned=owned)
+                    backend=backend, owned=owned, env_added=tuple(missing) if owned else ())
 
 
 def teardown(info: DistInfo) -> None:
@@ -82,6 +86,8 @@ def teardown(info: DistInfo) -> None:
 
         dist.barrier()
         ds_comm.destroy_process_group()
+    for key in info.env_added:
+        os.environ.pop(key, None)
 
 
 def device(info: DistInfo) -> torch.device:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fcap.cache import cache_dir
+
 from fcap.data.shapes.render import (ASR_CONTENT, CHIT_CHAT, IMAGE_TEMPLATES, VIDEO_TEMPLATES,
                                      random_scene, render_clip, render_image)
 from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_video
@@ -67,11 +69,10 @@ class ShapesWorldConfig:
 
 
 def world_root(root: str | None, cfg: ShapesWorldConfig) -> str:
-    """``root``, or by default ``$FCAP_CACHE/shapes-world-<config digest>`` (``~/.cache/fcap``)."""
+    """``root``, or by default ``<fcap cache>/shapes-world-<config digest>`` (:mod:`fcap.cache`)."""
     if root:
         return os.path.abspath(os.path.expanduser(root))
-    cache = os.environ.get("FCAP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "fcap")
-    return os.path.join(cache, f"shapes-world-{cfg.digest()}")
+    return str(cache_dir(f"shapes-world-{cfg.digest()}"))
 
 
 def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None) -> dict[str, str]:

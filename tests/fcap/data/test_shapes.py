@@ -90,9 +90,14 @@ def test_shapes_source_reads_each_layout_through_its_real_reader(shapes_roots, e
                     "laion": ("shapes-laion", "image", (2, 1, 3, 32, 32))}
 
 
-def test_shapes_without_root_names_the_key(env):
-    with pytest.raises(DataError, match=r"data source 'shapes': key 'root' is required"):
-        build_component(DATA_SOURCES, {"name": "shapes"}).build(env=env)
+def test_shapes_without_root_is_generated_in_the_fcap_cache(env, fcap_cache):
+    world = {"msrvtt_videos": [2, 1, 1], "msvd_videos": [1, 1, 1], "howto_videos": 1,
+             "howto_scenes": 1, "laion_images": 2, "laion_shard_size": 2}
+    source = build_component(DATA_SOURCES, {"name": "shapes", "world": world}).build(env=env)
+    digest = ShapesWorldConfig(**{**world, "msrvtt_videos": (2, 1, 1),
+                                  "msvd_videos": (1, 1, 1)}).digest()
+    assert source.roots["msrvtt"] == str(fcap_cache / f"shapes-world-{digest}" / "msrvtt")
+    assert len(source.reader.items("train", train=False)) == 2  # the real msrvtt reader
 
 
 def test_bad_world_config_is_a_config_error():

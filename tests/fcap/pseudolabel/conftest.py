@@ -19,18 +19,6 @@ SHAPES_SECONDS = 16.0  # 2 scenes x 8 s
 REAL_SECONDS = {"bigbuckbunny": 132 / 25, "bikes": 250 / 25}
 
 
-@pytest.fixture(scope="session")
-def fcap_cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fcap-cache")
-    old = os.environ.get("FCAP_CACHE")
-    os.environ["FCAP_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("FCAP_CACHE", None)
-    else:
-        os.environ["FCAP_CACHE"] = old
-
-
 @pytest.fixture(scope="module")
 def captioner(fcap_cache):
     """The ``source: tiny`` captioner, one CPU thread (restored after the module)."""
