@@ -9,7 +9,7 @@ import pytest
 
 from data_layouts import SMALL_WORLD, loader_kwargs
 from fcap.config.schema import build_component
-from fcap.data import DataError, build_loader
+from fcap.data import build_loader
 from fcap.data.media import read_all_frames
 from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
 from fcap.data.shapes.render import BACKGROUNDS, COLOURS, DIRECTIONS
