@@ -1,10 +1,9 @@
 """``fcap-run status EXPERIMENT.yaml``: each variant/stage as pending, done or failed."""
 from __future__ import annotations
 
-import argparse
 import json
 
-from fcap.experiment import build_plan, markers
+from fcap.experiment import markers, plan_from_argv
 
 
 def stage_state(run) -> tuple[str, str]:
@@ -25,14 +24,7 @@ def stage_state(run) -> tuple[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="fcap-run status")
-    p.add_argument("experiment")
-    p.add_argument("overrides", nargs="*")
-    p.add_argument("--profile")
-    p.add_argument("--plugin", action="append", default=[])
-    args = p.parse_args(argv)
-    plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      plugins=args.plugin)
+    plan = plan_from_argv("fcap-run status", argv)
     from fcap.launchers import slurm_status
 
     submitted = slurm_status.rows(plan)  # runs sent to SLURM: sacct state, job ids, logs

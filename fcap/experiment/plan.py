@@ -344,3 +344,17 @@ def _make_runs(header: ExperimentHeader, vname: str, order: list[str], specs: di
                         resources=spec["resources"], run_dir=out_root / header.name / variant / sname,
                         config_hash=hashes[sname], resolved=resolved))
     return runs
+
+
+def plan_from_argv(prog: str, argv: list[str]) -> Plan:
+    """``EXPERIMENT.yaml [key=value ...] [--profile P] [--plugin X]`` -> its plan (subcommands)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("experiment")
+    p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, as for the run")
+    p.add_argument("--profile")
+    p.add_argument("--plugin", action="append", default=[])
+    args = p.parse_intermixed_args(argv)
+    return build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
+                      plugins=args.plugin)

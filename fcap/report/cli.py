@@ -1,8 +1,6 @@
 """``fcap-run report EXPERIMENT.yaml``: report.md beside the experiment's runs."""
 from __future__ import annotations
 
-import argparse
-
 from fcap.report.write import table_rows, text_table, write_report
 
 
@@ -13,16 +11,9 @@ def print_table(plan) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from fcap.experiment import build_plan
+    from fcap.experiment import plan_from_argv
 
-    p = argparse.ArgumentParser(prog="fcap-run report")
-    p.add_argument("experiment")
-    p.add_argument("overrides", nargs="*")
-    p.add_argument("--profile")
-    p.add_argument("--plugin", action="append", default=[])
-    args = p.parse_args(argv)
-    plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      plugins=args.plugin)
+    plan = plan_from_argv("fcap-run report", argv)
     path = write_report(plan)
     if plan.header.report.columns:
         print_table(plan)

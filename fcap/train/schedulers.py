@@ -50,9 +50,8 @@ def constant(cfg: ConstantConfig, optimizer, *, total_steps: int) -> LambdaLR:
     return LambdaLR(optimizer, factor)
 
 
-@SCHEDULERS.register("warmup_cosine", config=WarmupConfig)
-def warmup_cosine(cfg: WarmupConfig, optimizer, *, total_steps: int) -> LambdaLR:
-    """Linear warmup, then half a cosine down to ``min_lr_ratio`` at ``total_steps``."""
+def _warmup_then(cfg: WarmupConfig, optimizer, total_steps: int, decay) -> LambdaLR:
+    """Linear warmup, then ``decay(progress in [0, 1])`` scaled to end at ``min_lr_ratio``."""
     _check_total(cfg, total_steps)
 
     def factor(step: int) -> float:
@@ -61,23 +60,20 @@ def warmup_cosine(cfg: WarmupConfig, optimizer, *, total_steps: int) -> LambdaLR
             return w
         span = max(1, total_steps - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / span)
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay(progress)
     return LambdaLR(optimizer, factor)
+
+
+@SCHEDULERS.register("warmup_cosine", config=WarmupConfig)
+def warmup_cosine(cfg: WarmupConfig, optimizer, *, total_steps: int) -> LambdaLR:
+    """Linear warmup, then half a cosine down to ``min_lr_ratio`` at ``total_steps``."""
+    return _warmup_then(cfg, optimizer, total_steps, lambda p: 0.5 * (1 + math.cos(math.pi * p)))
 
 
 @SCHEDULERS.register("warmup_linear", config=WarmupConfig)
 def warmup_linear(cfg: WarmupConfig, optimizer, *, total_steps: int) -> LambdaLR:
     """Linear warmup, then a straight line down to ``min_lr_ratio`` at ``total_steps``."""
-    _check_total(cfg, total_steps)
-
-    def factor(step: int) -> float:
-        w = _warmup(step, cfg.warmup_steps)
-        if w is not None:
-            return w
-        span = max(1, total_steps - cfg.warmup_steps)
-        progress = min(1.0, (step - cfg.warmup_steps) / span)
-        return 1.0 - (1 - cfg.min_lr_ratio) * progress
-    return LambdaLR(optimizer, factor)
+    return _warmup_then(cfg, optimizer, total_steps, lambda p: 1.0 - p)
 
 
 def _check_total(cfg: WarmupConfig, total_steps: int) -> None:

@@ -9,6 +9,9 @@ A plugin may implement only ``forward``; the adapter then recomputes per call.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -113,3 +116,17 @@ def head_dims(dim: int, heads: int, dim_head: int | None) -> int:
         raise ValueError(f"heads: {heads} does not divide the LM hidden size {dim}; "
                          "set dim_head explicitly")
     return dim // heads
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Options of the ``full`` and ``separable`` cross-attentions."""
+
+    heads: int = 16  # attention heads (of each branch, for separable); paper: 16
+    dim_head: Optional[int] = None  # per-head size; default LM hidden // heads (OPT-1.3B: 128)
+
+    def __post_init__(self) -> None:
+        if self.heads < 1:
+            raise ValueError(f"heads: must be >= 1, got {self.heads}")
+        if self.dim_head is not None and self.dim_head < 1:
+            raise ValueError(f"dim_head: must be >= 1, got {self.dim_head}")

@@ -10,33 +10,20 @@ Neither branch adds positions: frame order comes from the encoder's time embeddi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
 
-from fcap.models.attention.base import CrossAttention, KeyValueAttention, head_dims, real_frames
+from fcap.models.attention.base import (CrossAttention, HeadsConfig, KeyValueAttention, head_dims,
+                                        real_frames)
 from registry import CROSS_ATTENTIONS
 
 
-@dataclass(frozen=True)
-class SeparableAttentionConfig:
-    heads: int = 16  # attention heads of each branch; paper: 16
-    dim_head: Optional[int] = None  # per-head size; default LM hidden // heads (OPT-1.3B: 128)
-
-    def __post_init__(self) -> None:
-        if self.heads < 1:
-            raise ValueError(f"heads: must be >= 1, got {self.heads}")
-        if self.dim_head is not None and self.dim_head < 1:
-            raise ValueError(f"dim_head: must be >= 1, got {self.dim_head}")
-
-
-@CROSS_ATTENTIONS.register("separable", config=SeparableAttentionConfig)
+@CROSS_ATTENTIONS.register("separable", config=HeadsConfig)
 class SeparableCrossAttention(CrossAttention):
     """Sec. 4.2: max-pool space -> LN -> attend over time; max-pool time -> LN -> attend over space."""
 
-    def __init__(self, cfg: SeparableAttentionConfig, *, dim: int, visual_dim: int) -> None:
+    def __init__(self, cfg: HeadsConfig, *, dim: int, visual_dim: int) -> None:
         super().__init__()
         dim_head = head_dims(dim, cfg.heads, cfg.dim_head)
         self.norm_time = nn.LayerNorm(visual_dim)
