@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.common import PeakMemory, autocast, machine, best_time, mib, run_worker, table  # noqa: E402
+from bench.common import (PeakMemory, autocast, best_time, machine, mib,
+                          parse, parser, run_worker, table)  # noqa: E402
 
 NAMES = ("full", "separable", "perceiver")
 
@@ -62,11 +63,7 @@ def worker(name: str, t: int, args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    p = parser(__doc__)
     p.add_argument("--frames", default="1,8,16,32,96")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--tokens", type=int, default=32)
@@ -74,15 +71,12 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=2048)
     p.add_argument("--visual-dim", type=int, default=768)
     p.add_argument("--heads", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--with-ffn", action="store_true", help="time the whole adapter (+ gated FFN)")
     p.add_argument("--quick", action="store_true",
                    help="1 repeat; warm-up only for t < 32 (big CPU steps barely warm up)")
     p.add_argument("--worker", nargs=2, metavar=("ATTENTION", "T"), help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(p)
     if args.quick:
         args.repeats = 1
     if args.worker:

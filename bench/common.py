@@ -7,6 +7,8 @@ resident set just before the measured steps: the extra memory the step needed.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import os
 import platform
@@ -144,3 +146,22 @@ def bench_model(*, attention: str = "separable", layers=(6, 8, 10), lm_layers: i
     })
     torch.manual_seed(0)
     return build_model(cfg).eval()
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The options every model benchmark shares: --device, --dtype, --threads, --repeats."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    p.add_argument("--repeats", type=int, default=3)
+    return p
+
+
+def parse(p: argparse.ArgumentParser):
+    """Parse the command line and apply --threads."""
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args

@@ -12,7 +12,6 @@ keyed by attention.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.common import autocast, bench_model, machine, best_time, table  # noqa: E402
+from bench.common import autocast, bench_model, best_time, machine, parse, parser, table  # noqa: E402
 
 
 def measure(attention: str, args) -> dict:
@@ -51,18 +50,11 @@ def measure(attention: str, args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    p = parser(__doc__)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--tokens", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(p)
     names = ("separable", "full")
     res = {n: measure(n, args) for n in names}
     print(f"greedy {args.tokens} tokens, batch {args.batch}, t={args.frames}x196 features, OPT-125m-shaped "

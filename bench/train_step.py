@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.common import PeakMemory, autocast, bench_model, machine, best_time, mib, run_worker, table  # noqa: E402,E501
+from bench.common import (PeakMemory, autocast, bench_model, best_time, machine, mib,  # noqa: E402
+                          parse, parser, run_worker, table)
 
 
 def worker(variant: str, args) -> dict:
@@ -48,18 +49,11 @@ def worker(variant: str, args) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    p = parser(__doc__)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--worker", metavar="VARIANT", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse(p)
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
         return
