@@ -24,6 +24,7 @@ import torch
 
 from fcap.data.errors import FeatureCacheError, MediaError
 from fcap.data.items import Item, LoaderSpec, Modality
+from fcap.io import claim_dir, write_text_atomic
 
 CACHE_VERSION = 1
 INDEX = "index.json"
@@ -122,7 +123,8 @@ def extract_features(source: Any, *, out_dir: str, encode: Callable, encoder: Ma
             raise ValueError("extract_features: pass env= to build a source from its config")
         source = source.build(env=env)
     out_dir = str(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    # a new or empty folder, or one fcap marked: never a folder holding someone else's files
+    claim_dir(out_dir, kind="feature cache", key="out_dir")
     if os.path.exists(os.path.join(out_dir, INDEX)):
         os.remove(os.path.join(out_dir, INDEX))  # invalid until this run finishes
     spec = spec.replace(train=False, encoder=None)
@@ -170,9 +172,6 @@ def extract_features(source: Any, *, out_dir: str, encode: Callable, encoder: Ma
     index = {"key": cache_key(encoder=encoder, modality=loader.modality, spec=spec),
              "source": loader.name, "shape": shape, "dtype": "float16",
              "shards": shards, "items": items, "skipped": skipped}
-    tmp = os.path.join(out_dir, INDEX + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(index, f)
-    os.replace(tmp, os.path.join(out_dir, INDEX))
+    write_text_atomic(os.path.join(out_dir, INDEX), json.dumps(index))
     return {"path": out_dir, "items": len(items), "skipped": len(skipped),
             "shards": len(shards), "shape": shape}

@@ -8,6 +8,7 @@ streamed from tar shards subclass :class:`StreamSource` and implement
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Iterable, Mapping, Sequence
 
 from fcap.data.env import DataEnv
@@ -31,7 +32,15 @@ class DataSource:
         self.env = env
 
     def root(self) -> str:
-        return require_root(self.name, self.env.resolve(getattr(self.cfg, "root", None)))
+        given = getattr(self.cfg, "root", None)
+        path = self.env.resolve(given)
+        if (given and self.env.data_root and not os.path.isabs(os.path.expanduser(given))
+                and not os.path.isdir(path)):
+            raise DataError(f"data source '{self.name}': no folder {path} (key 'root' = "
+                            f"{given!r} under datasets.root = {self.env.data_root!r}); "
+                            f"datasets.root must hold the {self.name} dataset in its layout "
+                            "(fcap/data/README.md)")
+        return require_root(self.name, path)
 
     def split_of(self, spec: LoaderSpec) -> str:
         split = spec.split or getattr(self.cfg, "split", None) or self.splits[0]

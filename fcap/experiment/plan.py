@@ -87,7 +87,11 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     load_plugins([*yaml_plugins], relative_to=path.resolve().parent)
     load_plugins(list(plugins))
     notes = []
-    if profile is None and profiles.needs_default(doc, experiment=path):
+    cli = [parse_override(o) for o in overrides]
+    # The automatic profile is decided on the fully merged config: a datasets.root set by the
+    # file, a variant or the command line means real data, never the generated world.
+    if profile is None and all(profiles.needs_default(merged, experiment=path)
+                               for merged in _merged_variants(doc, origins, cli)):
         profile = profiles.DEFAULT
         notes.append(profiles.default_note(path))
     if profile:
@@ -95,7 +99,6 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     if launcher:
         doc["launcher"] = deep_merge(doc.get("launcher") or {}, {"name": launcher})
         origins.record(doc["launcher"], "command line", "launcher")
-    cli = [parse_override(o) for o in overrides]
 
     problems: list[Problem] = []
     variant_sets = expand(doc, origins, problems)
@@ -121,6 +124,24 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     selected = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
                 profile=profile, notes=notes)
+
+
+def _merged_variants(doc: dict, origins: Origins, cli: list) -> list[dict]:
+    """Each variant's document with its overrides and the command line's applied (no profile).
+
+    Only for deciding the automatic profile: problems are reported by the real pass.
+    """
+    out = []
+    base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
+    for _vname, vset in expand(doc, origins, []) or [("", [])]:
+        vdoc = copy.deepcopy(base_doc)
+        for key, value in [*vset, *cli]:
+            try:
+                set_dotted(vdoc, key, value, source="probe", origins=origins.copy())
+            except ConfigError:
+                pass
+        out.append(vdoc)
+    return out
 
 
 def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Problem]) -> None:
@@ -250,7 +271,7 @@ def _stage(sname, block, shared, origins, problems, used, offered):
         problems.append(Problem(origins(f"{key}.once"), f"{key}.once",
                                 f"expected bool (true/false), got {once!r}"))
         return None
-    if (entry.config and cfg is None) or resources is None:
+    if (entry.config and cfg is None) or resources is None or bad_name:
         return None
     return {"task": task, "cfg": cfg, "init_from": init_from, "deps": deps, "resources": resources,
             "block": block, "once": once}

@@ -23,7 +23,8 @@ DEFAULT = "tiny"  # run when an experiment names no dataset root
 def needs_default(doc: dict, *, experiment: Path) -> bool:
     """True when the experiment reads datasets but no root is configured.
 
-    That is: a ``datasets:`` block whose ``root`` is null and which does not
+    ``doc`` is one variant's fully merged document (file, variant and command-line
+    overrides). That is: a ``datasets:`` block whose ``root`` is null and which does not
     generate the shapes world, beside a ``profiles/tiny.yaml``. Such a run could
     only fail on a missing dataset, so fcap runs the tiny profile and says so.
     """
@@ -38,7 +39,8 @@ def needs_default(doc: dict, *, experiment: Path) -> bool:
 
 
 def default_note(experiment: Path) -> str:
-    return (f"no dataset root configured in {experiment} (datasets.root is null): running the "
+    return (f"no dataset root configured (datasets.root is null in {experiment}, its variants "
+            f"and the command line): running the "
             f"built-in '{DEFAULT}' profile (tiny random models, the synthetic shapes world, CPU). "
             f"For the real experiment: --profile paper datasets.root=/path/to/datasets")
 

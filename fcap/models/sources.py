@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from fcap.cache import cache_dir
+from fcap.io import claim_dir, remove_owned
 
 TINY = "tiny"
 _FORMAT = 1  # bump when a tiny builder changes what it writes
@@ -56,7 +56,7 @@ def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None]) -> Pat
     if (out / "fcap-tiny.json").exists():
         return out
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".building-"))
+    tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")
     try:
         build(tmp, options)
         (tmp / "fcap-tiny.json").write_text(json.dumps(params, indent=1, sort_keys=True))
@@ -66,7 +66,7 @@ def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None]) -> Pat
             if not (out / "fcap-tiny.json").exists():
                 raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_owned(tmp)  # gone after a successful rename; marked by claim_dir above
     return out
 
 

@@ -1,10 +1,7 @@
 """What the caption tasks share: the ``datasets:`` block, loaders, model inputs, outputs."""
 from __future__ import annotations
 
-import json
-import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -13,6 +10,7 @@ import torch
 
 from fcap.data import DataEnv, ShapesWorldConfig, build_loader, ensure_shapes_world
 from fcap.data.shapes import world_root
+from fcap.io import OwnershipError, claim_dir, is_owned, remove_owned, write_json_atomic
 from fcap.train.distributed import DistInfo
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -28,8 +26,9 @@ class DatasetsConfig:
 
     root: Optional[str] = None  # relative source `root:`s resolve against this directory
     # Synthetic stand-in for the real datasets (tiny profile): when set, the shapes world
-    # is generated once (under `root`, or the fcap cache: fcap/cache.py) and becomes the
-    # root, holding msrvtt/, msvd/, howto100m/, laion/ in the real layouts.
+    # is generated once in the fcap cache (fcap/cache.py, never under `root`, which must
+    # then be null) and becomes the root, holding msrvtt/, msvd/, howto100m/, laion/ in
+    # the real layouts.
     shapes_world: Optional[ShapesWorldConfig] = None
     max_skip_fraction: float = 0.05  # stop above this fraction of unreadable items per source
     num_workers: int = 2  # DataLoader worker processes per rank
@@ -43,7 +42,14 @@ class DatasetsConfig:
     image_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.root and self.shapes_world is None and not Path(self.root).expanduser().is_dir():
+        if self.root and self.shapes_world is not None:
+            raise ValueError(
+                f"root: {self.root!r} is set together with shapes_world (the tiny profile's "
+                "synthetic data). fcap generates the shapes world in its cache, never under "
+                "datasets.root; to read the datasets at this root drop shapes_world (e.g. "
+                "--profile paper, or datasets.shapes_world=null), to run the tiny profile "
+                "drop datasets.root")
+        if self.root and not Path(self.root).expanduser().is_dir():
             raise ValueError(f"root: dataset directory not found: {self.root} (it must hold the "
                              "datasets' folders, e.g. howto100m/, laion/, msrvtt/, msvd/)")
         if self.image_size is not None and self.image_size < 1:
@@ -64,7 +70,7 @@ def data_root(cfg: DatasetsConfig) -> str | None:
     """``cfg.root``, or the generated shapes world's directory when ``shapes_world`` is set."""
     if cfg.shapes_world is None:
         return cfg.root
-    root = world_root(cfg.root, cfg.shapes_world)
+    root = world_root(None, cfg.shapes_world)  # the fcap cache (root is null: __post_init__)
     ensure_shapes_world(root, cfg.shapes_world)  # once; a file lock serialises ranks
     return root
 
@@ -123,35 +129,28 @@ def gate_values(model) -> dict[str, float]:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write (temporary name, then rename); NaN/inf become null."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_finite(data), indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    return x
+    write_json_atomic(path, data)
 
 
 def export_adapters(model, run_dir: Path) -> Path:
-    """``<run_dir>/adapters/`` (safetensors + manifest) via the model, replaced atomically."""
+    """``<run_dir>/adapters/`` (safetensors + manifest, fcap-owned), replaced atomically.
+
+    The previous ``adapters/`` is removed only if fcap wrote it (its marker).
+    """
     final = Path(run_dir) / "adapters"
     tmp = Path(run_dir) / ".adapters.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_adapters(tmp)
     old = Path(run_dir) / ".adapters.old"
-    shutil.rmtree(old, ignore_errors=True)
+    for scratch in (tmp, old):
+        remove_owned(scratch)
+    claim_dir(tmp, kind="adapters")
+    model.save_adapters(tmp)
     if final.exists():
+        if not is_owned(final):
+            raise OwnershipError(f"fcap will not replace {final}: it has no fcap marker, so fcap "
+                                 "did not write it; move it away")
         os.replace(final, old)
     os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    remove_owned(old)
     return final
 
 

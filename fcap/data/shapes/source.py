@@ -33,7 +33,8 @@ class Shapes(DataSource):
     def __init__(self, cfg: ShapesConfig, *, env) -> None:
         super().__init__(cfg, env=env)
         # root None: the shared cache folder (fcap.data.shapes.world_root)
-        self.roots = ensure_shapes_world(env.resolve(cfg.root), cfg.world)
+        self.roots = ensure_shapes_world(env.resolve(cfg.root), cfg.world,
+                                         key="root (data source 'shapes')")
         where, features = self.roots[cfg.layout], env.resolve(cfg.features)
         if cfg.layout == "msrvtt":
             self.reader = Msrvtt(MsrvttConfig(root=where, split=cfg.split, features=features),

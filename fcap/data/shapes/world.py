@@ -12,6 +12,10 @@
 It returns ``{"msrvtt": path, "msvd": ..., "howto100m": ..., "laion": ...}``. A
 marker with the same config hash means the world is there; another hash (or
 none) regenerates it. A file lock keeps concurrent ranks from writing at once.
+
+Data ownership (fcap/io.py): ``root`` and each layout folder are claimed with
+fcap's ``.fcap-owned`` marker. A ``root`` that holds files fcap did not write is
+refused (OwnershipError), and regeneration removes only marked layout folders.
 """
 from __future__ import annotations
 
@@ -20,18 +24,18 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
 from fcap.cache import cache_dir
+from fcap.io import claim_dir, remove_owned
 
 from fcap.data.shapes.render import (ASR_CONTENT, CHIT_CHAT, IMAGE_TEMPLATES, VIDEO_TEMPLATES,
                                      random_scene, render_clip, render_image)
 from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_video
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: folders carry fcap's ownership marker
 LAYOUTS = ("msrvtt", "msvd", "howto100m", "laion")
 MARKER = "shapes-world.json"
 
@@ -75,24 +79,29 @@ def world_root(root: str | None, cfg: ShapesWorldConfig) -> str:
     return str(cache_dir(f"shapes-world-{cfg.digest()}"))
 
 
-def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None) -> dict[str, str]:
+def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None, *,
+                        key: str | None = None) -> dict[str, str]:
     """Generate the world under ``root`` (None: :func:`world_root`'s cache folder) unless the
-    same config is already there; return each layout's directory."""
+    same config is already there; return each layout's directory.
+
+    ``root`` must be new, empty, or a folder fcap marked; ``key`` names the option that chose
+    it in the OwnershipError otherwise.
+    """
     cfg = cfg or ShapesWorldConfig()
     root = world_root(root, cfg)
-    os.makedirs(root, exist_ok=True)
+    claim_dir(root, kind="shapes world", key=key)
     roots = {name: os.path.join(root, name) for name in LAYOUTS}
     with open(os.path.join(root, ".shapes-world.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _marker_hash(root) == cfg.digest():
             return roots
-        for path in roots.values():  # only what this generator owns
-            shutil.rmtree(path, ignore_errors=True)
         marker = os.path.join(root, MARKER)
         if os.path.exists(marker):
-            os.remove(marker)
+            os.remove(marker)  # inside the claimed root: fcap's own file
+        for path in roots.values():  # only layout folders this generator created and marked
+            remove_owned(path)
         for i, name in enumerate(LAYOUTS):
-            os.makedirs(roots[name])
+            claim_dir(roots[name], kind=f"shapes world {name} layout")
             WRITERS[name](roots[name], cfg, np.random.default_rng([cfg.seed, i]))
         with open(marker, "w") as f:
             json.dump({"hash": cfg.digest(), "config": dataclasses.asdict(cfg),

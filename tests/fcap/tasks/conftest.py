@@ -38,7 +38,7 @@ def shapes(tmp_path_factory):
     """The shapes world as the tiny profile reads it (``datasets.shapes_world`` + the real
     ``msrvtt`` reader), with feature caches of its train and test splits."""
     root = tmp_path_factory.mktemp("shapes")
-    datasets = {"num_workers": 0, "root": str(root / "world"), "shapes_world": {}}
+    datasets = {"num_workers": 0, "shapes_world": {}}  # generated in the session's fcap cache
     source = {"name": "msrvtt", "root": "msrvtt"}
     out = {"root": root, "source": source, "datasets": datasets}
     for split in ("train", "test"):

@@ -1,0 +1,67 @@
+"""fcap.io: fcap writes into and removes only folders it created and marked."""
+import json
+
+import pytest
+
+from fcap.io import (MARKER, OwnershipError, claim_dir, is_owned, remove_owned, remove_scratch,
+                     write_json_atomic)
+
+
+def test_claim_creates_and_marks_a_new_folder(tmp_path):
+    out = claim_dir(tmp_path / "a" / "b", kind="run")
+    assert out.is_dir() and is_owned(out)
+    assert json.loads((out / MARKER).read_text())["kind"] == "run"
+
+
+def test_claim_marks_an_empty_folder_and_accepts_a_marked_one(tmp_path):
+    (tmp_path / "empty").mkdir()
+    claim_dir(tmp_path / "empty", kind="x")
+    (tmp_path / "empty" / "data.bin").write_bytes(b"1")
+    assert claim_dir(tmp_path / "empty", kind="x") == tmp_path / "empty"
+
+
+def test_claim_refuses_a_folder_with_foreign_files_naming_path_and_key(tmp_path):
+    (tmp_path / "theirs.txt").write_text("precious")
+    with pytest.raises(OwnershipError, match=r"theirs|out_dir") as err:
+        claim_dir(tmp_path, kind="feature cache", key="out_dir")
+    assert str(tmp_path) in str(err.value) and "out_dir" in str(err.value)
+    assert not is_owned(tmp_path)
+    assert (tmp_path / "theirs.txt").read_text() == "precious"
+
+
+def test_claim_refuses_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OwnershipError, match="is a file"):
+        claim_dir(tmp_path / "f", kind="run")
+
+
+def test_remove_owned_refuses_unmarked_and_removes_marked(tmp_path):
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "keep").write_text("k")
+    with pytest.raises(OwnershipError, match="no .fcap-owned marker"):
+        remove_owned(tmp_path / "user")
+    assert (tmp_path / "user" / "keep").exists()
+    mine = claim_dir(tmp_path / "mine", kind="x")
+    (mine / "f").write_text("f")
+    assert remove_owned(mine) and not mine.exists()
+    assert remove_owned(tmp_path / "absent") is False
+
+
+def test_remove_scratch_only_fcap_scratch_names_inside_a_marked_folder(tmp_path):
+    parent = claim_dir(tmp_path / "run", kind="run")
+    (parent / ".adapters.tmp").mkdir()
+    assert remove_scratch(parent / ".adapters.tmp")
+    (parent / "adapters").mkdir()
+    with pytest.raises(OwnershipError, match="scratch"):
+        remove_scratch(parent / "adapters")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / ".x.tmp").mkdir()
+    with pytest.raises(OwnershipError, match="marker"):
+        remove_scratch(tmp_path / "user" / ".x.tmp")
+    assert (tmp_path / "user" / ".x.tmp").is_dir()
+
+
+def test_write_json_atomic_leaves_no_temporary_and_nulls_nan(tmp_path):
+    write_json_atomic(tmp_path / "s.json", {"a": float("nan"), "b": [1.5]})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"a": None, "b": [1.5]}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
