@@ -13,7 +13,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        key = self.key or "(top level)"
+        # a key holding a newline or escape code is shown escaped, one problem per line
+        key = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.key) or "(top level)"
         return f"{self.source}: {key}: {self.message}"
 
 

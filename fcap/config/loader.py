@@ -1,5 +1,8 @@
 """Read YAML the one way fcap does: safe_load, ``base:`` chains, dotted overrides.
 
+A key written twice in one mapping is an error, never a silent last-wins
+(:mod:`fcap.config.strict_yaml`), in files and in override values alike.
+
 Every leaf key remembers which file (or "command line", "profile tiny",
 "variant asr") set it, so validation errors can name the right source.
 """
@@ -11,6 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from fcap.config import strict_yaml
 from fcap.config.errors import ConfigError, Problem
 
 NAME_KEYS = ("name", "task")  # keys that select a registered component
@@ -48,35 +52,55 @@ class Origins:
         return out
 
 
-def read_yaml(path: Path, *, what: str = "config") -> dict:
-    """``yaml.safe_load`` one file; any problem is a ConfigError naming the file."""
+def read_yaml(path: Path, *, what: str = "config", problems: list[Problem] | None = None) -> dict:
+    """Safe-load one file; any problem is a ConfigError naming the file.
+
+    Duplicate keys are appended to ``problems`` when given (the caller reports
+    them with the file's other problems), else raised, all of them at once.
+    """
     try:
         text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(Problem(str(path), "", f"cannot read {what} file: {err.strerror}")) from None
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = strict_yaml.load(text, source=str(path))
     except yaml.YAMLError as err:
         raise ConfigError(Problem(str(path), "", f"invalid YAML: {err}")) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(Problem(str(path), "", f"expected a mapping at the top level, "
-                                                 f"got {type(data).__name__}"))
+        kind = type(data).__name__
+        raise ConfigError([*duplicates, Problem(str(path), "", f"expected a mapping at the top "
+                                                               f"level, got {kind}")])
+    if problems is None and duplicates:
+        raise ConfigError(duplicates, title=f"invalid {what} file {path}")
+    if problems is not None:
+        problems.extend(duplicates)
     return data
 
 
-def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[dict, Origins]:
+def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = (), *,
+                    problems: list[Problem] | None = None) -> tuple[dict, Origins]:
     """Load ``path`` with its ``base:`` chain deep-merged under it.
 
     ``base:`` is a path relative to the file that names it; chains are allowed
-    and a cycle is an error that prints the chain.
+    and a cycle is an error that prints the chain. Duplicate keys of every file
+    in the chain go to ``problems`` when given, else are raised together.
     """
     path = Path(path).resolve()
     if path in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, path))
         raise ConfigError(Problem(str(_chain[-1]), "base", f"base cycle: {cycle}"))
-    data = read_yaml(path)
+    if problems is None:  # the whole chain's duplicates in one message
+        found: list[Problem] = []
+        try:
+            data, origins = load_with_bases(path, _chain, problems=found)
+        except ConfigError as err:
+            raise ConfigError([*found, *err.problems], title=err.title) from None
+        if found:
+            raise ConfigError(found, title=f"invalid config file {path}")
+        return data, origins
+    data = read_yaml(path, problems=problems)
     base = data.pop("base", None)
     origins = Origins(str(path))
     if base is None:
@@ -87,7 +111,7 @@ def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = ()) -> tuple[di
     base_path = (path.parent / base)
     if not base_path.exists():
         raise ConfigError(Problem(str(path), "base", f"base file not found: {base_path}"))
-    base_data, base_origins = load_with_bases(base_path, (*_chain, path))
+    base_data, base_origins = load_with_bases(base_path, (*_chain, path), problems=problems)
     origins.update(base_origins)
     origins.record(data, str(path))
     return deep_merge(base_data, data), origins
@@ -111,15 +135,19 @@ def deep_merge(under: Any, over: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``a.b.c=value`` -> ("a.b.c", YAML-parsed value)."""
+    """``a.b.c=value`` -> ("a.b.c", YAML-parsed value); ``a={x: 1, x: 2}`` is an error."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(Problem("command line", text, "an override must look like key.sub=value"))
+    value, duplicates = None, []
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        if raw.strip():
+            value, duplicates = strict_yaml.load(raw, source="command line")
     except yaml.YAMLError as err:
         raise ConfigError(Problem("command line", key, f"value is not valid YAML: {err}")) from None
+    if duplicates:
+        raise ConfigError([Problem(p.source, f"{key}.{p.key}", p.message) for p in duplicates])
     return key, value
 
 

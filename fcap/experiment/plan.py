@@ -20,7 +20,7 @@ from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
 from fcap.experiment import profiles
 from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
-                                  Resources)
+                                  Resources, name_problem)
 from fcap.experiment.variants import expand
 from registry import TASKS
 
@@ -78,7 +78,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     from fcap.plugins import load_entry_point_plugins, load_plugins
 
     path = Path(path)
-    doc, origins = load_with_bases(path)
+    load_problems: list[Problem] = []  # duplicate keys: reported with the other problems
+    doc, origins = load_with_bases(path, problems=load_problems)
     load_builtins()
     load_entry_point_plugins()
     yaml_plugins = doc.get("plugins") or []
@@ -100,7 +101,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         doc["launcher"] = deep_merge(doc.get("launcher") or {}, {"name": launcher})
         origins.record(doc["launcher"], "command line", "launcher")
 
-    problems: list[Problem] = []
+    problems: list[Problem] = [*load_problems]
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     header, runs = None, []
@@ -219,6 +220,9 @@ def _resolve_variant(doc: dict, origins: Origins, vname: str, path: Path,
 
 def _stage(sname, block, shared, origins, problems, used, offered):
     key = f"stages.{sname}"
+    bad_name = name_problem(sname)
+    if bad_name:
+        problems.append(Problem(origins(key), key, f"a stage name {bad_name}"))
     if not isinstance(block, dict):
         problems.append(Problem(origins(key), key, f"expected a mapping with 'task:', got {block!r}"))
         return None

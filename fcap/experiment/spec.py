@@ -1,6 +1,7 @@
 """The experiment file's own keys, stage blocks and per-stage resources."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -23,6 +24,37 @@ STAGE_KEYS = ("task", "init_from", "after", "resources", "once")
 ONCE_VARIANT = "all_variants"
 # Profile-only key: overlays keyed by task name, applied to every stage running that task.
 PROFILE_TASKS_KEY = "tasks"
+
+# Experiment, variant and stage names become directories, SLURM job names and words
+# of generated shell scripts, so they keep to characters no shell or path treats
+# specially. Variant names fcap composes from a grid ('lr=0.001,gate=vector') may
+# also hold '=' and ',' (see fcap/experiment/variants.py); users never write those.
+NAME_CHARS = "letters, digits, '_', '.' and '-', starting with a letter, digit or '_'"
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_GENERATED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=,-]*")
+
+
+def name_problem(name: Any, *, generated: bool = False) -> str | None:
+    """Why ``name`` cannot name an experiment, variant or stage; None when it can.
+
+    ``generated``: a variant name fcap composed (grid values, ``variant:`` of a
+    resolved config), which may also contain '=' and ','.
+    """
+    pattern, chars = (_GENERATED_NAME, NAME_CHARS + " (and '=' ',' in grid names)") \
+        if generated else (_NAME, NAME_CHARS)
+    if isinstance(name, str) and pattern.fullmatch(name):
+        return None
+    return f"must be {chars}, got {name!r}"
+
+
+def control_char(text: str) -> str | None:
+    """The first control character (line break, tab, ...) in ``text``, as ``repr``; None if none.
+
+    Such a character cannot be quoted on an ``#SBATCH`` line: a newline ends the
+    comment and what follows runs as a command.
+    """
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    return None if bad is None else repr(bad)
 
 
 @dataclass(frozen=True)
@@ -72,5 +104,11 @@ class ExperimentHeader:
     report: ReportConfig = field(default_factory=ReportConfig)  # layout of report.md
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty string without '/', got {self.name!r}")
+        bad = name_problem(self.name)
+        if bad:
+            raise ValueError(f"name {bad}")
+        bad = control_char(self.output_root)
+        if bad:
+            raise ValueError(f"output_root must not contain control characters such as line "
+                             f"breaks (it is written into sbatch scripts), got {bad} in "
+                             f"{self.output_root!r}")

@@ -1,13 +1,23 @@
-"""Variants and grids: named override sets, and cartesian products of values."""
+"""Variants and grids: named override sets, and cartesian products of values.
+
+A grid variant is named from its values, ``lr=0.001,gate=vector``: labels and
+values keep to the name characters of :data:`fcap.experiment.spec.NAME_CHARS`;
+any other run of characters becomes '_' followed by a short hash of the value
+(``prompt=a_photo-3f2a1c``), so the name stays shell-safe and distinct values
+stay distinct. '=' and ',' appear only in names composed this way.
+"""
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 from typing import Any
 
 import yaml
 
 from fcap.config.errors import Problem
 from fcap.config.loader import Origins
+from fcap.experiment.spec import name_problem
 
 
 def expand(doc: dict, origins: Origins, problems: list[Problem]) -> list[tuple[str, list[tuple[str, Any]]]]:
@@ -18,12 +28,20 @@ def expand(doc: dict, origins: Origins, problems: list[Problem]) -> list[tuple[s
     named = _named(doc.get("variants"), origins, problems)
     grid = _grid(doc.get("grid"), origins, problems)
     if named is None and grid is None:
-        return [(doc.get("variant") or "default", [])]
-    named = named or [(None, [])]
-    grid = grid or [(None, [])]
+        name = doc.get("variant") or "default"
+        bad = name_problem(name, generated=True)  # a resolved config.yaml may hold a grid name
+        if bad:
+            problems.append(Problem(origins("variant"), "variant", f"a variant name {bad}"))
+        return [(name, [])]
+    named = [(None, [])] if named is None else named  # [] when every name was refused
+    grid = [(None, [])] if grid is None else grid
     out = []
     for (vname, vset), (gname, gset) in itertools.product(named, grid):
         name = ",".join(n for n in (vname, gname) if n)
+        bad = name_problem(name, generated=True)
+        if bad:
+            problems.append(Problem(origins("grid"), "grid", f"the variant name {bad}"))
+            continue
         out.append((name, [*vset, *gset]))
     return out
 
@@ -38,9 +56,9 @@ def _named(block: Any, origins: Origins, problems: list[Problem]):
     out = []
     for name, overrides in block.items():
         key = f"variants.{name}"
-        if not isinstance(name, str) or not name or "/" in name or "," in name:
-            problems.append(Problem(origins(key), key, "a variant name must be a non-empty string "
-                                                       "without '/' or ','"))
+        bad = name_problem(name)
+        if bad:
+            problems.append(Problem(origins(key), key, f"a variant name {bad}"))
             continue
         if overrides is None:
             overrides = {}
@@ -68,7 +86,7 @@ def _grid(block: Any, origins: Origins, problems: list[Problem]):
     labels = _labels(keys)
     out = []
     for values in itertools.product(*(block[k] for k in keys)):
-        name = ",".join(f"{labels[k]}={_fmt(v)}" for k, v in zip(keys, values))
+        name = ",".join(f"{_safe(labels[k])}={_safe(_fmt(v))}" for k, v in zip(keys, values))
         out.append((name, list(zip(keys, values))))
     return out
 
@@ -91,4 +109,13 @@ def _labels(keys: list[str]) -> dict[str, str]:
 def _fmt(value: Any) -> str:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return str(value)
-    return yaml.safe_dump(value, default_flow_style=True).strip().replace("/", "_")
+    return yaml.safe_dump(value, default_flow_style=True).strip()
+
+
+def _safe(text: str) -> str:
+    """``text`` with each run of characters outside the name set made '_', plus a hash
+    of ``text`` when anything changed: '/data/x y' -> '_data_x_y-1b2c3d'."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+    if safe == text:
+        return text
+    return f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"

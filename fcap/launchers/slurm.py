@@ -18,7 +18,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from fcap.config.errors import ConfigError, Problem
 from fcap.experiment import markers
+from fcap.experiment.spec import control_char
 from fcap.launchers import slurm_status as st
 from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, python_of, render_sbatch,
                                           sbatch_parameters)
@@ -47,6 +49,16 @@ def plugin_specs() -> list[str]:
             if not os.path.isabs(key) or os.path.isfile(key)]
 
 
+def _check_run_dir(run) -> None:
+    """The run directory is written into ``#SBATCH --output=`` lines, where a newline cannot
+    be quoted; names and output_root are checked at load, the working directory is not."""
+    bad = control_char(str(run.run_dir))
+    if bad:
+        raise ConfigError(Problem("launcher", "output_root", (
+            f"run directory {str(run.run_dir)!r} of {run.key} contains the control character "
+            f"{bad}, which cannot be written into an sbatch script; use another output_root")))
+
+
 @LAUNCHERS.register("slurm", config=SlurmLauncherConfig)
 class SlurmLauncher:
     """Submit stages as SLURM jobs chained by afterok dependencies (see module docstring)."""
@@ -61,6 +73,7 @@ class SlurmLauncher:
         jobs: dict[str, str] = {}  # run key -> job id its dependents wait for
         submitted, code = [], 0
         for run in plan.selected:
+            _check_run_dir(run)
             record = records[run.key]
             active = st.is_active(record, table)
             if not force and markers.is_complete(run):
@@ -133,9 +146,8 @@ class SlurmLauncher:
         max_requeues = run.resources.max_requeues
         if profile.max_requeues is not None:
             max_requeues = min(max_requeues, profile.max_requeues)
-        kwargs = {"slurm_max_num_timeout": max_requeues}
-        if profile.python:
-            kwargs["slurm_python"] = profile.python
+        # submitit writes slurm_python into the script as shell text: pass it quoted.
+        kwargs = {"slurm_max_num_timeout": max_requeues, "slurm_python": python_of(profile)}
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm", **kwargs)
         executor.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
         array = run.resources.array

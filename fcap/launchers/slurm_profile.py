@@ -6,22 +6,29 @@ behave (signal delay before the time limit, requeue cap, extra ``#SBATCH``
 flags, setup lines). What a *stage* asks for (nodes x GPUs, an array of shards,
 time) lives in the experiment's ``resources:``; the profile checks it fits,
 so a mistake is an error at submission, not a job pending forever.
+
+Shell text: every value is quoted (``shlex.quote``) where it enters the script,
+and none may hold a control character, since a newline cannot be quoted inside
+an ``#SBATCH`` comment line. ``setup:`` lines are the one exception: they are
+shell code, written by whoever owns the profile, and go into the script as written.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
+from fcap.config.loader import read_yaml
+from fcap.experiment.spec import control_char
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # holds fcap/ (and slurm/ in a checkout)
 FCAP_ROOT = str(REPO_ROOT)  # put on the jobs' PYTHONPATH: they import this fcap
+SBATCH_FLAG = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")  # keys of ``sbatch:``: written unquoted
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,10 @@ class ClusterProfile:
     signal_delay_s: int = 120  # USR2 this long before the time limit (time to checkpoint)
     stop_grace_s: int = 60  # after USR2, a stage still running is requeued (SLURM kills it)
     max_requeues: Optional[int] = None  # cap over each stage's resources.max_requeues
-    setup: tuple[str, ...] = ()  # shell lines before srun (module load ..., source venv)
-    srun_args: tuple[str, ...] = ()  # extra srun flags, e.g. ["--cpu-bind=none"]
+    setup: tuple[str, ...] = ()  # shell code before srun, as written (module load ..., source venv)
+    srun_args: tuple[str, ...] = ()  # extra srun flags, e.g. ["--cpu-bind=none"]; each quoted
     sbatch: dict[str, Any] = field(default_factory=dict)  # extra #SBATCH flags: {exclusive: true}
-    python: Optional[str] = None  # interpreter in the job; default: this one (sys.executable)
+    python: Optional[str] = None  # interpreter path in the job, one word; default: sys.executable
 
     def __post_init__(self) -> None:
         for name in ("max_nodes", "gpus_per_node", "cpus_per_node", "max_time_min", "max_requeues"):
@@ -52,6 +59,19 @@ class ClusterProfile:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if self.signal_delay_s < 0 or self.stop_grace_s < 0:
             raise ValueError("signal_delay_s and stop_grace_s must be >= 0")
+        for name in ("partition", "account", "qos", "constraint", "python", "srun_args"):
+            value = getattr(self, name)
+            for text in (value if isinstance(value, tuple) else [value or ""]):
+                if control_char(text):
+                    raise ValueError(f"{name} must not contain control characters such as line "
+                                     f"breaks (it is written into the sbatch script), got {text!r}")
+        for key, value in self.sbatch.items():
+            if not SBATCH_FLAG.fullmatch(str(key)):
+                raise ValueError(f"sbatch keys are sbatch flags without '--' (letters, digits, "
+                                 f"'-', '_', starting with a letter), got {key!r}")
+            if not isinstance(value, (str, int, float, bool)) or control_char(str(value)):
+                raise ValueError(f"sbatch values are single-line strings, numbers or true, got "
+                                 f"{key}: {value!r}")
 
 
 def find_profile(name: str, *, cwd: Path | None = None) -> Path:
@@ -77,7 +97,7 @@ def find_profile(name: str, *, cwd: Path | None = None) -> Path:
 
 def load_profile(name: str) -> tuple[ClusterProfile, Path]:
     path = find_profile(name)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, what="cluster profile")
     return schema.from_dict(ClusterProfile, data, source=str(path)), path
 
 
@@ -136,7 +156,8 @@ def sbatch_parameters(profile: ClusterProfile, resources, *, job_name: str, wher
 
 
 def python_of(profile: ClusterProfile) -> str:
-    return profile.python or shlex.quote(sys.executable)
+    """The job's interpreter as shell text: one quoted word."""
+    return shlex.quote(profile.python or sys.executable)
 
 
 def render_sbatch(params: dict[str, Any], *, folder: Path, python: str,

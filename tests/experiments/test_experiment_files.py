@@ -33,7 +33,7 @@ def test_no_dataset_root_means_tiny_profile_said_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = build_plan(ROOT / "experiments" / "table1.yaml")
     assert plan.profile == "tiny"
-    assert plan.notes[0].startswith("no dataset root configured in")
+    assert plan.notes[0].startswith("no dataset root configured (datasets.root is null in")
     assert "running the built-in 'tiny' profile" in plan.notes[0]
     assert [r.key for r in plan.runs][:2] == ["all_variants/label", "all_variants/merge"]
     assert plan.variants() == ["asr", "pseudolabels", "laion", "pseudolabels_laion"]
