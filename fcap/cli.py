@@ -1,31 +1,52 @@
 """``fcap-run``: run, inspect and report experiments.
 
     fcap-run EXPERIMENT.yaml [key=value ...] [--profile P] [--only V] [--stages S]
-             [--launcher local|slurm] [--plugin X ...] [--dry-run] [--force]
+             [--launcher local|slurm] [--plugin X ...] [--dry-run] [--force] [--debug]
     fcap-run --list [KIND]            every registered component, or one kind
     fcap-run status EXPERIMENT.yaml   state of every variant/stage
     fcap-run report EXPERIMENT.yaml   write report.md and plots
 
-Exit codes: 0 success, 1 a stage failed, 2 a configuration or plugin error.
+A stage whose config changed since it last ran (its options, the seed, or a
+stage it depends on), or any selected stage under --force, starts from scratch:
+its old outputs move to <run_dir>/.previous-<time>.old/ (only the latest such
+folder is kept) and the log says why. Otherwise an interrupted or failed stage
+resumes. One process at a time runs a stage: a second one stops with "stage X
+is being run by pid P on host H since T" (exit 4). fcap writes only into run
+directories it created (marked .fcap-owned) or that were empty.
+
+Exit codes:
+  0    success (or nothing left to do)
+  1    a stage failed unexpectedly (traceback in its log.txt and FAILED.json), or was
+       blocked by a failed or missing dependency
+  2    configuration, plugin or command-line error
+  3    data error: a dataset, annotation file, media folder or model that is missing or
+       malformed, too many unreadable media files (SkipLimitError), shards that do not
+       merge, or a checkpoint that cannot be used (CheckpointError)
+  4    busy: another process is running the stage (its run directory is locked)
+  5    refused: an output folder holds files fcap did not write (fcap.io.OwnershipError)
+  130  interrupted (Ctrl-C)
+A stage that fails with an error of codes 2-5 gives that code; with several failed
+stages, the first one's. Codes 2-5 print one message and no traceback; --debug
+(or FCAP_DEBUG=1) prints the traceback too.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
+from contextlib import contextmanager
 from typing import Sequence
 
-from fcap.config.errors import ConfigError
-from fcap.plugins import PluginError
-from registry import UnknownComponentError
+from fcap import exit_codes
 
 # Subcommands live in their own modules: name -> "module:function(argv) -> int".
 SUBCOMMANDS = {
     "status": "fcap.status:main",
     "report": "fcap.report.cli:main",
 }
-USER_ERRORS = (ConfigError, PluginError, UnknownComponentError)
 
 
 def _split(values: Sequence[str] | None) -> list[str] | None:
@@ -45,7 +66,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", help="launcher name (local, slurm, ...)")
     p.add_argument("--plugin", action="append", default=[], help="module or .py file to import")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
-    p.add_argument("--force", action="store_true", help="rerun stages even if complete")
+    p.add_argument("--force", action="store_true",
+                   help="rerun the selected stages from scratch, even if complete")
+    p.add_argument("--debug", action="store_true",
+                   help="print tracebacks of user and data errors too (or FCAP_DEBUG=1)")
     p.add_argument("--list", nargs="?", const="", metavar="KIND",
                    help="list registered components (all kinds, or one)")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -54,28 +78,56 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        module, func = SUBCOMMANDS[argv[0]].split(":")
-        return _guard(lambda: getattr(importlib.import_module(module), func)(argv[1:]))
-    args = parser().parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    if args.list is not None:
-        return _guard(lambda: _list(args.list, args.plugin))
-    if not args.experiment:
-        parser().print_usage(sys.stderr)
-        print("fcap-run: error: an EXPERIMENT.yaml (or --list) is required", file=sys.stderr)
-        return 2
-    return _guard(lambda: _run(args))
+    debug = "--debug" in argv  # any position, subcommands included
+    argv = [a for a in argv if a != "--debug"]
+    with _debug_env(debug):
+        if argv and argv[0] in SUBCOMMANDS:
+            module, func = SUBCOMMANDS[argv[0]].split(":")
+            return _guard(lambda: getattr(importlib.import_module(module), func)(argv[1:]))
+        args = parser().parse_intermixed_args(argv)
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+        if args.list is not None:
+            return _guard(lambda: _list(args.list, args.plugin))
+        if not args.experiment:
+            parser().print_usage(sys.stderr)
+            print("fcap-run: error: an EXPERIMENT.yaml (or --list) is required", file=sys.stderr)
+            return exit_codes.CONFIG
+        return _guard(lambda: _run(args))
+
+
+@contextmanager
+def _debug_env(debug: bool):
+    """--debug sets FCAP_DEBUG=1 for this call (launchers and stage processes read it)."""
+    old = os.environ.get("FCAP_DEBUG")
+    if debug:
+        os.environ["FCAP_DEBUG"] = "1"
+    try:
+        yield
+    finally:
+        if debug:
+            if old is None:
+                os.environ.pop("FCAP_DEBUG", None)
+            else:
+                os.environ["FCAP_DEBUG"] = old
 
 
 def _guard(fn) -> int:
+    """Run ``fn``; a user or data error becomes one message and its exit code."""
     try:
         return int(fn() or 0)
-    except USER_ERRORS as err:
+    except KeyboardInterrupt:
+        print("fcap-run: interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    except Exception as err:
+        code = exit_codes.code_for(err)
+        if code is None:
+            raise  # a bug: the traceback is the report
+        if exit_codes.debug_enabled():
+            traceback.print_exc()
         print(f"fcap-run: {err}", file=sys.stderr)
-        return 2
+        return code
 
 
 def _run(args) -> int:
@@ -123,7 +175,7 @@ def _list(kind: str, plugins: list[str]) -> int:
         close = difflib.get_close_matches(kind, list(ALL), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         print(f"fcap-run: no kind '{kind}'{hint} kinds: {', '.join(ALL)}", file=sys.stderr)
-        return 2
+        return exit_codes.CONFIG
     for name, reg in ALL.items():
         if kind and name != kind:
             continue

@@ -2,7 +2,10 @@
 
 ``python -m fcap.runner RUN_DIR/config.yaml --stage NAME`` runs a stage from
 its resolved config; under torchrun or SLURM each rank runs this, reading
-RANK/WORLD_SIZE/... from the environment. Launchers own the completion markers.
+RANK/WORLD_SIZE/... from the environment. Launchers own the completion markers
+and the run directory's lock; :func:`execute` claims the directory (never
+writing into a folder fcap did not create) and logs a failure's traceback to
+the stage's log file, not the console.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from typing import Any
 from fcap.context import StageContext
 from fcap.experiment import markers
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = markers.LOG_FORMAT
 
 
 def rank() -> int:
@@ -24,12 +27,12 @@ def rank() -> int:
 
 
 def context_for(plan, run, *, extra: dict | None = None) -> StageContext:
-    deps = {d: plan.get(run.variant, d).run_dir for d in run.deps}
+    deps = {name: dep.run_dir for name, dep in plan.dependencies(run)}
     return StageContext(
         experiment=run.experiment, variant=run.variant, stage=run.stage, run_dir=run.run_dir,
         config_hash=run.config_hash, deps=deps,
         init_from=deps.get(run.init_from) if run.init_from else None,
-        seed=plan.header.seed, logger=logging.getLogger(f"fcap.{run.stage}"),
+        seed=run.seed, logger=logging.getLogger(f"fcap.{run.stage}"),
         resources=run.resources, extra=dict(extra or {}),
     )
 
@@ -38,7 +41,7 @@ def execute(plan, run, *, extra: dict | None = None) -> Any:
     """Run ``run``'s task with a per-stage log file; return its summary."""
     from registry import TASKS
 
-    run.run_dir.mkdir(parents=True, exist_ok=True)
+    markers.claim(run)
     r = rank()
     if r == 0:
         markers.write_config(run)
@@ -53,10 +56,16 @@ def execute(plan, run, *, extra: dict | None = None) -> Any:
         ctx = context_for(plan, run, extra=extra)
         ctx.logger.info("stage %s (task %s, config %s) in %s", run.key, run.task,
                         run.config_hash, run.run_dir)
+        producers = dict(plan.dependencies(run))
+        for ref in run.spec.refs if run.spec else ():  # what this stage reads from others
+            ctx.logger.info("input %s = %s (output '%s' of %s, config %s)", ref.dotted, ref.path,
+                            ref.output, ref.dep_name, producers[ref.dep_name].config_hash)
         summary = TASKS.get(run.task).obj(run.cfg, ctx)
         return summary
     except BaseException:
-        logging.getLogger("fcap").exception("stage %s failed", run.key)
+        # The traceback goes to the stage's log only: the launcher reports the error.
+        handler.handle(logging.LogRecord("fcap", logging.ERROR, __file__, 0, "stage %s failed",
+                                         (run.key,), sys.exc_info()))
         raise
     finally:
         root.removeHandler(handler)

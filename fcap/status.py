@@ -1,13 +1,22 @@
-"""``fcap-run status EXPERIMENT.yaml``: each variant/stage as pending, done or failed."""
+"""``fcap-run status EXPERIMENT.yaml``: each variant/stage as pending, running, done or failed.
+
+A stage is *running* while a process holds its run directory's lock (the
+detail names it: pid, host, start time); SLURM-submitted stages show their
+job's state instead.
+"""
 from __future__ import annotations
 
 import json
 
 from fcap.experiment import markers, plan_from_argv
+from fcap.experiment.lock import describe, holder
 
 
 def stage_state(run) -> tuple[str, str]:
-    """(state, detail) of one run from its markers."""
+    """(state, detail) of one run from its lock and markers."""
+    who = holder(run.run_dir) if run.run_dir.is_dir() else None
+    if who is not None:
+        return "running", f"by {describe(who)}"
     if markers.is_complete(run):
         return "done", ""
     failed = run.run_dir / markers.FAILED

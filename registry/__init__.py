@@ -24,6 +24,9 @@ one process or under torchrun/SLURM (``fcap.train.distributed.setup()`` reads th
 environment), and rerunning an interrupted stage resumes it: training tasks raise
 ``fcap.train.TrainingInterrupted`` after saving a checkpoint when stopped early.
 Training tasks leave their adapters in ``<run_dir>/adapters/`` (safetensors).
+A task declares the artefacts it writes, ``outputs={"name": "path in run_dir"}``
+(the first is the default); a later stage's option ``{from: stage, output: name}``
+receives that path (fcap/experiment/refs.py).
 """)
 
 DATA_SOURCES = Registry("data source", """Datasets and dataset mixtures.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 
 def origin_of(obj: Any) -> str:
@@ -27,6 +27,18 @@ class Entry:
     obj: Any
     config: type | None  # frozen dataclass of the component's options, or None
     origin: str  # module:qualname of ``obj``
+    # named outputs (tasks): name -> path relative to the run directory; the first is the
+    # default of a reference {from: stage}
+    outputs: tuple[tuple[str, str], ...] = ()
+
+    def output_path(self, name: str | None) -> tuple[str, str]:
+        """(output name, relative path) of ``name`` (None: the first output); KeyError if none."""
+        table = dict(self.outputs)
+        if name is None:
+            if not self.outputs:
+                raise KeyError(name)
+            return self.outputs[0]
+        return name, table[name]
 
     @property
     def doc(self) -> str:
@@ -47,6 +59,8 @@ class Registry:
 
     ``@REG.register("name", config=SomeConfig)`` registers a class or function.
     ``config`` must be a frozen dataclass (or ``None`` for no options).
+    ``outputs`` (tasks): ``{"name": "path relative to the run directory", ...}``,
+    the artefacts a later stage can reference (``{from: stage, output: name}``).
     Registering a *different* object under a taken name raises ``ValueError``
     naming this registry, the key and the origins of both objects; registering
     the same object again (a module imported twice) is a no-op.
@@ -58,7 +72,8 @@ class Registry:
         self._entries: dict[str, Entry] = {}
 
     # -- registration -------------------------------------------------------
-    def register(self, name: str, *, config: type | None = None) -> Callable[[Any], Any]:
+    def register(self, name: str, *, config: type | None = None,
+                 outputs: Mapping[str, str] | None = None) -> Callable[[Any], Any]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"registry '{self.kind}': a name must be a non-empty string, got {name!r}")
         if config is not None:
@@ -74,13 +89,20 @@ class Registry:
                 )
 
         def decorator(obj: Any) -> Any:
-            self.add(name, obj, config=config)
+            self.add(name, obj, config=config, outputs=outputs)
             return obj
 
         return decorator
 
-    def add(self, name: str, obj: Any, *, config: type | None = None) -> Entry:
-        entry = Entry(name=name, obj=obj, config=config, origin=origin_of(obj))
+    def add(self, name: str, obj: Any, *, config: type | None = None,
+            outputs: Mapping[str, str] | None = None) -> Entry:
+        for oname, rel in (outputs or {}).items():
+            if not (isinstance(oname, str) and isinstance(rel, str) and oname and rel
+                    and not rel.startswith("/") and ".." not in rel.split("/")):
+                raise ValueError(f"registry '{self.kind}': output {oname!r} of '{name}' must map "
+                                 f"a name to a path inside the run directory, got {rel!r}")
+        entry = Entry(name=name, obj=obj, config=config, origin=origin_of(obj),
+                      outputs=tuple((outputs or {}).items()))
         taken = self._entries.get(name)
         if taken is not None:
             if taken.origin == entry.origin and taken.config is config:

@@ -1,42 +1,56 @@
-"""Completion markers in a run directory: DONE.json (with the config hash) or FAILED.json."""
+"""What a run directory says about its stage: RUN.json, DONE.json or FAILED.json (each with
+the config hash), the resolved config.yaml and log.txt.
+
+A run directory is fcap's (``fcap.io.claim_dir``) before anything is written
+into it; whoever writes the markers holds its lock (:mod:`fcap.experiment.lock`).
+"""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fcap.experiment import rerun
+from fcap.experiment.lock import RunLock
+from fcap.io import claim_dir, write_json_atomic, write_text_atomic
+
+__all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "is_complete", "mark_done",
+           "mark_failed", "mark_started", "read_done", "why_fresh", "write_config",
+           "write_json_atomic"]
+
 DONE = "DONE.json"
 FAILED = "FAILED.json"
+RUN = "RUN.json"  # the config hash the run directory's outputs belong to
 CONFIG = "config.yaml"
 LOG = "log.txt"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOCK_WAIT_S = 30.0  # mark_started: time for a cancelled SLURM job to let go of the lock
+
+log = logging.getLogger("fcap.launcher")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+def claim(run) -> Path:
+    """Make ``run.run_dir`` and its experiment folder ``<output_root>/<name>`` (report.md,
+    plots/) fcap's, or raise ``fcap.io.OwnershipError`` (a user's folder)."""
+    claim_dir(Path(run.run_dir).parents[1], kind="experiment", key="output_root")
+    return claim_dir(run.run_dir, kind="run", key="output_root")
 
 
 def write_config(run) -> Path:
-    run.run_dir.mkdir(parents=True, exist_ok=True)
+    claim(run)
     path = run.run_dir / CONFIG
-    tmp = path.with_name(f".{CONFIG}.tmp{os.getpid()}")
-    tmp.write_text(f"# resolved config of {run.key}; rerun with: fcap-run {path}\n"
-                   + yaml.safe_dump(run.resolved, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, f"# resolved config of {run.key}; rerun with: fcap-run {path}\n"
+                             + yaml.safe_dump(run.resolved, sort_keys=False))
 
 
 def read_done(run) -> dict | None:
-    path = run.run_dir / DONE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return _read_json(run.run_dir / DONE)
 
 
 def is_complete(run) -> bool:
@@ -45,9 +59,40 @@ def is_complete(run) -> bool:
     return bool(done) and done.get("config_hash") == run.config_hash
 
 
-def mark_started(run) -> None:
-    for name in (DONE, FAILED):
-        (run.run_dir / name).unlink(missing_ok=True)
+def mark_started(run, *, force: bool = False) -> str:
+    """Prepare ``run.run_dir`` for a new attempt at ``run``; return why it starts from
+    scratch ('' when it resumes from what is there).
+
+    Claims the folder and, under its lock, moves aside the outputs of another
+    config (or all outputs, with ``force``: see :mod:`fcap.experiment.rerun`),
+    clears DONE/FAILED and records the attempt's config hash in RUN.json.
+    """
+    claim(run)
+    run_dir = run.run_dir
+    with RunLock(run_dir, what=f"stage {run.key}", wait_s=LOCK_WAIT_S):
+        reason = why_fresh(run, force=force)
+        moved = rerun.move_aside(run_dir) if reason else None
+        for name in (DONE, FAILED):
+            (run_dir / name).unlink(missing_ok=True)
+        write_json_atomic(run_dir / RUN, {
+            "config_hash": run.config_hash, "task": run.task, "stage": run.key,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
+            "pid": os.getpid(), "fresh_start": reason or None,
+            "previous_outputs": str(moved) if moved else None})
+        if reason:
+            where = f"; previous outputs moved to {moved}" if moved else ""
+            log.info("%s: %s%s", run.key, reason, where)
+            _append_log(run_dir, f"stage {run.key} starts from scratch: {reason}{where}")
+    return reason
+
+
+def why_fresh(run, *, force: bool = False) -> str:
+    """Why a new attempt at ``run`` would start from scratch ('' when it would resume)."""
+    run_dir = run.run_dir
+    previous = (_read_json(run_dir / RUN) or _read_json(run_dir / DONE)
+                or _read_json(run_dir / FAILED) or {})
+    return rerun.why_fresh(run, old_hash=previous.get("config_hash"),
+                           old_doc=_read_yaml(run_dir / CONFIG), force=force)
 
 
 def mark_done(run, summary: Any, wall_s: float) -> None:
@@ -62,3 +107,25 @@ def mark_failed(run, error: str) -> None:
         "config_hash": run.config_hash, "task": run.task, "error": error,
         "log": str(run.run_dir / LOG), "failed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
+
+
+def _append_log(run_dir: Path, message: str) -> None:
+    record = logging.LogRecord("fcap.launcher", logging.INFO, __file__, 0, message, None, None)
+    with open(run_dir / LOG, "a") as f:
+        f.write(logging.Formatter(LOG_FORMAT).format(record) + "\n")
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_yaml(path: Path) -> dict | None:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None

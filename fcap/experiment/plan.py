@@ -1,8 +1,10 @@
 """Turn an experiment file into a plan: variants x stages, validated and hashed.
 
-Order of application: file (with its ``base:`` chain) -> profile -> variant /
-grid overrides -> command-line overrides -> validation of every stage against
-its task's config dataclass. All problems of all variants are raised at once.
+The flow, top to bottom: file (with its ``base:`` chain) -> profile (chosen on
+the fully merged config) -> each variant's document (variant / grid overrides,
+then command-line overrides) -> typed stage specs with resolved references
+(fcap/experiment/stages.py, refs.py) -> runs with chained config hashes ->
+selection. All problems of all variants are raised at once.
 """
 from __future__ import annotations
 
@@ -18,16 +20,15 @@ from typing import Any, Sequence
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
-from fcap.experiment import profiles
-from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
-                                  Resources, name_problem)
+from fcap.experiment import profiles, refs
+from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
+from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand
-from registry import TASKS
 
 
 @dataclass
 class Run:
-    """One stage of one variant."""
+    """One stage of one variant: everything a launcher and ``runner.context_for`` need."""
 
     experiment: str
     variant: str
@@ -35,15 +36,26 @@ class Run:
     task: str
     cfg: Any  # instance of the task's config dataclass
     init_from: str | None
-    deps: tuple[str, ...]  # stage names this one waits for (init_from first)
+    deps: tuple[str, ...]  # dependency names (stages; 'file.yaml:stage' for other experiments)
     resources: Resources
     run_dir: Path
     config_hash: str
     resolved: dict  # the variant's fully resolved experiment document (config.yaml)
+    seed: int = 0  # this variant's seed (grid: {seed: [...]} gives each run its own)
+    spec: StageSpec | None = None
+    dep_keys: tuple[str, ...] = ()  # Plan keys of the runs named in ``deps``, same order
+    external: bool = False  # a stage of another experiment file this plan reads from
+    pinned: bool = False  # an external run known only by its directory and hash (a re-plan)
 
     @property
     def key(self) -> str:
-        return f"{self.variant}/{self.stage}"
+        local = f"{self.variant}/{self.stage}"
+        return f"{self.experiment}:{local}" if self.external else local
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Option key -> the file or folder read from another stage (its references)."""
+        return {r.dotted: r.path for r in (self.spec.refs if self.spec else ())}
 
 
 @dataclass
@@ -52,7 +64,7 @@ class Plan:
 
     name: str
     source: Path
-    header: ExperimentHeader
+    header: ExperimentHeader  # the first variant's header (name, report, launcher)
     runs: list[Run]
     selected: list[Run]
     profile: str | None = None
@@ -62,17 +74,38 @@ class Plan:
         """The run of ``stage`` in ``variant`` (a ``once: true`` stage's single run)."""
         for want in (variant, ONCE_VARIANT):
             for run in self.runs:
-                if run.variant == want and run.stage == stage:
+                if not run.external and run.variant == want and run.stage == stage:
                     return run
         raise KeyError(f"{variant}/{stage}")
 
+    def by_key(self, key: str) -> Run:
+        for run in self.runs:
+            if run.key == key:
+                return run
+        raise KeyError(key)
+
+    def dependencies(self, run: Run) -> list[tuple[str, Run]]:
+        """``(name, run)`` of each dependency of ``run`` (names as in ``ctx.deps``)."""
+        return [(name, self.by_key(key)) for name, key in zip(run.deps, run.dep_keys)]
+
+    @property
+    def out_dir(self) -> Path:
+        """``<output_root>/<name>``: this experiment's folder (report.md, plots/)."""
+        return next(r for r in self.runs if not r.external).run_dir.parents[1]
+
+    def own_runs(self) -> list[Run]:
+        """The runs of this experiment file (without the other experiments' it reads)."""
+        return [r for r in self.runs if not r.external]
+
     def variants(self) -> list[str]:
-        return list(dict.fromkeys(r.variant for r in self.runs if r.variant != ONCE_VARIANT))
+        return list(dict.fromkeys(r.variant for r in self.runs
+                                  if r.variant != ONCE_VARIANT and not r.external))
 
 
 def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str | None = None,
                only: Sequence[str] | None = None, stages: Sequence[str] | None = None,
-               plugins: Sequence[str] = (), launcher: str | None = None) -> Plan:
+               plugins: Sequence[str] = (), launcher: str | None = None,
+               _chain: tuple[Path, ...] = ()) -> Plan:
     """Load, expand and validate an experiment; raise one ConfigError for every problem."""
     from fcap.components import load_builtins
     from fcap.plugins import load_entry_point_plugins, load_plugins
@@ -95,6 +128,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                                for merged in _merged_variants(doc, origins, cli)):
         profile = profiles.DEFAULT
         notes.append(profiles.default_note(path))
+    profile_path = str(profiles.find(profile, experiment=path)) if profile else None
     if profile:
         doc = profiles.apply(doc, origins, profile, experiment=path)
     if launcher:
@@ -102,6 +136,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         origins.record(doc["launcher"], "command line", "launcher")
 
     problems: list[Problem] = [*load_problems]
+    externals = _Externals(profile_path, (*_chain, path.resolve()))
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     header, runs = None, []
@@ -115,13 +150,17 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         except ConfigError as err:
             problems.extend(err.problems)
             continue
-        h, vruns = _resolve_variant(vdoc, vorigins, vname, path, problems)
+        resolver = VariantResolver(vdoc, vorigins, vname, path, problems, externals)
+        h = resolver.header()
+        specs = resolver.stages(h) if h is not None else None
         header = header or h
-        _add_runs(runs, vruns, vname, problems)
+        if h is not None and specs is not None:
+            _add_runs(runs, _make_runs(h, vname, specs, resolver, path, externals), vname, problems)
     problems = list(dict.fromkeys(problems))
     if problems or header is None:
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
                           title=f"invalid experiment {path}")
+    runs = [*externals.runs(), *runs]
     selected = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
                 profile=profile, notes=notes)
@@ -145,6 +184,124 @@ def _merged_variants(doc: dict, origins: Origins, cli: list) -> list[dict]:
     return out
 
 
+class _Externals:
+    """Stages of other experiment files that this plan reads (``{from: other.yaml:stage}``).
+
+    Each file is planned once, with this plan's profile and ``output_root``; the
+    referenced run and the runs it depends on join this plan (complete ones are
+    skipped by the launchers, so nothing is labelled twice). A reference that
+    carries ``hash`` and ``run_dir`` (a resolved config.yaml) is pinned to that
+    run instead of re-planning the other file.
+    """
+
+    def __init__(self, profile_path: str | None, chain: tuple[Path, ...]) -> None:
+        self.profile_path, self.chain = profile_path, chain
+        self.plans: dict[tuple[str, str], Plan] = {}
+        self.found: dict[str, Run] = {}  # key -> run, in insertion order
+
+    def __call__(self, ref: refs.Ref, raw: dict, at: str, output_root: str) -> Run:
+        if raw.get("hash") and raw.get("run_dir"):
+            run = Run(experiment=Path(ref.experiment).stem, variant=ref.variant or ONCE_VARIANT,
+                      stage=ref.stage, task=str(raw.get("task") or ""), cfg=None, init_from=None,
+                      deps=(), resources=Resources(), run_dir=Path(raw["run_dir"]),
+                      config_hash=str(raw["hash"]), resolved={}, external=True, pinned=True)
+            self.found.setdefault(run.key, run)
+            return run
+        other = Path(ref.experiment)
+        if other in self.chain:
+            raise ValueError("experiment reference cycle: " + " -> ".join(
+                str(p) for p in (*self.chain, other)))
+        if not other.is_file():
+            raise ValueError(f"no experiment file {other}")
+        plan = self.plans.get((str(other), output_root))
+        if plan is None:
+            plan = build_plan(other, profile=self.profile_path, _chain=self.chain,
+                              overrides=[f"output_root={output_root}"])
+            self.plans[(str(other), output_root)] = plan
+        matches = [r for r in plan.runs if r.stage == ref.stage and not r.external
+                   and (ref.variant is None or r.variant == ref.variant)]
+        if len(matches) != 1:
+            known = ", ".join(sorted({r.key for r in plan.runs if not r.external}))
+            why = "no run" if not matches else "several runs (name one: file.yaml:VARIANT/stage)"
+            raise ValueError(f"{other.name} has {why} of stage '{ref.stage}'"
+                             + (f" in variant '{ref.variant}'" if ref.variant else "")
+                             + f"; runs: {known}")
+        return self._add(plan, matches[0])
+
+    def _add(self, plan: Plan, run: Run) -> Run:
+        """Add ``run`` of ``plan`` (and what it depends on), keyed as another experiment's."""
+        key = run.key if run.external else f"{run.experiment}:{run.variant}/{run.stage}"
+        if key in self.found:
+            return self.found[key]
+        deps = [self._add(plan, dep) for _name, dep in plan.dependencies(run)]
+        added = dataclasses.replace(run, external=True, dep_keys=tuple(d.key for d in deps))
+        self.found[added.key] = added
+        return added
+
+    def runs(self) -> list[Run]:
+        return [r for r in self.found.values() if not r.pinned]
+
+    def get(self, key: str) -> Run:
+        return self.found[key]
+
+
+def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
+               resolver: VariantResolver, path: Path, externals: _Externals) -> list[Run]:
+    from fcap.plugins import resolve_plugin_paths
+
+    resolved_stages = {}
+    for spec in specs:
+        body = schema.to_dict(spec.cfg) if spec.cfg is not None else {}
+        for ref in spec.refs:  # config.yaml shows the reference and the path it read
+            refs.set_at(body, ref.key, ref.as_yaml())
+        stage_doc: dict[str, Any] = {"task": spec.task}
+        if spec.init_from is not None:
+            stage_doc["init_from"] = spec.init_from
+        if spec.after:
+            stage_doc["after"] = list(spec.after)
+        if spec.once:
+            stage_doc["once"] = True
+        stage_doc["resources"] = schema.to_dict(spec.resources)
+        stage_doc.update(body)
+        resolved_stages[spec.name] = stage_doc
+    resolved = {
+        "name": header.name, "variant": vname, "description": header.description,
+        "output_root": str(resolver.out_dir.parent), "seed": header.seed,
+        "plugins": resolve_plugin_paths(header.plugins, relative_to=path.resolve().parent),
+        "launcher": schema.to_dict(header.launcher), "report": schema.to_dict(header.report),
+        "stages": resolved_stages,
+    }
+    hashes: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    runs = []
+    for spec in specs:
+        body = copy.deepcopy({k: v for k, v in resolved_stages[spec.name].items()
+                              if k != "resources"})
+        for ref in spec.refs:  # the hash sees the reference, not the output_root-dependent path
+            refs.set_at(body, ref.key, ref.hash_form())
+        dep_keys, dep_hashes = [], {}
+        for dep in spec.deps:
+            ext = next((r for r in spec.refs if r.experiment and r.dep_name == dep), None)
+            if ext is not None:
+                run = externals.get(ext.run_key)  # set by the resolver
+                dep_keys.append(run.key)
+                dep_hashes[dep] = run.config_hash
+            else:
+                dep_keys.append(keys[dep])
+                dep_hashes[dep] = hashes[dep]
+        blob = json.dumps({"stage": body, "deps": dep_hashes, "seed": header.seed},
+                          sort_keys=True, default=str)
+        hashes[spec.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        variant = ONCE_VARIANT if spec.once else vname
+        keys[spec.name] = f"{variant}/{spec.name}"
+        runs.append(Run(experiment=header.name, variant=variant, stage=spec.name, task=spec.task,
+                        cfg=spec.cfg, init_from=spec.init_from, deps=spec.deps,
+                        resources=spec.resources, run_dir=resolver.run_dir(spec.name),
+                        config_hash=hashes[spec.name], resolved=resolved, seed=header.seed,
+                        spec=spec, dep_keys=tuple(dep_keys)))
+    return runs
+
+
 def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Problem]) -> None:
     """Append a variant's runs; a ``once: true`` stage is kept once and must not vary."""
     for run in new:
@@ -162,8 +319,9 @@ def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Proble
 
 def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     problems = []
-    variants = list(dict.fromkeys(r.variant for r in runs if r.variant != ONCE_VARIANT))
-    names = list(dict.fromkeys(r.stage for r in runs))
+    local = [r for r in runs if not r.external]
+    variants = list(dict.fromkeys(r.variant for r in local if r.variant != ONCE_VARIANT))
+    names = list(dict.fromkeys(r.stage for r in local))
     for flag, what, wanted, known in (("--only", "variant", only, variants),
                                       ("--stages", "stage", stages, names)):
         for w in wanted or ():
@@ -174,201 +332,19 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
                                         f"'{w}'{hint} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
-    return [r for r in runs if (not only or r.variant in only or r.variant == ONCE_VARIANT)
-            and (not stages or r.stage in stages)]
-
-
-def _resolve_variant(doc: dict, origins: Origins, vname: str, path: Path,
-                     problems: list[Problem]) -> tuple[ExperimentHeader | None, list[Run]]:
-    header_data = {k: doc[k] for k in EXPERIMENT_KEYS if k in doc and k != "stages"}
-    header_data.pop("variant", None)
-    header = schema.collect(ExperimentHeader, header_data, source_of=origins, key="",
-                            problems=problems)
-    stages_doc = doc.get("stages")
-    if not isinstance(stages_doc, dict) or not stages_doc:
-        problems.append(Problem(origins("stages"), "stages",
-                                "expected a non-empty mapping: stage name -> {task: ..., ...}"))
-        return header, []
-    shared = {k: v for k, v in doc.items() if k not in EXPERIMENT_KEYS}
-    used: set[str] = set()
-    offered: set[str] = set()
-    stage_specs = {}
-    for sname, block in stages_doc.items():
-        spec = _stage(str(sname), block, shared, origins, problems, used, offered)
-        if spec is not None:
-            stage_specs[str(sname)] = spec
-    for key in shared:
-        # A profile serves many experiments: its blocks that no stage here takes are unused.
-        if key not in used and not origins(key).startswith("profile "):
-            allowed = sorted(set(EXPERIMENT_KEYS) | offered)
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.append(Problem(origins(key), key, (
-                f"unknown top-level key '{key}'{hint} it is not an experiment key and no stage's "
-                f"task takes it; allowed: {', '.join(allowed)}")))
-    for sname, spec in stage_specs.items():
-        for dep, dkey in spec["deps"]:
-            if spec["once"] and dep in stage_specs and not stage_specs[dep]["once"]:
-                problems.append(Problem(origins(dkey), dkey, (
-                    f"stage '{sname}' runs once for all variants (once: true) so it cannot depend "
-                    f"on '{dep}', which runs per variant")))
-    order = _toposort(stage_specs, list(stages_doc), origins, problems)
-    if header is None or len(stage_specs) != len(stages_doc) or order is None:
-        return header, []
-    return header, _make_runs(header, vname, order, stage_specs, path)
-
-
-def _stage(sname, block, shared, origins, problems, used, offered):
-    key = f"stages.{sname}"
-    bad_name = name_problem(sname)
-    if bad_name:
-        problems.append(Problem(origins(key), key, f"a stage name {bad_name}"))
-    if not isinstance(block, dict):
-        problems.append(Problem(origins(key), key, f"expected a mapping with 'task:', got {block!r}"))
-        return None
-    task = block.get("task")
-    if task is None:
-        problems.append(Problem(origins(key), f"{key}.task", "missing required key 'task'; known "
-                                f"tasks: {', '.join(TASKS.names())}"))
-        return None
-    if task not in TASKS:
-        problems.append(Problem(origins(f"{key}.task"), f"{key}.task", TASKS.unknown_message(task)))
-        return None
-    entry = TASKS.get(task)
-    fields = {f.name for f in dataclasses.fields(entry.config)} if entry.config else set()
-    offered.update(fields)
-    merged: dict = {}
-    from_shared = set()
-    for k in shared:
-        if k in fields:
-            merged[k] = shared[k]
-            used.add(k)
-            if k not in block:
-                from_shared.add(k)
-    body = {k: v for k, v in block.items() if k not in STAGE_KEYS}
-    merged = deep_merge(merged, body)
-
-    def source_of(dotted: str) -> str:
-        return origins(_shared_key(dotted, key, from_shared))
-
-    local: list[Problem] = []
-    cfg = schema.collect(entry.config, merged, source_of=source_of, key=key, problems=local) \
-        if entry.config else None
-    if entry.config is None and body:
-        local.extend(Problem(origins(f"{key}.{k}"), f"{key}.{k}", f"task '{task}' takes no options")
-                     for k in body)
-    # A mistake inside a shared block is reported at the key where it was written.
-    problems.extend(Problem(p.source, _shared_key(p.key, key, from_shared), p.message) for p in local)
-    resources = schema.collect(Resources, block.get("resources") or {}, source_of=origins,
-                               key=f"{key}.resources", problems=problems)
-    deps = []
-    init_from = block.get("init_from")
-    after = block.get("after") or []
-    if not isinstance(after, list):
-        problems.append(Problem(origins(f"{key}.after"), f"{key}.after", "expected a list of stage names"))
-        after = []
-    for dep, dkey in [(init_from, "init_from")] + [(a, "after") for a in after]:
-        if dep is not None:
-            deps.append((str(dep), f"{key}.{dkey}"))
-    once = block.get("once", False)
-    if not isinstance(once, bool):
-        problems.append(Problem(origins(f"{key}.once"), f"{key}.once",
-                                f"expected bool (true/false), got {once!r}"))
-        return None
-    if (entry.config and cfg is None) or resources is None or bad_name:
-        return None
-    return {"task": task, "cfg": cfg, "init_from": init_from, "deps": deps, "resources": resources,
-            "block": block, "once": once}
-
-
-def _shared_key(dotted: str, stage_key: str, from_shared: set[str]) -> str:
-    if dotted.startswith(stage_key + "."):
-        rest = dotted[len(stage_key) + 1:]
-        if rest.split(".")[0].split("[")[0] in from_shared:
-            return rest
-    return dotted
-
-
-def _toposort(specs: dict, names: list[str], origins: Origins, problems: list[Problem]):
-    ok = True
-    for sname, spec in specs.items():
-        for dep, dkey in spec["deps"]:
-            if dep not in names:
-                close = difflib.get_close_matches(dep, names, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                problems.append(Problem(origins(dkey), dkey, f"no stage '{dep}'{hint} stages: "
-                                        f"{', '.join(names)}"))
-                ok = False
-    if not ok:
-        return None
-    order, state = [], {}
-
-    def visit(n: str, chain: list[str]) -> bool:
-        if state.get(n) == "done":
-            return True
-        if state.get(n) == "active":
-            cycle = " -> ".join([*chain[chain.index(n):], n])
-            problems.append(Problem(origins(f"stages.{n}"), f"stages.{n}",
-                                    f"stage dependency cycle: {cycle}"))
-            return False
-        state[n] = "active"
-        for dep, _ in specs.get(n, {"deps": []})["deps"]:
-            if not visit(dep, [*chain, n]):
-                return False
-        state[n] = "done"
-        order.append(n)
-        return True
-
-    for n in names:
-        if n in specs and not visit(n, []):
-            return None
-    return order
-
-
-def _make_runs(header: ExperimentHeader, vname: str, order: list[str], specs: dict,
-               path: Path) -> list[Run]:
-    from fcap.plugins import resolve_plugin_paths
-
-    out_root = Path(header.output_root)
-    if not out_root.is_absolute():
-        out_root = Path.cwd() / out_root
-    resolved_stages = {}
-    for sname in specs:
-        spec = specs[sname]
-        body = schema.to_dict(spec["cfg"]) if spec["cfg"] is not None else {}
-        stage_doc = {"task": spec["task"]}
-        if spec["init_from"] is not None:
-            stage_doc["init_from"] = spec["init_from"]
-        after = [d for d, k in spec["deps"] if k.endswith(".after")]
-        if after:
-            stage_doc["after"] = after
-        if spec["once"]:
-            stage_doc["once"] = True
-        stage_doc["resources"] = schema.to_dict(spec["resources"])
-        stage_doc.update(body)
-        resolved_stages[sname] = stage_doc
-    resolved = {
-        "name": header.name, "variant": vname, "description": header.description,
-        "output_root": str(out_root), "seed": header.seed,
-        "plugins": resolve_plugin_paths(header.plugins, relative_to=path.resolve().parent),
-        "launcher": schema.to_dict(header.launcher), "report": schema.to_dict(header.report),
-        "stages": resolved_stages,
-    }
-    hashes: dict[str, str] = {}
-    runs = []
-    for sname in order:
-        spec = specs[sname]
-        body = {k: v for k, v in resolved_stages[sname].items() if k != "resources"}
-        dep_names = tuple(d for d, _ in spec["deps"])
-        blob = json.dumps({"stage": body, "deps": {d: hashes[d] for d in dep_names},
-                           "seed": header.seed}, sort_keys=True, default=str)
-        hashes[sname] = hashlib.sha256(blob.encode()).hexdigest()[:16]
-        variant = ONCE_VARIANT if spec["once"] else vname
-        runs.append(Run(experiment=header.name, variant=variant, stage=sname, task=spec["task"],
-                        cfg=spec["cfg"], init_from=spec["init_from"], deps=dep_names,
-                        resources=spec["resources"], run_dir=out_root / header.name / variant / sname,
-                        config_hash=hashes[sname], resolved=resolved))
-    return runs
+    chosen = [r for r in local if (not only or r.variant in only or r.variant == ONCE_VARIANT)
+              and (not stages or r.stage in stages)]
+    # Another experiment's runs are launched when a chosen run needs them (done ones are skipped).
+    by_key = {r.key: r for r in runs}
+    needed: set[str] = set()
+    todo = [k for r in chosen for k in r.dep_keys]
+    while todo:
+        key = todo.pop()
+        run = by_key.get(key)
+        if run is not None and run.external and key not in needed:
+            needed.add(key)
+            todo.extend(run.dep_keys)
+    return [r for r in runs if (r.external and r.key in needed)] + chosen
 
 
 def plan_from_argv(prog: str, argv: list[str]) -> Plan:

@@ -1,4 +1,13 @@
-"""The ``local`` launcher: every stage on this machine, in dependency order."""
+"""The ``local`` launcher: every stage on this machine, in dependency order.
+
+Each stage runs in its claimed run directory under the directory's lock
+(another ``fcap-run`` of the same stage stops with "stage X is being run by pid
+P on host H since T"). A stage whose config changed since its outputs were
+written, or any selected stage under ``--force``, starts from scratch; see
+:mod:`fcap.experiment.rerun`. A stage that raises gets FAILED.json and the
+traceback in its log.txt; the console shows one line, and the launch returns
+the exit code of the first failure (:mod:`fcap.exit_codes`).
+"""
 from __future__ import annotations
 
 import logging
@@ -11,7 +20,9 @@ from dataclasses import dataclass
 
 import yaml
 
+from fcap import exit_codes
 from fcap.experiment import markers
+from fcap.experiment.lock import RunLock
 from registry import LAUNCHERS
 
 log = logging.getLogger("fcap.launcher")
@@ -35,7 +46,7 @@ class LocalLauncher:
 
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
         status: dict[str, str] = {}
-        failed = []
+        failed, codes = [], []
         for run in plan.selected:
             state = self._blocked_by(plan, run, status)
             if dry_run:
@@ -51,21 +62,21 @@ class LocalLauncher:
                 log.info("skip %s: complete with the same config (%s)", run.key, run.config_hash)
                 status[run.key] = "done"
                 continue
-            ok = self._run(plan, run)
-            status[run.key] = "done" if ok else "failed"
-            if not ok:
+            code = self._run(plan, run, force=force)
+            status[run.key] = "failed" if code else "done"
+            if code:
                 failed.append(run)
+                codes.append(code)
         if failed:
             for run in failed:
                 if status[run.key] == "failed":
                     print(f"fcap: stage {run.key} failed; log: {run.run_dir / markers.LOG}",
                           file=sys.stderr)
-            return 1
+            return codes[0] if codes else exit_codes.STAGE_FAILED
         return 0
 
     def _blocked_by(self, plan, run, status) -> str:
-        for dep in run.deps:
-            dep_run = plan.get(run.variant, dep)
+        for _name, dep_run in plan.dependencies(run):
             st = status.get(dep_run.key)
             if st in ("failed", "blocked"):
                 return f"dependency {dep_run.key} {st}"
@@ -81,31 +92,45 @@ class LocalLauncher:
             action = "skip (complete, same config)"
         else:
             action = "run" + (" (after " + ", ".join(run.deps) + ")" if run.deps else "")
+            fresh = markers.why_fresh(run, force=force)
+            action += f" from scratch: {fresh}" if fresh else ""
         print(f"=== {run.key}  task={run.task}  hash={run.config_hash}  -> {action}")
         print(f"    dir: {run.run_dir}")
         stage = run.resolved["stages"][run.stage]
         print("    " + yaml.safe_dump({run.stage: stage}, sort_keys=False).replace("\n", "\n    "))
 
-    def _run(self, plan, run) -> bool:
+    def _run(self, plan, run, *, force: bool) -> int | None:
+        """Run one stage: 0 when done, None when another process finished it meanwhile,
+        else the exit code of its failure. Raises when the run directory is not fcap's
+        (OwnershipError) or another process is running the stage (RunBusyError)."""
         from fcap import runner
 
-        run.run_dir.mkdir(parents=True, exist_ok=True)
-        markers.mark_started(run)
-        log.info("run %s (task %s) -> %s", run.key, run.task, run.run_dir)
-        start = time.time()
-        try:
-            if self.cfg.nproc > 1:
-                summary = self._run_distributed(run)
-            else:
-                summary = runner.execute(plan, run)
-        except Exception as err:
-            msg = f"{type(err).__name__}: {err}"
-            markers.mark_failed(run, msg + "\n" + traceback.format_exc())
-            log.error("stage %s failed: %s", run.key, msg)
-            return False
-        markers.mark_done(run, summary, time.time() - start)
+        markers.claim(run)
+        with RunLock(run.run_dir, what=f"stage {run.key}"):
+            if not force and markers.is_complete(run):  # finished while we were looking
+                log.info("skip %s: completed by another process", run.key)
+                return None
+            markers.mark_started(run, force=force)
+            log.info("run %s (task %s) -> %s", run.key, run.task, run.run_dir)
+            start = time.time()
+            try:
+                if self.cfg.nproc > 1:
+                    summary = self._run_distributed(run)
+                else:
+                    summary = runner.execute(plan, run)
+            except Exception as err:
+                msg = f"{type(err).__name__}: {err}"
+                trace = traceback.format_exc()
+                markers.mark_failed(run, msg + "\n" + trace)
+                code = exit_codes.code_for(err)
+                kind = f" ({exit_codes.KIND[code]})" if code is not None else ""
+                log.error("stage %s failed%s: %s", run.key, kind, msg)
+                if exit_codes.debug_enabled():
+                    print(trace, file=sys.stderr, end="")
+                return exit_codes.STAGE_FAILED if code is None else code
+            markers.mark_done(run, summary, time.time() - start)
         log.info("done %s in %.1f s", run.key, time.time() - start)
-        return True
+        return exit_codes.OK
 
     def _run_distributed(self, run):
         config = markers.write_config(run)

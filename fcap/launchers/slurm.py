@@ -100,7 +100,7 @@ class SlurmLauncher:
                 subprocess.run(["scancel", record["job_id"]], check=False)
                 print(f"fcap: {run.key}: cancelled job {record['job_id']} (stale or --force)")
             jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
-                                         profile_name=str(source))
+                                         profile_name=str(source), force=force)
             submitted.append(run)
         if dry_run or not submitted:
             return code
@@ -113,8 +113,7 @@ class SlurmLauncher:
     # -- pieces ------------------------------------------------------------------
     def _dependencies(self, plan, run, jobs: dict[str, str]) -> tuple[dict[str, str], str]:
         deps = {}
-        for name in run.deps:
-            dep = plan.get(run.variant, name)
+        for _name, dep in plan.dependencies(run):
             if dep.key in jobs:
                 deps[dep.key] = jobs[dep.key]
             elif not markers.is_complete(dep):
@@ -131,15 +130,16 @@ class SlurmLauncher:
                             array=run.resources.array))
 
     def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
-                old: dict | None, *, profile_name: str) -> str:
+                old: dict | None, *, profile_name: str, force: bool = False) -> str:
         import submitit
 
         from fcap.launchers.slurm_job import StageJob
 
+        markers.claim(run)  # before anything is written: a user's folder is refused untouched
         folder = run.run_dir / st.LOG_DIR
         folder.mkdir(parents=True, exist_ok=True)
         # Clear completion markers first: the job may finish before we return.
-        markers.mark_started(run)
+        markers.mark_started(run, force=force)
         for stale in (run.run_dir / st.ARRAY_DIR).glob("*.json"):
             stale.unlink()
         config = markers.write_config(run)

@@ -9,16 +9,25 @@ Rank 0 then requeues the job (``scontrol requeue``) and the rerun resumes from
 the checkpoint. A stage that does not stop by itself within ``stop_grace_s``
 (pseudolabel shards, which keep durable progress) is requeued as it is. After
 ``max_requeues`` requeues (``SLURM_RESTART_COUNT``) the stage fails instead.
+
+Rank 0, which owns the markers, holds the run directory's lock
+(:mod:`fcap.experiment.lock`; an array element its element's lock) while the
+stage runs: a job that finds the stage being run elsewhere fails with "stage X
+is being run by pid P on host H since T" and writes no marker. Only an earlier
+run of the same job (a requeue that started before the old one was gone) is
+waited for, up to ``REQUEUE_LOCK_WAIT_S``.
 """
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import submitit
@@ -27,6 +36,7 @@ from fcap.launchers.slurm_env import export_distributed_env, restart_count
 from fcap.launchers.slurm_status import ARRAY_DIR
 
 log = logging.getLogger("fcap.launcher.slurm")
+REQUEUE_LOCK_WAIT_S = 300.0
 
 
 class PreemptionGuard:
@@ -144,27 +154,56 @@ class StageJob(submitit.helpers.Checkpointable):
             extra["array_index"] = int(index)
         where = f"array element {index}: " if index is not None else ""
         start = time.time()
-        try:
-            summary = runner.execute(plan, run, extra=extra)
-        except Exception as err:
-            guard.cancel_timer()
-            if guard.signalled_at is not None and _is_interrupt(err):
-                if guard.can_requeue:  # the same answer on every rank
-                    if rank == 0:
-                        guard.requeue("checkpoint saved")
-                    _wait_for_requeue_kill()
-                err_text = (f"{where}interrupted and not requeued: {restart_count()} requeue(s) "
-                            f"already, max_requeues={self.max_requeues}; {err}")
-            else:
-                err_text = f"{where}{type(err).__name__}: {err}\n{traceback.format_exc()}"
+        with stage_lock(run, rank=rank, index=index):
+            try:
+                summary = runner.execute(plan, run, extra=extra)
+            except Exception as err:
+                guard.cancel_timer()
+                if guard.signalled_at is not None and _is_interrupt(err):
+                    if guard.can_requeue:  # the same answer on every rank
+                        if rank == 0:
+                            guard.requeue("checkpoint saved")
+                        _wait_for_requeue_kill()
+                    err_text = (f"{where}interrupted and not requeued: {restart_count()} "
+                                f"requeue(s) already, max_requeues={self.max_requeues}; {err}")
+                else:
+                    err_text = f"{where}{type(err).__name__}: {err}\n{traceback.format_exc()}"
+                if rank == 0:
+                    markers.mark_failed(run, err_text)
+                raise
+            if guard.finish():
+                _wait_for_requeue_kill()
             if rank == 0:
-                markers.mark_failed(run, err_text)
-            raise
-        if guard.finish():
-            _wait_for_requeue_kill()
-        if rank == 0:
-            mark_done(run, summary, time.time() - start, index=index, count=self.array)
+                mark_done(run, summary, time.time() - start, index=index, count=self.array)
         return summary
+
+
+@contextmanager
+def stage_lock(run, *, rank: int, index: str | None):
+    """Rank 0: hold ``run``'s lock (an array element: its element's) for the block."""
+    if rank != 0:
+        yield
+        return
+    from fcap.experiment import markers
+    from fcap.experiment.lock import RunBusyError, RunLock
+
+    element = None if index is None else int(index)
+    what = f"stage {run.key}" + (f" (array element {element})" if element is not None else "")
+    markers.claim(run)
+    lock = RunLock(run.run_dir, what=what, element=element)
+    try:
+        lock.acquire()
+    except RunBusyError as err:
+        if not err.holder or err.holder.get("slurm_job") != os.environ.get("SLURM_JOB_ID"):
+            raise
+        log.warning("%s: waiting up to %.0f s for this job's previous run (%s) to end",
+                    what, REQUEUE_LOCK_WAIT_S, err.holder.get("pid"))
+        lock = RunLock(run.run_dir, what=what, element=element, wait_s=REQUEUE_LOCK_WAIT_S)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | None) -> None:

@@ -36,7 +36,7 @@ def _summarise(manifests: list[dict]) -> dict:
     }
 
 
-@TASKS.register("pseudolabel", config=PseudolabelConfig)
+@TASKS.register("pseudolabel", config=PseudolabelConfig, outputs={"shards": "shards"})
 def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
     """Caption the centre frame of every 8-second clip of a video collection (Sec. 3.1)."""
     index = cfg.shard_index if cfg.shard_index is not None else ctx.extra.get("array_index")
@@ -61,7 +61,9 @@ def _finished(ctx: StageContext, cfg: PseudolabelConfig, i: int) -> bool:
     return (ctx.run_dir / "shards" / f"{shard_name(i, cfg.num_shards)}.manifest.json").is_file()
 
 
-@TASKS.register("pseudolabel_merge", config=MergeConfig)
+@TASKS.register("pseudolabel_merge", config=MergeConfig,
+                outputs={"pseudolabels": "pseudolabels.jsonl", "index": "index.json",
+                         "report": "report"})
 def pseudolabel_merge(cfg: MergeConfig, ctx: StageContext) -> dict:
     """Check that every clip is labelled exactly once and write the index ``howto100m`` reads."""
     if cfg.shards_from is not None:

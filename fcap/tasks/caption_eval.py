@@ -43,7 +43,9 @@ class CaptionEvalConfig:
             raise ValueError(f"max_items must be >= 1, got {self.max_items}")
 
 
-@TASKS.register("caption_eval", config=CaptionEvalConfig)
+@TASKS.register("caption_eval", config=CaptionEvalConfig,
+                outputs={"metrics": "metrics.json", "predictions": "predictions.json",
+                         "references": "references.json", "summary": "summary.json"})
 def caption_eval(cfg: CaptionEvalConfig, ctx) -> dict:
     """Generate a caption per item of a split (batched, on every rank) and score them."""
     info = distributed.setup()

@@ -53,14 +53,16 @@ class FinetuneConfig(CaptionTrainConfig):
     adapters: Optional[str] = None  # start from here; None: <init_from run dir>/adapters
 
 
-@TASKS.register("caption_pretrain", config=PretrainConfig)
+@TASKS.register("caption_pretrain", config=PretrainConfig,
+                outputs={"adapters": "adapters", "summary": "summary.json"})
 def caption_pretrain(cfg: PretrainConfig, ctx) -> dict:
     """Train adapters from their initialisation (a stage without init_from)."""
     init = common.upstream_adapters(ctx, None, task="caption_pretrain", required=False)
     return train_captioner(cfg, ctx, init_adapters=init)
 
 
-@TASKS.register("caption_finetune", config=FinetuneConfig)
+@TASKS.register("caption_finetune", config=FinetuneConfig,
+                outputs={"adapters": "adapters", "summary": "summary.json"})
 def caption_finetune(cfg: FinetuneConfig, ctx) -> dict:
     """Continue training the adapters of an earlier stage (``init_from: pretrain``)."""
     init = common.upstream_adapters(ctx, cfg.adapters, task="caption_finetune", required=True)

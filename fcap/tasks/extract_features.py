@@ -34,7 +34,8 @@ class ExtractFeaturesConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
 
-@TASKS.register("extract_features", config=ExtractFeaturesConfig)
+@TASKS.register("extract_features", config=ExtractFeaturesConfig,
+                outputs={"features": "features", "summary": "summary.json"})
 def extract_features(cfg: ExtractFeaturesConfig, ctx) -> dict:
     """Encode every clip of a split once; rank 0 works, other ranks wait."""
     info = distributed.setup()

@@ -5,8 +5,11 @@
     msrvtt/     videos/all/videoN.mp4, train_val_videodatainfo.json, test_videodatainfo.json
     msvd/       YouTubeClips/<name>.avi, AllVideoDescriptions.txt, youtube_mapping.txt
     howto100m/  <video_id>.mp4 (several 8-s scenes each), caption.json (ASR-like: partly
-                chit-chat), pseudolabels.jsonl (clean per-clip captions, pseudolabel format)
+                chit-chat) -- what real HowTo100M holds: no pseudolabels, which exist
+                only as the output of the pseudolabel stage
     laion/      00000.tar ... (KEY.jpg, KEY.txt, KEY.json), as img2dataset writes them
+    truth/      howto100m.jsonl: the generator's own per-clip captions (pseudolabel record
+                format), for tests and scoring only; no experiment reads it
     shapes-world.json   marker: generator config and its hash, written last
 
 It returns ``{"msrvtt": path, "msvd": ..., "howto100m": ..., "laion": ...}``. A
@@ -37,6 +40,7 @@ from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_vi
 
 GENERATOR_VERSION = 2  # 2: folders carry fcap's ownership marker
 LAYOUTS = ("msrvtt", "msvd", "howto100m", "laion")
+TRUTH = "truth"  # ground truth beside the layouts (not a dataset folder)
 MARKER = "shapes-world.json"
 
 
@@ -91,6 +95,7 @@ def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None, 
     root = world_root(root, cfg)
     claim_dir(root, kind="shapes world", key=key)
     roots = {name: os.path.join(root, name) for name in LAYOUTS}
+    truth = os.path.join(root, TRUTH)
     with open(os.path.join(root, ".shapes-world.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _marker_hash(root) == cfg.digest():
@@ -98,11 +103,12 @@ def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None, 
         marker = os.path.join(root, MARKER)
         if os.path.exists(marker):
             os.remove(marker)  # inside the claimed root: fcap's own file
-        for path in roots.values():  # only layout folders this generator created and marked
+        for path in [*roots.values(), truth]:  # only folders this generator created and marked
             remove_owned(path)
+        claim_dir(truth, kind="shapes world ground truth")
         for i, name in enumerate(LAYOUTS):
             claim_dir(roots[name], kind=f"shapes world {name} layout")
-            WRITERS[name](roots[name], cfg, np.random.default_rng([cfg.seed, i]))
+            WRITERS[name](roots[name], cfg, np.random.default_rng([cfg.seed, i]), truth=truth)
         with open(marker, "w") as f:
             json.dump({"hash": cfg.digest(), "config": dataclasses.asdict(cfg),
                        "roots": roots}, f, indent=1)
@@ -122,7 +128,8 @@ def _captions(scene, rng, n: int, templates=VIDEO_TEMPLATES) -> list[str]:
     return [scene.caption(templates[(first + k) % len(templates)]) for k in range(n)]
 
 
-def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
+                  truth: str) -> None:
     os.makedirs(os.path.join(root, "videos", "all"))
     files = {"train_val_videodatainfo.json": {"videos": [], "sentences": []},
              "test_videodatainfo.json": {"videos": [], "sentences": []}}
@@ -146,7 +153,8 @@ def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -
             json.dump({"info": {"generator": "fcap shapes world"}, **data}, f)
 
 
-def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
+                truth: str) -> None:
     os.makedirs(os.path.join(root, "YouTubeClips"))
     first_vid = {"train": 1, "val": 1201, "test": 1301}
     mapping, descriptions = [], ["# MSVD-style descriptions of the fcap shapes world",
@@ -165,7 +173,8 @@ def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> 
         f.write("\n".join(descriptions) + "\n")
 
 
-def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
+                     truth: str) -> None:
     per_scene = max(1, int(round(cfg.scene_seconds * cfg.fps)))
     asr, pseudolabels = {}, []
     for v in range(cfg.howto_videos):
@@ -191,12 +200,13 @@ def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator
         asr[vid] = seg
     with open(os.path.join(root, "caption.json"), "w") as f:
         json.dump(asr, f)
-    with open(os.path.join(root, "pseudolabels.jsonl"), "w") as f:
+    with open(os.path.join(truth, "howto100m.jsonl"), "w") as f:
         for record in sorted(pseudolabels, key=lambda r: (r["video_id"], r["clip_index"])):
             f.write(json.dumps(record) + "\n")
 
 
-def _write_laion(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator) -> None:
+def _write_laion(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
+                 truth: str) -> None:
     n_shards = -(-cfg.laion_images // cfg.laion_shard_size)
     for shard in range(n_shards):
         samples = []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,7 +113,12 @@ def test_pseudolabels_option_points_elsewhere(real_howto, tmp_path_factory, env)
 
 @pytest.mark.parametrize("captions", ["pseudolabel", "asr"])
 def test_shapes_world_in_howto100m_layout(shapes_roots, env, captions):
-    loader = build_loader(howto(shapes_roots["howto100m"], captions=captions), env=env,
+    root = Path(shapes_roots["howto100m"])
+    assert not (root / "pseudolabels.jsonl").exists()  # like real HowTo100M: videos + ASR only
+    # pseudolabels come from the pseudolabel stage; here the generator's own clip captions
+    truth = {"pseudolabels": str(root.parent / "truth" / "howto100m.jsonl")} \
+        if captions == "pseudolabel" else {}
+    loader = build_loader(howto(str(root), captions=captions, **truth), env=env,
                           **loader_kwargs(train=False, batch_size=64, num_frames=8))
     batch = next(iter(loader))
     assert batch["skipped"] == [] and batch["frame_mask"].all()

@@ -1,0 +1,171 @@
+"""Stages read what earlier stages wrote: {from: stage} references, across experiments too."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fcap.cli import main
+from fcap.config.errors import ConfigError
+from fcap.experiment import build_plan
+
+ROOT = Path(__file__).resolve().parents[3]
+TOY = ROOT / "tests" / "fixtures" / "plugins" / "toy_tasks.py"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def producer_consumer(tmp_path, *, value=2) -> Path:
+    return write(tmp_path / "exp" / "pc.yaml", f"""
+name: pc
+plugins: [{TOY}]
+stages:
+  first: {{task: toy_write, value: {value}}}
+  second: {{task: toy_write, value: 3, upstream: {{from: first}}}}
+""")
+
+
+def calls(root: Path, name: str) -> list[str]:
+    path = root / "runs" / name / "calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_reference_becomes_the_path_and_a_dependency(tmp_path, in_tmp):
+    exp = producer_consumer(tmp_path)
+    plan = build_plan(exp)
+    second = plan.get("default", "second")
+    first_out = plan.get("default", "first").run_dir / "out.json"
+    assert second.cfg.upstream == str(first_out)
+    assert second.deps == ("first",)  # no after: needed
+    assert second.inputs == {"upstream": str(first_out)}
+    assert main([str(exp)]) == 0
+    assert json.loads((second.run_dir / "out.json").read_text())["total"] == 5
+    resolved = yaml.safe_load((second.run_dir / "config.yaml").read_text())
+    assert resolved["stages"]["second"]["upstream"] == {"from": "first", "output": "out",
+                                                        "path": str(first_out)}
+    log = (second.run_dir / "log.txt").read_text()
+    assert f"input upstream = {first_out} (output 'out' of first" in log
+    # a re-plan from the resolved config.yaml is the same run (SLURM jobs and ranks do this)
+    again = build_plan(second.run_dir / "config.yaml").get("default", "second")
+    assert again.config_hash == second.config_hash and again.cfg.upstream == str(first_out)
+
+
+def test_the_consumer_hash_chains_on_the_producer(tmp_path, in_tmp):
+    exp = producer_consumer(tmp_path)
+    assert main([str(exp)]) == 0
+    assert main([str(exp)]) == 0
+    assert calls(in_tmp, "pc") == ["default/first", "default/second"]  # second time: all skipped
+    before = build_plan(exp).get("default", "second").config_hash
+    after = build_plan(exp, overrides=["stages.first.value=7"]).get("default", "second")
+    assert after.config_hash != before
+    assert main([str(exp), "stages.first.value=7"]) == 0
+    assert calls(in_tmp, "pc")[2:] == ["default/first", "default/second"]
+    assert json.loads((after.run_dir / "out.json").read_text())["total"] == 10
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("{from: frist}", r"no stage 'frist' to read from; did you mean 'first'\? stages: first"),
+    ("{from: first, output: adapters}", r"stage 'first' \(task toy_write\) has no output "
+                                        r"'adapters'; outputs: out"),
+    ("{from: second}", r"no stage 'second' to read from"),
+    ("{from: 'laion/first'}", r"named without a variant"),
+    ("{from: nothere.yaml:first}", r"no experiment file .*nothere.yaml"),
+])
+def test_a_bad_reference_is_a_config_error_listing_what_exists(tmp_path, ref, expected):
+    exp = write(tmp_path / "bad.yaml", f"""
+name: bad
+plugins: [{TOY}]
+stages:
+  first: {{task: toy_write}}
+  second: {{task: toy_write, upstream: {ref}}}
+""")
+    with pytest.raises(ConfigError, match=r"stages\.second\.upstream: bad reference") as err:
+        build_plan(exp)
+    assert err.match(expected)
+
+
+def test_another_experiments_stage_runs_once_and_is_reused(tmp_path, in_tmp):
+    producer_consumer(tmp_path)
+    user = write(tmp_path / "exp" / "user.yaml", f"""
+name: user
+plugins: [{TOY}]
+stages:
+  use: {{task: toy_write, value: 100, upstream: {{from: pc.yaml:first}}}}
+""")
+    plan = build_plan(user)
+    assert [r.key for r in plan.selected] == ["pc:default/first", "default/use"]
+    own = build_plan(tmp_path / "exp" / "pc.yaml").get("default", "first")
+    assert plan.runs[0].config_hash == own.config_hash and plan.runs[0].run_dir == own.run_dir
+    assert main([str(user)]) == 0  # runs pc's first stage, in pc's own run directory
+    assert calls(in_tmp, "pc") == ["default/first"]
+    assert main([str(tmp_path / "exp" / "pc.yaml")]) == 0  # pc itself: first is done already
+    assert calls(in_tmp, "pc") == ["default/first", "default/second"]
+    use = plan.get("default", "use")
+    assert json.loads((use.run_dir / "out.json").read_text())["total"] == 102
+    resolved = yaml.safe_load((use.run_dir / "config.yaml").read_text())["stages"]["use"]
+    assert resolved["upstream"]["path"] == str(own.run_dir / "out.json")
+    assert resolved["upstream"]["hash"] == own.config_hash
+    again = build_plan(use.run_dir / "config.yaml")  # pinned: the producer is not re-planned
+    assert again.get("default", "use").config_hash == use.config_hash
+    assert main([str(user), "stages.use.value=1"]) == 0
+    assert calls(in_tmp, "pc") == ["default/first", "default/second"]  # never labelled twice
+    # re-labelling (a changed producer) changes the consumer's hash
+    changed = build_plan(user, overrides=[]).get("default", "use").config_hash
+    write(tmp_path / "exp" / "pc.yaml", (tmp_path / "exp" / "pc.yaml").read_text()
+          .replace("value: 2}", "value: 4}"))
+    assert build_plan(user).get("default", "use").config_hash != changed
+
+
+def test_experiment_reference_cycle_is_an_error(tmp_path):
+    write(tmp_path / "a.yaml", f"name: a\nplugins: [{TOY}]\nstages:\n"
+                               "  s: {task: toy_write, upstream: {from: b.yaml:s}}\n")
+    write(tmp_path / "b.yaml", f"name: b\nplugins: [{TOY}]\nstages:\n"
+                               "  s: {task: toy_write, upstream: {from: a.yaml:s}}\n")
+    with pytest.raises(ConfigError, match="experiment reference cycle"):
+        build_plan(tmp_path / "a.yaml")
+
+
+def test_grid_seeds_reach_each_run_under_the_local_launcher(tmp_path, in_tmp):
+    exp = write(tmp_path / "seeds.yaml", f"""
+name: seeds
+plugins: [{TOY}]
+grid: {{seed: [1, 2]}}
+stages:
+  s: {{task: toy_write}}
+""")
+    plan = build_plan(exp)
+    assert [r.seed for r in plan.runs] == [1, 2]
+    assert main([str(exp)]) == 0
+    seeds = [json.loads((r.run_dir / "out.json").read_text())["seed"] for r in plan.runs]
+    assert seeds == [1, 2]
+
+
+def test_table1_pretrain_reads_its_own_merged_pseudolabels(fcap_cache):
+    plan = build_plan(ROOT / "experiments" / "table1.yaml")
+    merge = plan.get("pseudolabels", "merge")
+    labels = str(merge.run_dir / "pseudolabels.jsonl")
+    pre = plan.get("pseudolabels", "pretrain")
+    assert pre.cfg.data.cfg.pseudolabels == labels and "merge" in pre.deps
+    mixed = plan.get("pseudolabels_laion", "pretrain")
+    assert mixed.cfg.data.cfg.children[1].source.cfg.pseudolabels == labels
+    assert "merge" not in plan.get("laion", "pretrain").deps
+    relabel = build_plan(ROOT / "experiments" / "table1.yaml",
+                         overrides=["stages.label.sampling.top_p=0.8"])
+    assert relabel.get("pseudolabels", "pretrain").config_hash != pre.config_hash
+    assert relabel.get("laion", "pretrain").config_hash == plan.get("laion", "pretrain").config_hash
+
+
+def test_table2_reads_table1s_pseudolabels_by_reference(fcap_cache, tmp_path):
+    plan = build_plan(ROOT / "experiments" / "table2.yaml", overrides=[f"output_root={tmp_path}"])
+    t1 = build_plan(ROOT / "experiments" / "table1.yaml", profile="tiny",
+                    overrides=[f"output_root={tmp_path}"])
+    merge = t1.get("asr", "merge")
+    assert [r.key for r in plan.selected[:2]] == ["table1:all_variants/label",
+                                                  "table1:all_variants/merge"]
+    assert plan.runs[1].config_hash == merge.config_hash
+    child = plan.get("default", "pretrain").cfg.data.cfg.children[1].source.cfg
+    assert child.pseudolabels == str(merge.run_dir / "pseudolabels.jsonl")

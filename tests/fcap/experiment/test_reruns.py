@@ -1,0 +1,107 @@
+"""Reruns: same config resumes, a changed config or --force starts from scratch, and a
+folder fcap did not create is never touched."""
+import json
+from pathlib import Path
+
+import yaml
+
+from fcap.cli import main
+
+HERE = Path(__file__).parent
+TASKS = HERE / "rerun_tasks.py"
+TRAIN_PLUGIN = HERE.parents[1] / "fixtures" / "plugins" / "slurm_tasks.py"
+
+
+def experiment(tmp_path, stages, plugin=TASKS, name="re"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "plugins": [str(plugin)], "stages": stages}))
+    return str(path)
+
+
+def read(path):
+    return json.loads(Path(path).read_text())
+
+
+def previous_dirs(run_dir):
+    return sorted(Path(run_dir).glob(".previous-*.old"))
+
+
+def test_changed_training_config_retrains_from_step_0_and_force_starts_over(tmp_path, in_tmp):
+    # The issue's case: a finished DeepSpeed training stage, then more steps.
+    exp = experiment(tmp_path, {"train": {"task": "slurm_toy_train", "steps": 2, "save_every": 1}},
+                     plugin=TRAIN_PLUGIN)
+    run_dir = in_tmp / "runs/re/default/train"
+    assert main([exp]) == 0
+    assert read(run_dir / "DONE.json")["summary"]["step"] == 2
+
+    assert main([exp, "stages.train.steps=3"]) == 0  # was: CheckpointError, DONE.json gone
+    assert read(run_dir / "DONE.json")["summary"] == {"world_size": 1, "resumed_from": None,
+                                                      "step": 3}
+    why = "config changed: steps 2 -> 3"
+    assert why in (run_dir / "log.txt").read_text()
+    assert read(run_dir / "RUN.json")["fresh_start"] == why
+    (old,) = previous_dirs(run_dir)
+    assert read(old / "DONE.json")["summary"]["step"] == 2
+    assert sorted(p.name for p in (old / "checkpoints").iterdir()) == ["step-00000001",
+                                                                       "step-00000002"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-00000002",
+                                                                           "step-00000003"]
+
+    assert main([exp, "stages.train.steps=3", "--force"]) == 0  # was: resumed at 3, 0 steps
+    assert read(run_dir / "DONE.json")["summary"]["resumed_from"] is None
+    assert "--force: starting from scratch" in (run_dir / "log.txt").read_text()
+
+
+def test_same_config_resumes_changed_config_starts_fresh_keeping_one_previous(tmp_path, in_tmp,
+                                                                              capsys):
+    exp = experiment(tmp_path, {"work": {"task": "rerun_append", "value": 1, "fail_if": "FAIL"}})
+    run_dir = in_tmp / "runs/re/default/work"
+    (in_tmp / "FAIL").write_text("")
+    assert main([exp]) == 1
+    assert main([exp]) == 0  # same config: resumes over what the failed attempt left
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 2}
+    assert previous_dirs(run_dir) == []
+
+    capsys.readouterr()
+    assert main([exp, "stages.work.value=2", "--dry-run"]) == 0
+    assert "from scratch: config changed: value 1 -> 2" in capsys.readouterr().out
+    assert main([exp, "stages.work.value=2"]) == 0
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 1}
+    (old,) = previous_dirs(run_dir)
+    assert (old / "progress.txt").read_text() == "1\n1\n"
+
+    assert main([exp, "stages.work.value=3"]) == 0
+    (old,) = previous_dirs(run_dir)  # only the latest previous outputs are kept
+    assert (old / "progress.txt").read_text() == "2\n"
+    assert (run_dir / "progress.txt").read_text() == "3\n"
+    assert (run_dir / ".fcap-owned").is_file()
+
+
+def test_an_upstream_change_restarts_the_dependent_and_names_the_change(tmp_path, in_tmp):
+    exp = experiment(tmp_path, {"first": {"task": "rerun_append", "value": 1},
+                                "second": {"task": "rerun_append", "after": ["first"]}})
+    assert main([exp]) == 0
+    assert main([exp, "stages.first.value=5"]) == 0
+    second = in_tmp / "runs/re/default/second"
+    assert read(second / "DONE.json")["summary"] == {"attempts": 1}
+    assert read(second / "RUN.json")["fresh_start"] == "config changed: stages.first.value 1 -> 5"
+
+
+def test_a_folder_fcap_did_not_create_is_refused_not_wiped_even_with_force(tmp_path, in_tmp,
+                                                                           capsys):
+    exp = experiment(tmp_path, {"work": {"task": "rerun_append"}})
+    run_dir = in_tmp / "runs/re/default/work"
+    run_dir.mkdir(parents=True)
+    (run_dir / "notes.txt").write_text("my notes")
+    (run_dir / "DONE.json").write_text("{}")
+    # first the experiment folder is not fcap's; then (marked as fcap's) only the run folder
+    for refused in (run_dir.parents[1], run_dir):
+        for extra in ([], ["--force"]):
+            capsys.readouterr()
+            assert main([exp, *extra]) == 5
+            err = capsys.readouterr().err
+            assert f"fcap-run: fcap will not use {refused} (set by output_root)" in err
+            assert "Traceback" not in err
+            assert sorted(p.name for p in run_dir.iterdir()) == ["DONE.json", "notes.txt"]
+            assert (run_dir / "notes.txt").read_text() == "my notes"
+        (run_dir.parents[1] / ".fcap-owned").write_text("{}")  # as if fcap had created it
