@@ -182,6 +182,8 @@ def _list(kind: str, plugins: list[str]) -> int:
         print(f"[{name}] ({len(reg)})")
         for entry in reg:
             print(f"  {entry.name:<20} {entry.doc}  ({entry.origin})")
+            if entry.outputs:  # what {from: <stage>, output: NAME} reads (first: the default)
+                print("      outputs: " + ", ".join(f"{n} ({rel})" for n, rel in entry.outputs))
             for fname, ftype, default in describe_fields(entry.config):
                 print(f"      {fname}: {ftype} = {default}")
         print()

@@ -169,3 +169,19 @@ def test_table2_reads_table1s_pseudolabels_by_reference(fcap_cache, tmp_path):
     assert plan.runs[1].config_hash == merge.config_hash
     child = plan.get("default", "pretrain").cfg.data.cfg.children[1].source.cfg
     assert child.pseudolabels == str(merge.run_dir / "pseudolabels.jsonl")
+
+
+def test_list_shows_each_tasks_outputs(capsys):
+    assert main(["--list", "task"]) == 0
+    out = capsys.readouterr().out
+    merge = out.split("pseudolabel_merge", 1)[1]
+    assert "outputs: pseudolabels (pseudolabels.jsonl), index (index.json), report (report)" in merge
+    assert "outputs: adapters (adapters)" in out.split("caption_pretrain", 1)[1]
+
+
+def test_an_output_outside_the_run_directory_cannot_be_registered():
+    from registry import Registry
+
+    reg = Registry("task")
+    with pytest.raises(ValueError, match="inside the run directory"):
+        reg.register("t", outputs={"x": "../elsewhere"})(lambda cfg, ctx: None)
