@@ -18,7 +18,9 @@ from typing import Any
 
 from fcap.context import StageContext
 from fcap.experiment import markers
+from fcap.io import write_json_atomic
 
+RANK0_SUMMARY = ".summary.rank0.json"  # rank 0's task summary, for a launcher of several ranks
 LOG_FORMAT = markers.LOG_FORMAT
 
 
@@ -83,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     plan = build_plan(args.config)
     variant = args.variant or plan.variants()[0]
-    execute(plan, plan.get(variant, args.stage))
+    run = plan.get(variant, args.stage)
+    summary = execute(plan, run)
+    if rank() == 0:  # the launcher that started the ranks stores it in DONE.json
+        write_json_atomic(run.run_dir / RANK0_SUMMARY, summary)
     return 0
 
 

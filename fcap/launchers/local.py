@@ -10,6 +10,7 @@ the exit code of the first failure (:mod:`fcap.exit_codes`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -133,6 +134,8 @@ class LocalLauncher:
         return exit_codes.OK
 
     def _run_distributed(self, run):
+        from fcap import runner
+
         config = markers.write_config(run)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={self.cfg.nproc}", "-m", "fcap.runner", str(config),
@@ -143,4 +146,4 @@ class LocalLauncher:
         if proc.returncode != 0:
             raise RuntimeError(f"{self.cfg.nproc} ranks exited with {proc.returncode}; "
                                f"see {run.run_dir / 'launcher.txt'}")
-        return {"nproc": self.cfg.nproc}
+        return json.loads((run.run_dir / runner.RANK0_SUMMARY).read_text())

@@ -185,3 +185,37 @@ def test_an_output_outside_the_run_directory_cannot_be_registered():
     reg = Registry("task")
     with pytest.raises(ValueError, match="inside the run directory"):
         reg.register("t", outputs={"x": "../elsewhere"})(lambda cfg, ctx: None)
+
+
+def seeds_experiment(tmp_path, extra: str = "") -> Path:
+    return write(tmp_path / "seeds.yaml", f"""
+name: seeds
+plugins: [{TOY}]
+grid: {{seed: [1, 2]}}
+{extra}
+stages:
+  s: {{task: toy_write, value: 4}}
+""")
+
+
+def test_grid_seeds_under_two_local_ranks_and_rank0_summary_kept(tmp_path, in_tmp):
+    exp = seeds_experiment(tmp_path, "launcher: {name: local, nproc: 2}")
+    assert main([str(exp)]) == 0
+    plan = build_plan(exp)
+    for run, seed in zip(plan.runs, (1, 2)):
+        assert json.loads((run.run_dir / "out.json").read_text())["seed"] == seed
+        done = json.loads((run.run_dir / "DONE.json").read_text())
+        assert done["summary"] == {"total": 4}  # the task's summary, not {"nproc": 2}
+
+
+def test_grid_seed_survives_the_replan_a_slurm_job_does(tmp_path, in_tmp):
+    from fcap.experiment import markers
+    from fcap.runner import context_for
+
+    plan = build_plan(seeds_experiment(tmp_path))
+    second = plan.runs[1]
+    config = markers.write_config(second)
+    again = build_plan(config)  # what fcap.launchers.slurm_job.StageJob does on the node
+    run = again.get(second.variant, "s")
+    assert run.config_hash == second.config_hash
+    assert context_for(again, run).seed == 2
