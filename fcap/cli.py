@@ -1,6 +1,6 @@
 """``fcap-run``: run, inspect and report experiments.
 
-    fcap-run EXPERIMENT.yaml [key=value ...] [--profile P] [--only V] [--stages S]
+    fcap-run EXPERIMENT.yaml [key=value ...] [--profile P] [--only V] [--stages S] [--seeds N]
              [--launcher local|slurm] [--plugin X ...] [--dry-run] [--force] [--debug]
     fcap-run --list [KIND]            every registered component, or one kind
     fcap-run status EXPERIMENT.yaml   state of every variant/stage
@@ -64,6 +64,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", help="variants to run (comma-separated, repeatable)")
     p.add_argument("--stages", action="append", help="stages to run (comma-separated, repeatable)")
     p.add_argument("--launcher", help="launcher name (local, slurm, ...)")
+    p.add_argument("--seeds", type=int, metavar="N",
+                   help="repeat every variant with N seeds (seed .. seed+N-1); report: mean ± std")
     p.add_argument("--plugin", action="append", default=[], help="module or .py file to import")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--force", action="store_true",
@@ -135,7 +137,7 @@ def _run(args) -> int:
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=_split(args.only), stages=_split(args.stages), plugins=args.plugin,
-                      launcher=args.launcher)
+                      launcher=args.launcher, seeds=args.seeds)
     for note in plan.notes:
         print(f"fcap: {note}", flush=True)
     launcher = plan.header.launcher.build()

@@ -23,7 +23,7 @@ from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_overr
 from fcap.experiment import profiles, refs
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
 from fcap.experiment.stages import StageSpec, VariantResolver
-from fcap.experiment.variants import expand
+from fcap.experiment.variants import expand, seed_group
 
 
 @dataclass
@@ -105,8 +105,11 @@ class Plan:
 def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str | None = None,
                only: Sequence[str] | None = None, stages: Sequence[str] | None = None,
                plugins: Sequence[str] = (), launcher: str | None = None,
-               _chain: tuple[Path, ...] = ()) -> Plan:
-    """Load, expand and validate an experiment; raise one ConfigError for every problem."""
+               seeds: int | None = None, _chain: tuple[Path, ...] = ()) -> Plan:
+    """Load, expand and validate an experiment; raise one ConfigError for every problem.
+
+    ``seeds``: repeat every variant with that many seeds (``--seeds``; ``seeds:`` in YAML).
+    """
     from fcap.components import load_builtins
     from fcap.plugins import load_entry_point_plugins, load_plugins
 
@@ -131,6 +134,9 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     profile_path = str(profiles.find(profile, experiment=path)) if profile else None
     if profile:
         doc = profiles.apply(doc, origins, profile, experiment=path)
+    if seeds is not None:
+        doc["seeds"] = seeds
+        origins.record(seeds, "command line", "seeds")
     if launcher:
         doc["launcher"] = deep_merge(doc.get("launcher") or {}, {"name": launcher})
         origins.record(doc["launcher"], "command line", "launcher")
@@ -321,6 +327,7 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     problems = []
     local = [r for r in runs if not r.external]
     variants = list(dict.fromkeys(r.variant for r in local if r.variant != ONCE_VARIANT))
+    variants += [g for g in dict.fromkeys(seed_group(v) for v in variants) if g not in variants]
     names = list(dict.fromkeys(r.stage for r in local))
     for flag, what, wanted, known in (("--only", "variant", only, variants),
                                       ("--stages", "stage", stages, names)):
@@ -332,7 +339,8 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
                                         f"'{w}'{hint} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
-    chosen = [r for r in local if (not only or r.variant in only or r.variant == ONCE_VARIANT)
+    chosen = [r for r in local if (not only or r.variant in only or r.variant == ONCE_VARIANT
+                                   or seed_group(r.variant) in only)
               and (not stages or r.stage in stages)]
     # Another experiment's runs are launched when a chosen run needs them (done ones are skipped).
     by_key = {r.key: r for r in runs}
@@ -356,6 +364,7 @@ def plan_from_argv(prog: str, argv: list[str]) -> Plan:
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, as for the run")
     p.add_argument("--profile")
     p.add_argument("--plugin", action="append", default=[])
+    p.add_argument("--seeds", type=int)
     args = p.parse_intermixed_args(argv)
     return build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      plugins=args.plugin)
+                      plugins=args.plugin, seeds=args.seeds)

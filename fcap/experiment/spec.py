@@ -16,7 +16,7 @@ from registry import LAUNCHERS
 # task config has a field of that name.
 EXPERIMENT_KEYS = (
     "name", "description", "plugins", "stages", "variants", "grid", "output_root",
-    "launcher", "seed", "variant", "report",
+    "launcher", "seed", "seeds", "variant", "report",
 )
 # Keys of a stage block handled by fcap itself (the rest is the task's config).
 STAGE_KEYS = ("task", "init_from", "after", "resources", "once")
@@ -100,6 +100,7 @@ class ExperimentHeader:
     output_root: str = "runs"  # runs land in <output_root>/<name>/<variant>/<stage>/
     launcher: Any = component(LAUNCHERS, "local")
     seed: int = 0
+    seeds: Optional[int] = None  # repeat every variant with seeds seed .. seed+seeds-1 (report: mean ± std)
     variant: Optional[str] = None  # set in resolved configs: the variant directory name
     report: ReportConfig = field(default_factory=ReportConfig)  # layout of report.md
 

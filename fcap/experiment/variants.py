@@ -21,13 +21,14 @@ from fcap.experiment.spec import name_problem
 
 
 def expand(doc: dict, origins: Origins, problems: list[Problem]) -> list[tuple[str, list[tuple[str, Any]]]]:
-    """[(variant name, [(dotted key, value), ...]), ...] for ``variants:`` x ``grid:``.
+    """[(variant name, [(dotted key, value), ...]), ...] for ``variants:`` x ``grid:`` x ``seeds:``.
 
     Without either, one variant named ``doc['variant']`` or ``default``.
     """
     named = _named(doc.get("variants"), origins, problems)
     grid = _grid(doc.get("grid"), origins, problems)
-    if named is None and grid is None:
+    seeds = _seeds(doc, origins, problems)
+    if named is None and grid is None and seeds is None:
         name = doc.get("variant") or "default"
         bad = name_problem(name, generated=True)  # a resolved config.yaml may hold a grid name
         if bad:
@@ -35,15 +36,39 @@ def expand(doc: dict, origins: Origins, problems: list[Problem]) -> list[tuple[s
         return [(name, [])]
     named = [(None, [])] if named is None else named  # [] when every name was refused
     grid = [(None, [])] if grid is None else grid
+    seeds = [(None, [])] if seeds is None else seeds
     out = []
-    for (vname, vset), (gname, gset) in itertools.product(named, grid):
-        name = ",".join(n for n in (vname, gname) if n)
+    for (vname, vset), (gname, gset), (sname, sset) in itertools.product(named, grid, seeds):
+        name = ",".join(n for n in (vname, gname, sname) if n)
         bad = name_problem(name, generated=True)
         if bad:
             problems.append(Problem(origins("grid"), "grid", f"the variant name {bad}"))
             continue
-        out.append((name, [*vset, *gset]))
+        out.append((name, [*vset, *gset, *sset]))
     return out
+
+
+def _seeds(doc: dict, origins: Origins, problems: list[Problem]):
+    """``seeds: N``: every variant N times, with seeds seed .. seed+N-1 (named ``seed=K``)."""
+    n = doc.get("seeds")
+    if n is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        problems.append(Problem(origins("seeds"), "seeds", f"expected an int >= 1 (repeat every "
+                                                         f"variant with that many seeds), got {n!r}"))
+        return None
+    if isinstance(doc.get("grid"), dict) and "seed" in doc["grid"]:
+        problems.append(Problem(origins("seeds"), "seeds", "set either 'seeds: N' or a grid over "
+                                                         "'seed', not both"))
+        return None
+    base = doc.get("seed", 0) if isinstance(doc.get("seed", 0), int) else 0
+    return [(f"seed={base + k}", [("seed", base + k)]) for k in range(n)]
+
+
+def seed_group(variant: str) -> str:
+    """The variant a repeated seed belongs to: 'asr,seed=2' -> 'asr', 'seed=1' -> 'default'."""
+    parts = [p for p in variant.split(",") if not p.startswith("seed=")]
+    return ",".join(parts) or "default"
 
 
 def _named(block: Any, origins: Origins, problems: list[Problem]):

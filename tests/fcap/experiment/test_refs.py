@@ -219,3 +219,24 @@ def test_grid_seed_survives_the_replan_a_slurm_job_does(tmp_path, in_tmp):
     run = again.get(second.variant, "s")
     assert run.config_hash == second.config_hash
     assert context_for(again, run).seed == 2
+
+
+def test_seeds_repeat_every_variant_and_only_selects_the_group(tmp_path, in_tmp):
+    exp = write(tmp_path / "rep.yaml", f"""
+name: rep
+plugins: [{TOY}]
+seed: 10
+seeds: 2
+stages:
+  s: {{task: toy_write}}
+variants:
+  a: {{}}
+  b: {{stages.s.value: 3}}
+""")
+    plan = build_plan(exp)
+    assert [(r.variant, r.seed) for r in plan.runs] == [
+        ("a,seed=10", 10), ("a,seed=11", 11), ("b,seed=10", 10), ("b,seed=11", 11)]
+    assert [r.variant for r in build_plan(exp, only=["b"]).selected] == ["b,seed=10", "b,seed=11"]
+    assert len(build_plan(exp, seeds=3).runs) == 6  # --seeds N on the command line
+    with pytest.raises(ConfigError, match="seeds: expected an int >= 1"):
+        build_plan(exp, seeds=0)
