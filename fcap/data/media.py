@@ -1,12 +1,25 @@
 """Reading media: videos through decord, images through PIL (Sec. 3.1, 4).
 
 Every reader returns uint8 RGB arrays ``(t, H, W, 3)`` and raises
-:class:`~fcap.data.errors.MediaError` with a short reason (``missing``,
-``empty``, ``unreadable``, ``no frames``, ``window``) that the loader counts
-and skips. An image is a 1-frame video.
+:class:`~fcap.data.errors.MediaError` whose reason names the cause, as
+``KIND: detail``; the loader counts and skips by KIND: ``missing``,
+``empty`` (0 bytes), ``not a video container``, ``no video`` (no video
+stream), ``truncated``, ``unreadable`` (decord fails otherwise), ``no
+frames``, ``window``. An image is a 1-frame video.
+
+A truncated file often still opens: decord counts the frames it finds in the
+bytes (AVI without its index, Matroska/WebM without cues), so the first
+100 KB of a 795-frame AVI reads as a 0.3-s video. :func:`open_video`
+compares that with what the container's header declares (read with PyAV:
+the duration of AVI, MP4/MOV and Matroska/WebM, else a frame count) and
+refuses a shortfall of more than 2 frames and 2% as ``truncated: 3 of 795
+frames``. A truncated MP4/MOV does not open at all (its ``moov`` index is at
+the end, or decord's scan of a front-indexed file fails); the reason then
+says where the file ends, or how many of the declared frames it holds.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -16,6 +29,12 @@ import numpy as np
 from fcap.data.errors import MediaError
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+# Frames a complete file may lack against its header (rounding of a declared duration,
+# a last frame the encoder dropped): more than this is a truncated file.
+TRUNCATION_SLACK_FRAMES = 2
+TRUNCATION_SLACK_FRACTION = 0.02
+# Top-level ISO-BMFF (MP4/MOV) boxes a file may start with.
+_ISO_FIRST_BOXES = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"uuid"}
 
 
 @dataclass(frozen=True)
@@ -26,26 +45,175 @@ class Clip:
     n_real: int
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
+    """MediaError for a missing or 0-byte file (the two causes decord reports alike)."""
     if not os.path.exists(path):
         raise MediaError(path, "missing: no such file")
     if os.path.getsize(path) == 0:
         raise MediaError(path, "empty: zero-byte file")
 
 
-def open_video(path: str, *, num_threads: int = 1):
-    """A decord ``VideoReader`` (one decode thread: loaders run in many workers)."""
+def open_video(path: str, *, num_threads: int = 1, width: int = -1, height: int = -1):
+    """A decord ``VideoReader`` of a whole, decodable video (one decode thread by default).
+
+    ``width``/``height`` resize at decode time (-1: native). Raises
+    MediaError naming the cause: see the module docstring.
+    """
     import decord
 
-    _check_file(path)
+    path = str(path)
+    check_file(path)
     try:
-        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
-    except Exception as err:  # decord raises RuntimeError or DECORDError
-        raise MediaError(path, f"unreadable: decord cannot open it "
-                               f"({_first_line(err, path)})") from None
+        reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads,
+                                    width=width, height=height)
+    except Exception as err:  # decord raises RuntimeError or DECORDError, whatever the cause
+        raise MediaError(path, why_unopenable(path, err)) from None
     if len(reader) == 0:
         raise MediaError(path, "no frames: the video has zero frames")
+    check_complete(path, reader)
     return reader
+
+
+def check_complete(path: str, reader) -> None:
+    """MediaError ``truncated: ...`` when ``reader`` holds clearly less than the header declares.
+
+    Compared in time where the header gives one (decord's last frame against
+    the declared duration): an AVI fills dropped frames with empty chunks that
+    its header counts and no decoder returns, so counts alone would call a
+    whole file truncated. Frame counts are compared where no duration is known.
+    """
+    n = len(reader)
+    frames, seconds = declared_length(path)
+    if seconds:
+        try:
+            first, last = reader.get_frame_timestamp([0, n - 1]).tolist()
+        except Exception:  # no timestamps: nothing to compare
+            return
+        span = float(last[1] - first[0])
+        fps = (reader.get_avg_fps() or n / span) if span > 0 else 0.0
+        if seconds - span > max(TRUNCATION_SLACK_FRAMES / fps if fps else 0.0,
+                                TRUNCATION_SLACK_FRACTION * seconds):
+            of = f"{frames}" if frames else f"about {round(seconds * fps) if fps else '?'}"
+            raise MediaError(path, f"truncated: {n} of {of} frames ({span:.2f} of {seconds:.2f} s "
+                                   "the container declares; the file ends early)")
+    elif frames and frames - n > max(TRUNCATION_SLACK_FRAMES, TRUNCATION_SLACK_FRACTION * frames):
+        raise MediaError(path, f"truncated: {n} of {frames} frames (the container declares "
+                               f"{frames}; the file ends early)")
+
+
+def declared_length(path: str) -> tuple[int | None, float | None]:
+    """What the container's header says: ``(frames, seconds)``, either None when it says nothing.
+
+    AVI: its frame count (time slots, dropped frames included) and so its
+    duration; MP4/MOV: the sample count and the track duration; Matroska/WebM:
+    the segment duration. Elsewhere only a frame count, if any (ffmpeg may
+    estimate a duration from the bytes present, which proves nothing).
+    Cached per (path, size, mtime): loaders read the same file every epoch.
+    """
+    st = os.stat(path)
+    return _declared_length(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _declared_length(path: str, size: int, mtime_ns: int) -> tuple[int | None, float | None]:
+    try:
+        import av
+
+        with av.open(path) as container:
+            if not container.streams.video:
+                return None, None
+            stream = container.streams.video[0]
+            name = container.format.name
+            frames = int(stream.frames or 0) or None
+            seconds = None
+            if name == "avi" and frames and stream.time_base:
+                seconds = float(frames * stream.time_base)  # one chunk per time base unit
+            elif name.startswith("mov,mp4") and stream.duration and stream.time_base:
+                seconds = float(stream.duration * stream.time_base)
+            elif "matroska" in name and container.duration:
+                frames, seconds = None, container.duration / 1e6
+            return frames, seconds
+    except Exception:  # PyAV absent or the header unreadable: nothing declared, nothing to compare
+        return None, None
+
+
+def why_unopenable(path: str, err: BaseException) -> str:
+    """The cause, as a MediaError reason, of decord failing to open ``path`` (not 0 bytes)."""
+    try:
+        import av
+    except ImportError:
+        return f"unreadable: decord cannot open it ({_first_line(err, path)})"
+    try:
+        container = av.open(path)
+    except Exception:  # ffmpeg cannot parse it: a cut MP4/MOV, or not a container at all
+        iso = _iso_truncation(path, os.path.getsize(path))
+        if iso:
+            return f"truncated: {iso}"
+        with open(path, "rb") as f:
+            head = f.read(16)
+        return f"not a video container: ffmpeg recognises no format in it (starts with {head!r})"
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            return (f"no video: the {container.format.name} container holds no video stream "
+                    f"(streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        packets, end = 0, 0.0  # frames present, and where the last one ends (s)
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the end-of-stream marker
+                    continue
+                packets += 1
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is not None and packet.time_base:
+                    end = max(end, float((ts + (packet.duration or 0)) * packet.time_base))
+        except Exception:  # a read error ends the stream as EOF does
+            pass
+    frames, seconds = declared_length(path)
+    fps = packets / end if end > 0 else 0.0
+    if seconds and end > 0 and seconds - end > max(TRUNCATION_SLACK_FRAMES / fps,
+                                                    TRUNCATION_SLACK_FRACTION * seconds):
+        of = f"{frames}" if frames else f"about {round(seconds * fps)}"
+        return (f"truncated: {packets} of {of} frames ({end:.2f} of {seconds:.2f} s the container "
+                "declares; the file ends early)")
+    if not seconds and frames and frames - packets > max(TRUNCATION_SLACK_FRAMES,
+                                                         TRUNCATION_SLACK_FRACTION * frames):
+        return (f"truncated: {packets} of {frames} frames (the container declares {frames}; "
+                "the file ends early)")
+    iso = _iso_truncation(path, os.path.getsize(path))
+    if iso:
+        return f"truncated: {iso}"
+    return f"unreadable: decord cannot open it ({_first_line(err, path)})"
+
+
+def _iso_truncation(path: str, size: int) -> str | None:
+    """For an MP4/MOV: which top-level box the file ends inside, if it does."""
+    offset, seen = 0, []
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if not seen and kind not in _ISO_FIRST_BOXES:
+                return None  # not an ISO-BMFF file
+            if not all(32 <= c < 127 for c in kind):
+                return None
+            if box_size == 1 and len(header) == 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # the box runs to the end of the file
+                box_size = size - offset
+            if box_size < 8:
+                return None
+            seen.append(kind.decode())
+            if offset + box_size > size:
+                index = "" if "moov" in seen else "; its index (the 'moov' box) is missing"
+                return (f"the file ends at byte {size:,} inside its '{kind.decode()}' box, which "
+                        f"needs {offset + box_size:,} bytes{index}")
+            offset += box_size
+    if seen and "moov" not in seen and "moof" not in seen:
+        return (f"the file ends after its {', '.join(seen)} boxes, without the 'moov' index "
+                "that locates its frames")
+    return None
 
 
 def uniform_indices(n_frames: int, fps: float, *, num_frames: int, start: float | None = None,
@@ -147,7 +315,7 @@ def read_image(source: str | bytes, *, path: str | None = None) -> Clip:
 
     name = path or (source if isinstance(source, str) else "<bytes>")
     if isinstance(source, str):
-        _check_file(source)
+        check_file(source)
     elif len(source) == 0:
         raise MediaError(name, "empty: zero-byte image")
     try:

@@ -4,17 +4,44 @@ Workers cannot share a counter with the main process, so a batch carries the
 items it had to skip as ``batch["skipped"]`` (a list of ``(path, reason)``);
 the loader in the main process hands them to :meth:`SkipStats.record` together
 with the number of items it attempted. The trainer logs :meth:`summary`
-(TensorBoard, run summary).
+(TensorBoard, run summary). A reason reads ``KIND: detail``
+(fcap/data/media.py); counts and messages group by KIND. The pseudolabel
+task applies the same budget to whole videos (fcap/pseudolabel/failures.py).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from fcap.data.errors import SkipLimitError
 
 MIN_ITEMS_FOR_LIMIT = 50  # the fraction is not judged on fewer attempts (unless a pass ends)
 _FIRST_KEPT = 20  # offending files kept per source for the error message
+
+
+def reason_kind(reason: str) -> str:
+    """What a reason is counted under: its text before the first ``:`` (``truncated``, ...)."""
+    return reason.split(":", 1)[0].strip()
+
+
+def count_kinds(reasons: Iterable[str]) -> dict[str, int]:
+    """``{kind: count}`` of some reasons."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        kind = reason_kind(reason)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def format_kinds(counts: dict[str, int]) -> str:
+    """``truncated 2, empty 1``: reason counts for a message, most frequent first."""
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def over_budget(failed: int, attempted: int, max_fraction: float) -> bool:
+    """The budget rule: more than ``max_fraction`` of ``attempted`` failed."""
+    return attempted > 0 and failed / attempted > max_fraction
 
 
 @dataclass
@@ -48,7 +75,7 @@ class SkipStats:
         count.attempted += attempted
         for path, reason in skipped:
             count.skipped += 1
-            kind = reason.split(":")[0]
+            kind = reason_kind(reason)
             count.reasons[kind] = count.reasons.get(kind, 0) + 1
             if len(count.first) < _FIRST_KEPT:
                 count.first.append((path, reason))
@@ -63,13 +90,13 @@ class SkipStats:
             return
         if count.attempted < MIN_ITEMS_FOR_LIMIT and not pass_ended:
             return
-        fraction = count.skipped / count.attempted
-        if fraction > self.max_skip_fraction:
+        if over_budget(count.skipped, count.attempted, self.max_skip_fraction):
             listing = "\n".join(f"  - {p}: {r}" for p, r in count.first)
             raise SkipLimitError(
                 f"data source {source}: {count.skipped} of {count.attempted} items "
-                f"({fraction:.1%}) could not be read, above max_skip_fraction="
-                f"{self.max_skip_fraction}; first offending files:\n{listing}")
+                f"({count.skipped / count.attempted:.1%}) could not be read, above max_skip_fraction="
+                f"{self.max_skip_fraction}; first offending files:\n{listing}\n"
+                f"by reason: {format_kinds(count.reasons)}")
 
     def summary(self) -> dict[str, dict]:
         """``{source: {attempted, skipped, fraction, reasons}}`` (JSON-ready)."""

@@ -41,18 +41,20 @@ def derive_seed(seed: int, video_id: str, clip_index: int, salt: int | str = 0) 
 def clip_bounds(duration: float, cfg: ClipConfig, *, frame_s: float = 0.0) -> list[tuple[float, float]]:
     """``[(start, end), ...]`` seconds for a video of ``duration`` seconds.
 
-    A remainder shorter than one frame (``frame_s``) is rounding, not a clip.
-    The last partial clip follows ``cfg.last`` (see :class:`ClipConfig`).
+    A remainder after a full clip shorter than one frame (``frame_s``) is
+    rounding, not a clip; a video shorter than one clip is one clip however
+    short (one frame included), except under ``drop``. The last partial clip
+    follows ``cfg.last`` (see :class:`ClipConfig`).
     """
     if duration <= 0:
         return []
     n_full = int(math.floor(duration / cfg.seconds + 1e-9))
     bounds = [(i * cfg.seconds, (i + 1) * cfg.seconds) for i in range(n_full)]
     rest = duration - n_full * cfg.seconds
-    if rest <= max(frame_s, 1e-6):
-        return bounds
     if not bounds:
         return [] if cfg.last == "drop" else [(0.0, duration)]
+    if rest <= max(frame_s, 1e-6):
+        return bounds
     if cfg.last == "drop":
         return bounds
     if cfg.last == "merge" or rest < cfg.min_last_seconds:

@@ -7,9 +7,14 @@ a failure rather than silently vanishing from the counts.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from fcap.data.errors import DataError
+from fcap.data.media import VIDEO_EXTENSIONS
 from fcap.pseudolabel.config import PseudolabelConfig
+
+log = logging.getLogger("fcap.pseudolabel")
 
 
 def videos_root(cfg: PseudolabelConfig) -> Path:
@@ -22,13 +27,14 @@ def videos_root(cfg: PseudolabelConfig) -> Path:
 
 
 def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
-    """``{video_id: path or None}`` sorted by id."""
+    """``{video_id: path or None}`` sorted by id; DataError when there is nothing to label."""
     root = videos_root(cfg)
     if not root.is_dir():
         raise FileNotFoundError(f"pseudolabel: videos folder {str(root)!r} does not exist "
                                 "(option 'videos')")
     exts = tuple(e.lower().lstrip(".") for e in cfg.extensions)
     found: dict[str, Path] = {}
+    other: dict[str, int] = {}  # files left out, by extension
     for path in sorted(root.iterdir()):
         ext = path.suffix.lower().lstrip(".")
         if path.is_file() and ext in exts:
@@ -36,13 +42,30 @@ def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
             prev = found.get(path.stem)
             if prev is None or exts.index(ext) < exts.index(prev.suffix.lower().lstrip(".")):
                 found[path.stem] = path
+        elif path.is_file() and not path.name.startswith("."):
+            other[path.suffix.lower() or "(none)"] = other.get(path.suffix.lower() or "(none)", 0) + 1
+    videos_left_out = {e: n for e, n in other.items() if e in VIDEO_EXTENSIONS}
+    if videos_left_out:
+        log.warning("pseudolabel: %s: left out %s files (not in option 'extensions': %s)", root,
+                    _count_text(videos_left_out), ", ".join(exts))
     if cfg.ids is None:
+        if not found:
+            where = (f"none of its {sum(other.values())} files has an extension in option "
+                     f"'extensions' ({', '.join(exts)}): {_count_text(other)}" if other
+                     else "the folder holds no files")
+            raise DataError(f"pseudolabel: no videos to label in {root} (option 'videos'): {where}")
         return dict(sorted(found.items()))
     ids_file = Path(cfg.ids).expanduser()
     if not ids_file.is_file():
         raise FileNotFoundError(f"pseudolabel: id list {str(ids_file)!r} does not exist (option 'ids')")
     ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"pseudolabel: the id list {ids_file} (option 'ids') holds no ids")
     return {vid: found.get(vid) for vid in sorted(set(ids))}
+
+
+def _count_text(by_ext: dict[str, int]) -> str:
+    return ", ".join(f"{n} {ext}" for ext, n in sorted(by_ext.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def shard_of(position: int, num_shards: int) -> int:

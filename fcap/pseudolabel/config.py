@@ -104,6 +104,11 @@ class PseudolabelConfig:
     num_shards: int = 1
     shard_index: Optional[int] = None  # None: run every shard in turn (SLURM: the array index)
     flush_every: int = 256  # clips between progress flushes (resume granularity)
+    # Stop (SkipLimitError) when more than this fraction of the videos failed (unreadable,
+    # truncated, missing, too short to give a clip); no labelled clip at all always stops.
+    # The data readers' max_skip_fraction rule (fcap/data/skips.py); not a label setting,
+    # so raising it lets a finished shard pass without labelling again.
+    max_failure_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if bool(self.videos) == (self.shapes is not None):
@@ -121,6 +126,12 @@ class PseudolabelConfig:
                              f"got {self.shard_index}")
         if not self.extensions:
             raise ValueError("extensions must list at least one file extension")
+        _check_fraction(self.max_failure_fraction)
+
+
+def _check_fraction(value: Optional[float]) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise ValueError(f"max_failure_fraction must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,10 @@ class MergeConfig:
     shards_from: Optional[str] = None  # stage whose run dir holds shards/; None: the only dependency
     report_clips: int = 16  # clips in the visual report (0: no report)
     asr: Optional[str] = None  # HowTo100M caption.json for the report's ASR column
+    # The failure budget over the whole collection; None: the label stage's (its manifests).
+    max_failure_fraction: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.report_clips < 0:
             raise ValueError(f"report_clips must be >= 0, got {self.report_clips}")
+        _check_fraction(self.max_failure_fraction)

@@ -2,9 +2,11 @@
 
 Layout (docs/CONTRACTS.md), inside ``<out>/shards/``:
 
+- ``.fcap-owned``: fcap's marker (fcap/io.py): ``shards/`` is claimed before
+  anything is written, so a folder holding files fcap did not write is refused.
 - ``shard-00000-of-00004.jsonl``: the finished shard, one record per clip,
-  sorted by (video_id, clip_index); written atomically (temp file, fsync,
-  rename), so it either exists complete or not at all.
+  sorted by (video_id, clip_index); written atomically (temp file, rename;
+  fsynced after), so a reader sees it complete or not at all.
 - ``shard-00000-of-00004.manifest.json``: written (atomically) after the
   JSONL; its presence marks the shard finished and a rerun skips it.
 - ``shard-00000-of-00004.progress.jsonl``: while running, an append-only log
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from fcap.io import write_text_atomic
 
 RECORD_KEYS = ("video_id", "clip_index", "start", "end", "frame_time", "caption")
 
@@ -44,18 +47,18 @@ class ShardPaths:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one.
+
+    Through fcap.io (temporary name, rename; the caller claimed the folder),
+    then fsynced: a manifest's presence marks a finished shard, so it must
+    survive a crash of the machine, not only of the process.
+    """
+    write_text_atomic(path, text)
+    fd = os.open(path, os.O_RDONLY)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def dumps_jsonl(rows: Iterable[dict]) -> str:
@@ -84,7 +87,7 @@ class Progress:
 
     settings: dict | None = None
     records: dict[tuple[str, int], dict] = field(default_factory=dict)
-    videos_done: dict[str, dict] = field(default_factory=dict)  # id -> {num_clips, error}
+    videos_done: dict[str, dict] = field(default_factory=dict)  # id -> {num_clips, error, path}
 
     def done_clips(self) -> dict[str, set[int]]:
         out: dict[str, set[int]] = {}
@@ -112,7 +115,8 @@ def read_progress(path: Path) -> Progress:
             progress.settings = row["settings"]
         elif "video_done" in row:
             progress.videos_done[row["video_done"]] = {"num_clips": row["num_clips"],
-                                                       "error": row.get("error")}
+                                                       "error": row.get("error"),
+                                                       "path": row.get("path")}
         else:
             progress.records[(row["video_id"], row["clip_index"])] = row  # later copy wins: no dupes
     return progress

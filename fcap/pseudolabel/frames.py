@@ -4,6 +4,10 @@ Decoding one frame per 8-second clip instead of the clip is what makes
 labelling HowTo100M affordable. For each video the frames of all its pending
 clips are fetched with one ``decord`` ``get_batch`` (which seeks to the nearest
 keyframe per frame) already resized to ``frame_size x frame_size``.
+
+A video that cannot be labelled becomes a failure whose reason names the cause
+(fcap.data.media: ``empty``, ``not a video container``, ``truncated: 3 of 795
+frames``, ...): never a silent zero clips.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from fcap.data.errors import MediaError
+from fcap.data.media import open_video as open_media
 from fcap.pseudolabel.clips import Clip, plan_clips
 from fcap.pseudolabel.config import ClipConfig
 
@@ -22,11 +28,12 @@ ERROR_CHARS = 500  # decord errors carry whole C++ backtraces; keep the head
 
 
 def open_video(path: Path, frame_size: int | None):
-    """A decord VideoReader (one thread: parallelism comes from workers), resized when asked."""
-    import decord
+    """A decord VideoReader (one thread: parallelism comes from workers), resized when asked.
 
-    kwargs = {"width": frame_size, "height": frame_size} if frame_size else {}
-    return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1, **kwargs)
+    Raises MediaError with the cause for a missing, empty, non-video or truncated file.
+    """
+    size = frame_size or -1
+    return open_media(str(path), num_threads=1, width=size, height=size)
 
 
 def read_frames(vr, indices: list[int]) -> np.ndarray:
@@ -47,10 +54,11 @@ class VideoFrames(IterableDataset):
 
     Worker ``w`` of ``n`` decodes videos ``w, w + n, ...``; the DataLoader takes
     items from workers in turn, so the main process sees the input order.
-    Item: ``video_id``, ``num_clips`` (all clips of the video), ``clips`` (the
-    pending ones), ``frames`` (uint8 ``(f, H, W, 3)``, the pending clips'
-    frames in clip then frame order), ``decode_s`` and ``error`` (``None`` or
-    why the video could not be read: then ``clips`` is empty).
+    Item: ``video_id``, ``path``, ``num_clips`` (all clips of the video, >= 1
+    unless it failed), ``clips`` (the pending ones), ``frames`` (uint8
+    ``(f, H, W, 3)``, the pending clips' frames in clip then frame order),
+    ``decode_s`` and ``error`` (``None`` or why the video cannot be labelled,
+    ``KIND: detail``: then ``clips`` is empty).
     """
 
     def __init__(self, videos: list[tuple[str, Path | None]], *, clips: ClipConfig, frame_size: int,
@@ -69,27 +77,38 @@ class VideoFrames(IterableDataset):
 
     def load(self, video_id: str, path: Path | None) -> dict:
         t0 = time.perf_counter()
-        item = {"video_id": video_id, "num_clips": 0, "clips": [], "error": None,
+        item = {"video_id": video_id, "path": None if path is None else str(path), "num_clips": 0,
+                "clips": [], "error": None,
                 "frames": torch.zeros((0, self.frame_size, self.frame_size, 3), dtype=torch.uint8)}
         try:
             if path is None:
-                raise FileNotFoundError("no file for this id in the videos folder")
+                raise MediaError(video_id, "missing: no file for this id in the videos folder")
             vr = open_video(path, self.frame_size)
             num_frames, fps = len(vr), vr.get_avg_fps()
-            if num_frames < 1 or not fps > 0:
-                raise ValueError(f"unusable stream: {num_frames} frames at {fps} fps")
-            # Zero clips is legitimate (clips.last: drop and a video shorter than a clip).
+            if not fps > 0:
+                raise MediaError(path, f"unreadable: the stream gives no frame rate ({fps} fps)")
             keys = list(vr.get_key_indices()) if self.clips.keyframe_window > 0 else []
             all_clips = plan_clips(num_frames, fps, self.clips, seed=self.seed, video_id=video_id,
                                    keyframes=keys)
+            if not all_clips:  # only clips.last: drop gives none; a video is labelled or a failure
+                raise MediaError(path, f"too short: {num_frames / fps:.2f} s is shorter than one "
+                                       f"clip (clips.seconds {self.clips.seconds}) and clips.last "
+                                       f"is {self.clips.last!r}")
             done = self.done.get(video_id, set())
             pending: list[Clip] = [c for c in all_clips if c.index not in done]
             item["num_clips"] = len(all_clips)
             if pending:
                 indices = [i for c in pending for i in c.frame_indices]
-                item["frames"] = torch.from_numpy(np.ascontiguousarray(read_frames(vr, indices)))
+                try:
+                    frames = read_frames(vr, indices)
+                except Exception as err:
+                    raise MediaError(path, f"unreadable: decoding frames {indices[:4]} failed "
+                                           f"({describe_error(err)})") from None
+                item["frames"] = torch.from_numpy(np.ascontiguousarray(frames))
             item["clips"] = pending
-        except Exception as err:  # any unreadable video is reported, never fatal
-            item.update(num_clips=0, clips=[], error=describe_error(err))
+        except MediaError as err:  # any unreadable video is reported, never fatal
+            item.update(num_clips=0, clips=[], error=err.reason)
+        except Exception as err:  # an unforeseen cause: still a failure, with decord's words
+            item.update(num_clips=0, clips=[], error=f"unreadable: {describe_error(err)}")
         item["decode_s"] = time.perf_counter() - t0
         return item

@@ -8,19 +8,33 @@ every clip of every readable video is labelled exactly once (and, when the
 collection folder is reachable, that every video of it was assigned). Writes
 ``<dest>/pseudolabels.jsonl`` (sorted by video_id, clip_index) and
 ``<dest>/index.json`` (docs/CONTRACTS.md); ``dest`` defaults to ``<out>``.
-All problems are collected and raised together.
+All problems are collected and raised together. Then the failure budget
+(failures.py) is applied to the whole collection: more than
+``max_failure_fraction`` of the videos failed, or no clip labelled, raises
+SkipLimitError and writes nothing.
+
+Ownership (fcap/io.py): a ``dest`` the user names is claimed (a folder holding
+files fcap did not write is refused). The default ``dest``, and a stage's run
+directory, are written beside their other files: an existing
+``pseudolabels.jsonl`` or ``index.json`` there is replaced only when a previous
+merge wrote it (``index.json`` records the sha256 of the ``pseudolabels.jsonl``
+it describes), and ``report/`` is a claimed folder.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import fcap
+from fcap.data.errors import DataError, SkipLimitError
+from fcap.io import OwnershipError, claim_dir, is_owned
 from fcap.pseudolabel.collection import list_videos, shard_name
 from fcap.pseudolabel.config import PseudolabelConfig
+from fcap.pseudolabel.failures import check_budget, max_fraction_of
 from fcap.pseudolabel.files import RECORD_KEYS, ShardPaths, atomic_write_text, dumps_jsonl, read_jsonl, write_json
 
 MAX_LISTED = 20  # problems listed in full; the rest are counted
@@ -95,16 +109,33 @@ def _check_collection(settings: dict, covered: set[str], problems: list[str]) ->
         return False
     cfg = PseudolabelConfig(videos=settings["videos"], ids=settings["ids"],
                             extensions=tuple(settings["extensions"]))
-    absent = sorted(set(list_videos(cfg)) - covered)
+    try:
+        listed = list_videos(cfg)
+    except DataError:  # emptied since labelling: no video can be missing from the shards
+        listed = {}
+    absent = sorted(set(listed) - covered)
     if absent:
         problems.append(f"{len(absent)} videos of {settings['videos']} are in no shard: "
                         f"{', '.join(absent[:MAX_LISTED])}")
     return True
 
 
-def merge(out: str | Path, dest: str | Path | None = None) -> dict:
-    """Validate ``<out>/shards`` and write ``pseudolabels.jsonl`` + ``index.json`` to ``dest``."""
+OUTPUTS = ("pseudolabels.jsonl", "index.json")
+
+
+def merge(out: str | Path, dest: str | Path | None = None, *, key: str = "dest",
+          claim_dest: bool = True, max_failure_fraction: float | None = None) -> dict:
+    """Validate ``<out>/shards`` and write ``pseudolabels.jsonl`` + ``index.json`` to ``dest``.
+
+    A given ``dest`` is claimed (OwnershipError naming it and ``key`` if it
+    holds files fcap did not write) unless ``claim_dest`` is False (a stage's
+    run directory); see the module docstring. ``max_failure_fraction``: the
+    budget (None: the one the label stage recorded in its manifests).
+    """
+    if max_failure_fraction is not None and not 0.0 <= max_failure_fraction <= 1.0:
+        raise ValueError(f"max_failure_fraction must be in [0, 1], got {max_failure_fraction}")
     out = Path(out)
+    claim = dest is not None and claim_dest
     dest = Path(dest) if dest is not None else out
     problems: list[str] = []
     loaded = _load_shards(out / "shards", problems)
@@ -116,13 +147,23 @@ def merge(out: str | Path, dest: str | Path | None = None) -> dict:
         shown = problems[:MAX_LISTED] + ([f"... and {len(problems) - MAX_LISTED} more"]
                                          if len(problems) > MAX_LISTED else [])
         raise MergeError("\n  - ".join([head] + shown))
-    atomic_write_text(dest / "pseudolabels.jsonl", dumps_jsonl(records))
     manifests = [m for _, m in loaded]
+    limit = max_failure_fraction if max_failure_fraction is not None else max_fraction_of(manifests)
+    check_budget(manifests, limit, whole=True, where=f"pseudolabel merge of {out / 'shards'}",
+                 hint="Fix or replace those videos and label their shards again, or raise "
+                      "max_failure_fraction to accept the failures.")
+    if claim:
+        claim_dir(dest, kind="pseudolabel merge output", key=key)
+    else:
+        _check_replaceable(dest)
+    text = dumps_jsonl(records)
+    atomic_write_text(dest / "pseudolabels.jsonl", text)
     stats = [m["stats"] for m in manifests]
     words = [len(r["caption"].split()) for r in records]
     wall = sum(s["wall_s"] for s in stats)
     index = {
         "pseudolabels": "pseudolabels.jsonl", "fcap_version": fcap.__version__,
+        "pseudolabels_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "shards_dir": str((out / "shards").resolve()), "num_shards": manifests[0]["num_shards"],
         "captioner": manifests[0]["captioner"], "sampling": settings["sampling"],
@@ -137,12 +178,42 @@ def merge(out: str | Path, dest: str | Path | None = None) -> dict:
                   "wall_s_last_runs": round(wall, 3),
                   "clips_per_s_last_runs": round(sum(s["clips_this_run"] for s in stats) / wall, 3)
                   if wall > 0 else None},
-        "failures": failures,
+        "failures": failures, "max_failure_fraction": limit,
         "shards": [{k: m[k] for k in ("shard", "counts", "stats", "captioner", "created")}
                    for m in manifests],
     }
     write_json(dest / "index.json", index)
     return index
+
+
+def _check_replaceable(dest: Path) -> None:
+    """OwnershipError unless every existing output in ``dest`` was written by a previous merge."""
+    if is_owned(dest):
+        return
+    foreign = [dest / name for name in OUTPUTS if (dest / name).exists() and not _merge_wrote(dest, name)]
+    if foreign:
+        raise OwnershipError(
+            f"fcap will not overwrite {', '.join(str(p) for p in foreign)}: {dest} has no fcap "
+            "marker and no index.json of an earlier merge recording these files as it wrote them "
+            "(changed by hand, or not fcap's). Move them away or merge into another folder "
+            "(--dest).")
+
+
+def _merge_wrote(dest: Path, name: str) -> bool:
+    try:
+        index = json.loads((dest / "index.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(index, dict) and index.get("pseudolabels") == OUTPUTS[0]
+            and "fcap_version" in index and isinstance(index.get("pseudolabels_sha256"), str)):
+        return False
+    if name == "index.json":
+        return True
+    h = hashlib.sha256()
+    with open(dest / name, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest() == index["pseudolabels_sha256"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,17 +222,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest", default=None, help="where to write pseudolabels.jsonl and index.json")
     parser.add_argument("--report", type=int, default=0, help="clips in the visual report (0: none)")
     parser.add_argument("--asr", default=None, help="HowTo100M caption.json for the report's ASR column")
+    parser.add_argument("--max-failure-fraction", type=float, default=None,
+                        help="stop above this fraction of failed videos (default: the label stage's)")
     args = parser.parse_args(argv)
+    dest = Path(args.dest or args.out)
     try:
-        index = merge(args.out, args.dest)
-    except MergeError as err:
+        index = merge(args.out, args.dest, key="--dest", max_failure_fraction=args.max_failure_fraction)
+        if args.report:
+            from fcap.pseudolabel.report import write_report
+
+            write_report(dest, n=args.report, asr=args.asr)
+    except (MergeError, SkipLimitError, OwnershipError) as err:
         print(err, file=sys.stderr)
         return 1
-    dest = Path(args.dest or args.out)
-    if args.report:
-        from fcap.pseudolabel.report import write_report
-
-        write_report(dest, n=args.report, asr=args.asr)
     print(json.dumps(index["counts"] | {"caption_words_mean": index["stats"]["caption_words_mean"]}))
     return 0
 

@@ -2,7 +2,8 @@
 
 The paper compared 100 clips by hand (pseudolabel better in 65%); this writes
 ``<dest>/report/index.html`` and ``<dest>/report/contact_sheet.png`` for that
-comparison, from a merged ``<dest>/pseudolabels.jsonl`` + ``index.json``.
+comparison, from a merged ``<dest>/pseudolabels.jsonl`` + ``index.json``;
+``report/`` is claimed (fcap/io.py): a ``report/`` fcap did not write is refused.
 ASR comes from HowTo100M's ``caption.json``
 (``{video_id: {"start": [...], "end": [...], "text": [...]}}``): the
 segments overlapping the clip window, joined.
@@ -15,6 +16,7 @@ import random
 import textwrap
 from pathlib import Path
 
+from fcap.io import claim_dir, write_text_atomic
 from fcap.pseudolabel.files import read_jsonl
 from fcap.pseudolabel.frames import describe_error, open_video, read_frames
 
@@ -85,8 +87,8 @@ def write_report(dest: str | Path, *, n: int = 16, asr: str | Path | None = None
     records = read_jsonl(dest / "pseudolabels.jsonl")
     asr_data = json.loads(Path(asr).read_text()) if asr else {}
     picked = sorted(random.Random(seed).sample(range(len(records)), min(n, len(records))))
-    out = dest / "report"
-    (out / "frames").mkdir(parents=True, exist_ok=True)
+    out = claim_dir(dest / "report", kind="pseudolabel report")
+    (out / "frames").mkdir(exist_ok=True)
     extensions = index["collection"]["extensions"]
     rows, images, cells = [], [], []
     for i in picked:
@@ -112,7 +114,7 @@ def write_report(dest: str | Path, *, n: int = 16, asr: str | Path | None = None
             f"{index['stats']['caption_words_mean']} words</p>"
             "<table border=1 cellpadding=4><tr><th>frame</th><th>clip</th><th>pseudolabel</th>"
             "<th>ASR</th></tr>" + "".join(cells) + "</table>")
-    (out / "index.html").write_text(page)
+    write_text_atomic(out / "index.html", page)
     if rows:
         _contact_sheet(rows, images, out / "contact_sheet.png")
     return {"html": str(out / "index.html"), "png": str(out / "contact_sheet.png") if rows else None,

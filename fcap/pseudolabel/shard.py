@@ -5,6 +5,11 @@ captions; a caption batch spans clips and videos. Every ``flush_every`` clips
 the progress log is made durable, so a killed shard resumes with no duplicate
 and no gap; captions are seeded per clip, so resumed output equals an
 uninterrupted run's. A finished shard (its manifest exists) is skipped.
+
+``<out_dir>/shards/`` is claimed (fcap/io.py) before anything is written, so a
+folder holding files fcap did not write is refused, never overwritten. Every
+video ends labelled or listed as a failure with its cause; too many failures
+stop the run (failures.py) after the manifest is written, so no work is lost.
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ from torch.utils.data import DataLoader
 
 import fcap
 from fcap.config import to_dict
+from fcap.data.skips import count_kinds, format_kinds
+from fcap.io import OwnershipError, claim_dir, is_owned
 from fcap.pseudolabel.clips import Clip, derive_seed
 from fcap.pseudolabel.collection import list_videos, shard_name, shard_videos, videos_root
 from fcap.pseudolabel.config import PseudolabelConfig
+from fcap.pseudolabel.failures import check_budget
 from fcap.pseudolabel.files import (ProgressLog, ShardPaths, atomic_write_text, dumps_jsonl,
                                     read_progress, write_json)
 from fcap.pseudolabel.frames import VideoFrames
@@ -65,8 +73,15 @@ class _Labeller:
 
     def add_video(self, item: dict) -> None:
         vid = item["video_id"]
-        if item["error"] is not None or not item["clips"]:
-            self.buffer.append({"video_done": vid, "num_clips": item["num_clips"], "error": item["error"]})
+        error = item["error"]
+        if error is None and item["num_clips"] == 0:  # labelled or a failure, never neither
+            error = "no clips: the clip planner gave this video no clip"
+        if error is not None:
+            self.buffer.append({"video_done": vid, "num_clips": 0, "error": error,
+                                "path": item.get("path")})
+            return
+        if not item["clips"]:  # every clip labelled before a resume; only the end was lost
+            self.buffer.append({"video_done": vid, "num_clips": item["num_clips"], "error": None})
             return
         self.num_clips[vid] = item["num_clips"]
         self.remaining[vid] = len(item["clips"])
@@ -129,26 +144,39 @@ class _Labeller:
 
 def run_shard(cfg: PseudolabelConfig, shard_index: int, out_dir: str | Path, *, seed: int = 0,
               captioner: Any = None, on_flush: Callable[[int], None] | None = None,
-              logger: logging.Logger | None = None) -> dict:
+              logger: logging.Logger | None = None, videos: dict[str, Path | None] | None = None,
+              judge: bool = True, key: str = "out_dir") -> dict:
     """Label shard ``shard_index`` of ``cfg.num_shards`` into ``<out_dir>/shards/``; return its manifest.
 
     ``seed`` is used when ``cfg.seed`` is None (the experiment seed).
     ``captioner`` reuses a loaded captioner (else built from ``cfg.captioner``).
     ``on_flush(clips_flushed_so_far_this_run)`` runs after each durable flush
-    (tests raise from it to simulate a kill). Returns the manifest, with
+    (tests raise from it to simulate a kill). ``videos``: the collection
+    (``list_videos(cfg)``) when the caller listed it already. ``judge``:
+    apply the failure budget to this shard (failures.py; the task judges
+    the shards it ran together instead). ``key`` names the option that chose
+    ``out_dir`` in an OwnershipError. Returns the manifest, with
     ``"skipped": True`` when the shard was already finished.
     """
     logger = logger or log
     seed = cfg.seed if cfg.seed is not None else seed
-    paths = ShardPaths(Path(out_dir) / "shards", shard_name(shard_index, cfg.num_shards))
+    shards_dir = claim_dir(Path(out_dir) / "shards", kind="pseudolabel shards", key=key)
+    paths = ShardPaths(shards_dir, shard_name(shard_index, cfg.num_shards))
     settings = settings_of(cfg, seed)
     if paths.manifest.is_file() and paths.records.is_file():
         manifest = json.loads(paths.manifest.read_text())
         check_settings(manifest.get("settings"), settings, paths.manifest)
         logger.info("pseudolabel: %s already finished, skipped", paths.name)
+        if manifest.get("max_failure_fraction") != cfg.max_failure_fraction:
+            # The budget is no label setting: record the latest, which merge applies by default.
+            manifest["max_failure_fraction"] = cfg.max_failure_fraction
+            write_json(paths.manifest, manifest)
+        if judge:
+            judge_shard(manifest, cfg.max_failure_fraction, paths)
         return {**manifest, "skipped": True}
 
-    videos = shard_videos(list_videos(cfg), cfg.num_shards, shard_index)
+    videos = shard_videos(videos if videos is not None else list_videos(cfg), cfg.num_shards,
+                          shard_index)
     progress = read_progress(paths.progress)
     check_settings(progress.settings, settings, paths.progress)
     resumed = len(progress.records)
@@ -183,7 +211,24 @@ def run_shard(cfg: PseudolabelConfig, shard_index: int, out_dir: str | Path, *, 
              "decode_s": round(decode_s, 3), "caption_s": round(labeller.caption_s, 3),
              "wait_s": round(wait_s, 3),
              "clips_per_s": round(labeller.labelled / wall_s, 3) if wall_s > 0 else None}
-    return _finish(cfg, paths, videos, settings, seed, captioner, stats, logger)
+    manifest = _finish(cfg, paths, videos, settings, seed, captioner, stats, logger)
+    if judge:
+        judge_shard(manifest, cfg.max_failure_fraction, paths)
+    return manifest
+
+
+def judge_shard(manifest: dict, max_fraction: float, paths: ShardPaths) -> None:
+    """The failure budget on one shard: the whole collection when it is the only shard."""
+    check_budget([manifest], max_fraction, whole=manifest["num_shards"] == 1,
+                 where=f"pseudolabel {paths.name}", hint=retry_hint([paths]))
+
+
+def retry_hint(paths: list[ShardPaths]) -> str:
+    """How to go on after a failure-budget error on finished shards."""
+    names = ", ".join(p.name for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    return (f"The results are kept in {paths[0].shards_dir} ({names}): fix or replace those videos "
+            "and delete those shards' .jsonl and .manifest.json files to label them again, or "
+            "raise max_failure_fraction to accept the failures.")
 
 
 def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, captioner,
@@ -194,8 +239,8 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
     if missing:
         raise RuntimeError(f"{paths.progress}: videos never finished: {', '.join(missing[:10])}")
     readable = {v: d["num_clips"] for v, d in progress.videos_done.items() if d["error"] is None}
-    failures = [{"video_id": v, "error": d["error"]} for v, d in sorted(progress.videos_done.items())
-                if d["error"] is not None]
+    failures = [{"video_id": v, "path": d.get("path"), "error": d["error"]}
+                for v, d in sorted(progress.videos_done.items()) if d["error"] is not None]
     done = progress.done_clips()
     for vid, n in readable.items():
         if done.get(vid, set()) != set(range(n)):
@@ -217,10 +262,18 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
         "stats": {**stats, "caption_words_mean": round(sum(words) / len(words), 3) if words else None},
         "videos": dict(sorted(readable.items())),
         "failures": failures,
+        "max_failure_fraction": cfg.max_failure_fraction,  # not a setting: it changes no label
         "settings": settings,
     }
     write_json(paths.manifest, manifest)
+    if not is_owned(paths.shards_dir):  # claimed in run_shard; checked again before deleting
+        raise OwnershipError(f"fcap will not delete {paths.progress}: {paths.shards_dir} lost its "
+                             "fcap marker")
     paths.progress.unlink(missing_ok=True)
     logger.info("pseudolabel: %s finished: %d clips of %d videos, %d failures, %.2f clips/s",
                 paths.name, len(records), len(readable), len(failures), stats["clips_per_s"] or 0.0)
+    if failures:
+        logger.warning("pseudolabel: %s: %d of %d videos failed (%s); listed in %s", paths.name,
+                       len(failures), len(videos), format_kinds(count_kinds(f["error"] for f in failures)),
+                       paths.manifest)
     return manifest

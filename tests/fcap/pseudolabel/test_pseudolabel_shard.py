@@ -101,11 +101,16 @@ def test_unreadable_videos_are_listed_and_the_rest_labelled(tmp_path, videos_wit
     root, durations = videos_with_corrupt
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(list(durations) + ["corrupt", "empty", "not_downloaded"]) + "\n")
-    manifest = run_shard(make_cfg(root, ids=str(ids)), 0, tmp_path, captioner=captioner)
+    manifest = run_shard(make_cfg(root, ids=str(ids), max_failure_fraction=0.5), 0, tmp_path,
+                         captioner=captioner)
     failures = {f["video_id"]: f["error"] for f in manifest["failures"]}
     assert sorted(failures) == ["corrupt", "empty", "not_downloaded"]
-    assert "corrupt.mp4" in failures["corrupt"]
-    assert "no file for this id" in failures["not_downloaded"]
+    assert failures["corrupt"].startswith("not a video container: ")
+    assert failures["empty"] == "empty: zero-byte file"
+    assert failures["not_downloaded"] == "missing: no file for this id in the videos folder"
+    paths = {f["video_id"]: f["path"] for f in manifest["failures"]}
+    assert paths == {"corrupt": str(root / "corrupt.mp4"), "empty": str(root / "empty.webm"),
+                     "not_downloaded": None}
     assert manifest["counts"] == {"videos": len(durations) + 3, "videos_labelled": len(durations),
                                   "clips": sum(count_clips(d, 8.0, 2.0) for d in durations.values()),
                                   "failures": 3}
