@@ -240,3 +240,14 @@ variants:
     assert len(build_plan(exp, seeds=3).runs) == 6  # --seeds N on the command line
     with pytest.raises(ConfigError, match="seeds: expected an int >= 1"):
         build_plan(exp, seeds=0)
+
+
+def test_init_from_is_sugar_for_an_adapters_reference(fcap_cache):
+    table1 = ROOT / "experiments" / "table1.yaml"
+    sugar = build_plan(table1).get("laion", "finetune")
+    ref = build_plan(table1, overrides=["stages.finetune.init_from=null",
+                                        "stages.finetune.adapters={from: pretrain}"])
+    finetune = ref.get("laion", "finetune")
+    pretrain = ref.get("laion", "pretrain")
+    assert finetune.deps == ("pretrain",) == sugar.deps
+    assert finetune.cfg.adapters == str(pretrain.run_dir / "adapters")
