@@ -48,3 +48,34 @@ def test_paper_profile_requires_existing_dataset_root(tmp_path, monkeypatch):
     plan = build_plan(ROOT / "experiments" / "table1.yaml", profile="paper",
                       overrides=[f"datasets.root={tmp_path / 'data'}"])
     assert plan.profile == "paper" and plan.header.launcher.name == "slurm"
+
+
+def _howto_sources(cfg):
+    """Every howto100m data source config inside a stage config (mixtures included)."""
+    import dataclasses
+
+    from fcap.config.schema import Component
+
+    if isinstance(cfg, Component):
+        if cfg.name == "howto100m":
+            yield cfg.cfg
+        cfg = cfg.cfg
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        for f in dataclasses.fields(cfg):
+            yield from _howto_sources(getattr(cfg, f.name))
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            yield from _howto_sources(v)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_pseudolabels_are_read_from_a_merge_stage_never_a_conventional_path(path, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(path, profile="tiny")
+    for run in plan.runs:
+        for source in _howto_sources(run.cfg):
+            if source.captions == "pseudolabel":
+                assert source.pseudolabels and source.pseudolabels.endswith(
+                    "/merge/pseudolabels.jsonl"), (run.key, source.pseudolabels)
+                assert any(dep.task == "pseudolabel_merge" for _, dep in plan.dependencies(run))
