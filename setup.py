@@ -17,8 +17,8 @@ setup(
     include_package_data=True,
     package_data={"fcap": ["**/*.yaml", "**/*.md"]},
     install_requires=[
-        "torch>=2.1",
-        "transformers>=5.0,<6",
+        "torch>=2.5",  # torch.serialization.safe_globals (fcap.train.checkpoint); transformers 5.4 needs 2.4
+        "transformers>=5.4,<6",  # fcap.models.TRANSFORMERS_REQUIREMENT (checked at import)
         "deepspeed>=0.15",
         "decord>=0.6.0",
         "submitit>=1.5",

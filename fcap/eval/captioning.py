@@ -27,6 +27,33 @@ def roll_videos(inputs: dict) -> dict:
     return {k: torch.roll(v, shifts=1, dims=0) for k, v in inputs.items()}
 
 
+EXAMPLES_KEPT = 5  # skipped items named per source in a summary
+
+
+def skipped_items(skips, *, world_size: int = 1) -> dict[str, dict]:
+    """Every rank's unreadable items of the split, merged (collective when world_size > 1).
+
+    ``skips``: this rank's ``fcap.data.SkipStats`` (each rank reads its own share
+    of the split). Returns ``{source: {attempted, skipped, fraction, reasons:
+    {kind: n}, examples: [[path, reason], ...]}}`` over all ranks.
+    """
+    mine = {name: dict(stats, examples=[list(x) for x in skips.offending(name)])
+            for name, stats in skips.summary().items()}
+    merged: dict[str, dict] = {}
+    for part in _gather(mine, world_size):
+        for name, stats in part.items():
+            out = merged.setdefault(name, {"attempted": 0, "skipped": 0, "reasons": {},
+                                           "examples": []})
+            out["attempted"] += stats["attempted"]
+            out["skipped"] += stats["skipped"]
+            for kind, n in stats["reasons"].items():
+                out["reasons"][kind] = out["reasons"].get(kind, 0) + n
+            out["examples"] = (out["examples"] + stats["examples"])[:EXAMPLES_KEPT]
+    for out in merged.values():
+        out["fraction"] = out["skipped"] / out["attempted"] if out["attempted"] else 0.0
+    return dict(sorted(merged.items()))
+
+
 def _gather(obj, world_size: int) -> list:
     if world_size == 1 or not dist.is_initialized():
         return [obj]

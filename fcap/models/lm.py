@@ -8,8 +8,9 @@ A plugin adds GPT-2 or Llama by registering a class with the same members.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -61,6 +62,12 @@ class OPTLanguageModel(nn.Module):
             raise ValueError(f"model.lm.source {cfg.source!r}: tokenizer lacks a bos/eos/pad token")
         self.hidden_size = decoder.config.hidden_size
         self.max_positions = decoder.config.max_position_embeddings
+        # transformers 5.24 renamed the KV-cache keyword ``past_key_values`` -> ``cache``
+        # (the old name is deprecated until 5.40): ask each function which one it takes.
+        from transformers.masking_utils import create_causal_mask
+
+        self._mask_cache_kw = _cache_keyword(create_causal_mask)
+        self._layer_cache_kw = _cache_keyword(type(decoder.layers[0]).forward)
 
     # -- the pieces FrozenCaptioner runs ---------------------------------------------
     @property
@@ -96,13 +103,14 @@ class OPTLanguageModel(nn.Module):
         position_ids = torch.cumsum(position_mask, dim=1)
         position_ids = (position_ids * position_mask - 1).long()[:, past:]
         causal_mask = create_causal_mask(config=decoder.config, inputs_embeds=inputs_embeds,
-                                         attention_mask=attention_mask, cache=cache)
+                                         attention_mask=attention_mask,
+                                         **{self._mask_cache_kw: cache})
         pos_embeds = decoder.embed_positions(position_mask, past, position_ids=position_ids)
         if decoder.project_in is not None:
             inputs_embeds = decoder.project_in(inputs_embeds)
         hidden = inputs_embeds + pos_embeds.to(inputs_embeds.device)
-        kwargs = {"attention_mask": causal_mask, "position_ids": position_ids, "cache": cache,
-                  "use_cache": cache is not None}
+        kwargs = {"attention_mask": causal_mask, "position_ids": position_ids,
+                  self._layer_cache_kw: cache, "use_cache": cache is not None}
         return hidden, kwargs
 
     def run_layer(self, layer: nn.Module, hidden: torch.Tensor, kwargs: dict[str, Any],
@@ -124,3 +132,14 @@ class OPTLanguageModel(nn.Module):
     def reorder_cache(cache: Any, index: torch.Tensor) -> None:
         """Keep batch rows ``index`` of the text KV cache (beam search)."""
         cache.reorder_cache(index)
+
+
+def _cache_keyword(fn: Callable) -> str:
+    """``"cache"`` (transformers >= 5.24) or ``"past_key_values"`` (5.4 - 5.23)."""
+    params = inspect.signature(fn).parameters
+    if "cache" in params:
+        return "cache"
+    if "past_key_values" in params:
+        return "past_key_values"
+    raise TypeError(f"{fn.__qualname__} takes neither 'cache' nor 'past_key_values': this "
+                    "transformers is not one fcap supports (fcap.models.TRANSFORMERS_REQUIREMENT)")

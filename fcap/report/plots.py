@@ -41,10 +41,10 @@ def _curves(plan, out_dir: Path, kind: str) -> list[Path]:
 
     plt = _pyplot()
     paths = []
-    stages = list(dict.fromkeys(r.stage for r in plan.runs))
+    stages = list(dict.fromkeys(r.stage for r in plan.own_runs()))
     for stage in stages:
         series = {}
-        for run in plan.runs:
+        for run in plan.own_runs():
             if run.stage != stage or not markers.is_complete(run):
                 continue
             rows = [r for r in read_scalars(run.run_dir) if "step" in r]

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from fcap.experiment import markers
+from fcap.io import claim_dir, write_text_atomic
+from fcap.report import skips
 
 
 def _read_json(path: Path) -> Any:
@@ -59,7 +61,8 @@ def table_rows(plan) -> tuple[list[str], list[list[str]]]:
         paper = cfg.paper.get(variant, (None,) * len(cfg.columns))
         for col, ref in zip(cfg.columns, paper):
             ours = cell(plan, variant, col)
-            row += ["-" if ours is None else f"{ours:.1f}", "-" if ref is None else f"{ref:.1f}"]
+            note = skips.cell_note(plan, variant, col.stage)  # items the score is missing
+            row += ["-" if ours is None else f"{ours:.1f}{note}", "-" if ref is None else f"{ref:.1f}"]
         rows.append(row)
     return head, rows
 
@@ -97,7 +100,7 @@ def metadata(plan) -> list[str]:
         "|---|---|---|---|---|",
     ]
     total = 0.0
-    for run in plan.runs:
+    for run in plan.own_runs():
         done = markers.read_done(run) if markers.is_complete(run) else None
         wall = (done or {}).get("wall_s")
         total += wall or 0.0
@@ -112,18 +115,16 @@ def write_report(plan) -> Path:
     from fcap.report.plots import draw_all
 
     cfg = plan.header.report
-    out_dir = plan.runs[0].run_dir.parents[1]
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = claim_dir(plan.out_dir, kind="experiment", key="output_root")
     head, rows = table_rows(plan)
-    plots = draw_all(plan, out_dir / "plots")
+    plots = draw_all(plan, out_dir / "plots")  # inside the claimed experiment folder
     parts = [f"# {cfg.title or plan.name}", ""]
     if cfg.columns:
         parts += [markdown_table(head, rows), ""]
     if cfg.notes:
         parts += [cfg.notes.strip(), ""]
+    parts += skips.section(plan)
     if plots:
         parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     parts += ["## Runs", ""] + metadata(plan)
-    path = out_dir / "report.md"
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    return write_text_atomic(out_dir / "report.md", "\n".join(parts) + "\n")

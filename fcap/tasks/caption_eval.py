@@ -1,7 +1,9 @@
 """``caption_eval``: caption a split with the model's decoding and score it (Sec. 5, Tables 1-2).
 
 Writes ``predictions.json`` (id -> caption), ``references.json``, ``metrics.json``
-(pycocoevalcap values) and ``summary.json`` into the run directory.
+(pycocoevalcap values) and ``summary.json`` into the run directory. The summary's
+``skips`` counts, over all ranks, the items that could not be read and why: the
+scores are over the rest, and report.md shows the count beside them.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from fcap.config import component
-from fcap.eval.captioning import generate_captions
+from fcap.eval.captioning import generate_captions, skipped_items
 from fcap.eval.scoring import DEFAULT_METRICS, check_metric_names, score
 from fcap.eval.tokenize import Tokenizer
 from fcap.models import DecodingConfig, ModelConfig, build_model
@@ -78,14 +80,15 @@ def _evaluate(cfg: CaptionEvalConfig, ctx, info) -> dict:
     gen_s = time.perf_counter() - t0
     summary: dict = {"items": len(preds), "adapters": str(adapters) if adapters else None,
                      "decoding": cfg.decoding.strategy, "tokenizer": cfg.tokenizer,
-                     "generation_s": gen_s, "shuffle_videos": cfg.shuffle_videos}
+                     "generation_s": gen_s, "shuffle_videos": cfg.shuffle_videos,
+                     # all ranks' skips: the scores below are over the items that were read
+                     "skips": skipped_items(env.skips, world_size=info.world_size)}
     if info.is_main:
         metrics = score(preds, refs, metrics=cfg.metrics, tokenizer=cfg.tokenizer) if preds else {}
         common.write_json(ctx.run_dir / "predictions.json", dict(sorted(preds.items())))
         common.write_json(ctx.run_dir / "references.json", dict(sorted(refs.items())))
         common.write_json(ctx.run_dir / "metrics.json", metrics)
         summary["metrics"] = metrics
-        summary["skips"] = env.skips.summary()
         common.write_json(ctx.run_dir / "summary.json", summary)
         ctx.logger.info("caption_eval %s: %s", ctx.stage,
                         " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
