@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fcap.experiment import markers
+from fcap.experiment.variants import seed_group
 from fcap.io import claim_dir, write_text_atomic
 from fcap.report import skips
 
@@ -49,22 +50,50 @@ def cell(plan, variant: str, column) -> float | None:
     return None if value is None else float(value) * column.scale
 
 
-def table_rows(plan) -> tuple[list[str], list[list[str]]]:
+def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The table: one row per variant; repeated seeds of a variant (``seeds: N``) as one row
+    of mean ± std (n), or one row per seed with ``per_seed``."""
     cfg = plan.header.report
     head = ["variant"]
     for col in cfg.columns:
         label = col.label or f"{col.stage} {col.metric}"
         head += [f"{label} (ours)", f"{label} (paper)"]
-    rows = []
+    groups: dict[str, list[str]] = {}
     for variant in plan.variants():
-        row = [cfg.row_labels.get(variant, variant)]
-        paper = cfg.paper.get(variant, (None,) * len(cfg.columns))
+        groups.setdefault(variant if per_seed else seed_group(variant), []).append(variant)
+    rows = []
+    for name, members in groups.items():
+        label = cfg.row_labels.get(name)
+        if label is None:  # one seed of a labelled variant: "Alpha (a,seed=1)"
+            group = cfg.row_labels.get(seed_group(name))
+            label = name if group is None else f"{group} ({name})"
+        row = [label]
+        paper = cfg.paper.get(seed_group(name), (None,) * len(cfg.columns))
         for col, ref in zip(cfg.columns, paper):
-            ours = cell(plan, variant, col)
-            note = skips.cell_note(plan, variant, col.stage)  # items the score is missing
-            row += ["-" if ours is None else f"{ours:.1f}{note}", "-" if ref is None else f"{ref:.1f}"]
+            if len(members) == 1:
+                ours = cell(plan, members[0], col)
+                note = skips.cell_note(plan, members[0], col.stage)  # items the score is missing
+                text = "-" if ours is None else f"{ours:.1f}{note}"
+            else:
+                text = spread([cell(plan, v, col) for v in members])
+            row += [text, "-" if ref is None else f"{ref:.1f}"]
         rows.append(row)
     return head, rows
+
+
+def spread(values: list[float | None]) -> str:
+    """'mean ± std (n=k)' over the seeds that finished (sample std; '-' when none did)."""
+    done = [v for v in values if v is not None]
+    if not done:
+        return "-"
+    mean = sum(done) / len(done)
+    std = (sum((v - mean) ** 2 for v in done) / (len(done) - 1)) ** 0.5 if len(done) > 1 else 0.0
+    missing = f", {len(values) - len(done)} not done" if len(done) < len(values) else ""
+    return f"{mean:.1f} ± {std:.1f} (n={len(done)}{missing})"
+
+
+def has_seeds(plan) -> bool:
+    return any(seed_group(v) != v for v in plan.variants())
 
 
 def markdown_table(head: list[str], rows: list[list[str]]) -> str:
@@ -121,6 +150,8 @@ def write_report(plan) -> Path:
     parts = [f"# {cfg.title or plan.name}", ""]
     if cfg.columns:
         parts += [markdown_table(head, rows), ""]
+        if has_seeds(plan):  # every per-seed number stays available
+            parts += ["### Per seed", "", markdown_table(*table_rows(plan, per_seed=True)), ""]
     if cfg.notes:
         parts += [cfg.notes.strip(), ""]
     parts += skips.section(plan)

@@ -53,3 +53,26 @@ def test_report_block_is_validated(tmp_path, fix, capsys):
     assert main([str(exp)]) == 2
     err = capsys.readouterr().err
     assert "plots: unknown ['losss']" in err
+
+
+def test_repeated_seeds_are_reported_as_mean_std_and_per_seed(tmp_path, fix, in_tmp, capsys):
+    exp = tmp_path / "seeds.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: seeded
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        seeds: 3
+        stages: {{first: {{task: toy_write, value: 2}}}}
+        variants: {{a: {{}}, b: {{stages.first.value: 10}}}}
+        report:
+          columns: [{{stage: first, metric: seeded, label: S}}]
+          row_labels: {{a: Alpha}}
+    """))
+    assert main([str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert "3.0 ± 1.0 (n=3)" in out and "11.0 ± 1.0 (n=3)" in out  # seeds 0, 1, 2
+    report = (in_tmp / "runs/seeded/report.md").read_text()
+    assert "| Alpha | 3.0 ± 1.0 (n=3) | - |" in report and "| b | 11.0 ± 1.0 (n=3) | - |" in report
+    per_seed = report.split("### Per seed", 1)[1]
+    for variant, value in (("Alpha (a,seed=0)", "2.0"), ("Alpha (a,seed=2)", "4.0"),
+                           ("b,seed=1", "11.0")):
+        assert f"| {variant} | {value} | - |" in per_seed
