@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from fcap.config import component
-from fcap.eval.captioning import generate_captions, roll_videos, visual_inputs
+from fcap.eval.captioning import generate_captions, roll_videos, skipped_items, visual_inputs
 from fcap.eval.scoring import check_metric_names, score
 from fcap.eval.tokenize import Tokenizer
 from fcap.models import DecodingConfig, ModelConfig, build_model
@@ -122,9 +122,10 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
     summary["gate_shift_max"] = common.gate_shift_max(gates_before, common.gate_tensors(model))
     summary["task"] = ctx.stage
     summary["init_adapters"] = str(init_adapters) if init_adapters else None
+    # every rank's unreadable items (a collective call): report.md shows them beside the scores
+    summary["skips"] = skipped_items(env.skips, world_size=info.world_size)
     if info.is_main:
         summary["adapters"] = str(common.export_adapters(model, ctx.run_dir))
-        summary["skips"] = env.skips.summary()
         common.write_json(ctx.run_dir / "summary.json", summary)
     distributed.barrier(info)
     return summary
