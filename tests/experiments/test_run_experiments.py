@@ -35,6 +35,11 @@ def test_table1_readme_command_runs_tiny_profile_end_to_end(tmp_path):
         assert (out / "plots" / png).stat().st_size > 1000, png
     merged = (out / "all_variants" / "merge" / "pseudolabels.jsonl").read_text().splitlines()
     assert merged and all("caption" in json.loads(line) for line in merged)
+    labels = out / "all_variants" / "merge" / "pseudolabels.jsonl"  # BLIP's, read by pretraining
+    for variant, key in (("pseudolabels", "data.pseudolabels"),
+                         ("pseudolabels_laion", "data.children[1].source.pseudolabels")):
+        assert f"input {key} = {labels}" in (out / variant / "pretrain" / "log.txt").read_text()
+        assert f"path: {labels}" in (out / variant / "pretrain" / "config.yaml").read_text()
     metrics = json.loads((out / "asr" / "evaluate" / "metrics.json").read_text())
     assert {"CIDEr", "BLEU-4", "METEOR", "ROUGE-L"} <= set(metrics)
 
@@ -64,3 +69,19 @@ def test_gate_init_reports_gate_shift_and_bars(tmp_path, monkeypatch):
             variant, "finetune").cfg
         assert cfg.model.adapters.gate.cfg.init == init
     assert (runs / "plots" / "bars.png").exists()
+
+
+def test_table2_reuses_table1s_pseudolabels_without_labelling_again(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    table1, table2 = ROOT / "experiments" / "table1.yaml", ROOT / "experiments" / "table2.yaml"
+    assert main([str(table1), "--profile", str(MINIMAL), "--stages", "label,merge"]) == 0
+    label = tmp_path / "runs" / "table1" / "all_variants" / "label"
+    labelled = (label / "DONE.json").read_text()
+    merged = tmp_path / "runs" / "table1" / "all_variants" / "merge" / "pseudolabels.jsonl"
+    assert main([str(table2), "--profile", str(MINIMAL), "--stages", "pretrain"]) == 0
+    assert (label / "DONE.json").read_text() == labelled  # skipped: complete, same config
+    assert len((label / "log.txt").read_text().split("stage all_variants/label (task")) == 2
+    log = (tmp_path / "runs" / "table2" / "default" / "pretrain" / "log.txt").read_text()
+    assert f"input data.children[1].source.pseudolabels = {merged}" in log
+    config = (tmp_path / "runs" / "table2" / "default" / "pretrain" / "config.yaml").read_text()
+    assert f"path: {merged}" in config
