@@ -42,6 +42,8 @@ class Run:
     config_hash: str
     resolved: dict  # the variant's fully resolved experiment document (config.yaml)
     seed: int = 0  # this variant's seed (grid: {seed: [...]} gives each run its own)
+    output_root: Path | None = None  # this variant's output_root (absolute)
+    launcher: Any = None  # this variant's launcher component (config.yaml's launcher:)
     spec: StageSpec | None = None
     dep_keys: tuple[str, ...] = ()  # Plan keys of the runs named in ``deps``, same order
     external: bool = False  # a stage of another experiment file this plan reads from
@@ -304,6 +306,7 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
                         cfg=spec.cfg, init_from=spec.init_from, deps=spec.deps,
                         resources=spec.resources, run_dir=resolver.run_dir(spec.name),
                         config_hash=hashes[spec.name], resolved=resolved, seed=header.seed,
+                        output_root=resolver.out_dir.parent, launcher=header.launcher,
                         spec=spec, dep_keys=tuple(dep_keys)))
     return runs
 
