@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fcap.experiment import rerun
+from fcap.experiment import inputs, rerun
 from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
@@ -54,9 +54,10 @@ def read_done(run) -> dict | None:
 
 
 def is_complete(run) -> bool:
-    """Done with the same config hash (a changed config means it must rerun)."""
+    """Done with the same config hash and the same inputs (fcap/experiment/inputs.py)."""
     done = read_done(run)
-    return bool(done) and done.get("config_hash") == run.config_hash
+    return (bool(done) and done.get("config_hash") == run.config_hash
+            and not inputs.changed(run, done.get("inputs")))
 
 
 def mark_started(run, *, force: bool = False) -> str:
@@ -91,13 +92,16 @@ def why_fresh(run, *, force: bool = False) -> str:
     run_dir = run.run_dir
     previous = (_read_json(run_dir / RUN) or _read_json(run_dir / DONE)
                 or _read_json(run_dir / FAILED) or {})
-    return rerun.why_fresh(run, old_hash=previous.get("config_hash"),
-                           old_doc=_read_yaml(run_dir / CONFIG), force=force)
+    reason = rerun.why_fresh(run, old_hash=previous.get("config_hash"),
+                             old_doc=_read_yaml(run_dir / CONFIG), force=force)
+    changed = inputs.changed(run, (_read_json(run_dir / DONE) or {}).get("inputs"))
+    return reason or (inputs.describe(run, changed) if changed else "")
 
 
 def mark_done(run, summary: Any, wall_s: float) -> None:
     write_json_atomic(run.run_dir / DONE, {
         "config_hash": run.config_hash, "task": run.task, "summary": summary,
+        "inputs": inputs.record(run),  # what it read from other stages, by content
         "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
 

@@ -251,3 +251,25 @@ def test_init_from_is_sugar_for_an_adapters_reference(fcap_cache):
     pretrain = ref.get("laion", "pretrain")
     assert finetune.deps == ("pretrain",) == sugar.deps
     assert finetune.cfg.adapters == str(pretrain.run_dir / "adapters")
+
+
+def test_an_edited_input_makes_its_consumer_stale_and_rerun_from_scratch(tmp_path, in_tmp):
+    import os
+
+    from fcap.experiment import markers
+
+    exp = producer_consumer(tmp_path)
+    assert main([str(exp)]) == 0
+    plan = build_plan(exp)
+    first, second = plan.get("default", "first"), plan.get("default", "second")
+    out = first.run_dir / "out.json"
+    assert markers.is_complete(second)
+    os.utime(out)  # touched, same bytes: still complete (the stamp differs, the sha256 not)
+    assert markers.is_complete(second)
+    out.write_text(json.dumps({"total": 40}))  # one "pseudolabel" edited by hand
+    assert not markers.is_complete(second) and markers.is_complete(first)
+    assert main([str(exp)]) == 0
+    assert calls(in_tmp, "pc") == ["default/first", "default/second", "default/second"]
+    run_json = json.loads((second.run_dir / "RUN.json").read_text())
+    assert run_json["fresh_start"] == "input changed: upstream (out.json)"
+    assert json.loads((second.run_dir / "out.json").read_text())["total"] == 43

@@ -1,0 +1,72 @@
+"""What a run read from other stages, by content: a finished run is stale when its inputs changed.
+
+The config hash chains on the producers' config hashes, so re-labelling with
+other options reruns the consumers. This adds the content: DONE.json records,
+for each reference of the stage (fcap/experiment/refs.py), a stamp (size,
+mtime) and a sha256 of the file (of a folder: of its files' names, sizes and
+mtimes). A later check first compares stamps and hashes only when a stamp
+differs, so an untouched multi-GB pseudolabels file is not read again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def stamp(path: str) -> list[int] | None:
+    """[size, mtime_ns] of a file, or of a folder's newest file; None when absent."""
+    p = Path(path)
+    if p.is_file():
+        st = p.stat()
+        return [st.st_size, st.st_mtime_ns]
+    if p.is_dir():
+        files = [f.stat() for f in p.rglob("*") if f.is_file()]
+        return [sum(s.st_size for s in files), max((s.st_mtime_ns for s in files), default=0)]
+    return None
+
+
+def digest(path: str) -> str | None:
+    """sha256 of a file's bytes, or of a folder's (relative name, size, mtime) listing."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_file():
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    if p.is_dir():
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    return None
+
+
+def record(run) -> dict[str, dict]:
+    """``{option key: {path, stamp, sha256}}`` of every reference of ``run`` (for DONE.json)."""
+    out = {}
+    for ref in run.spec.refs if run.spec else ():
+        out[ref.dotted] = {"path": ref.path, "stamp": stamp(ref.path), "sha256": digest(ref.path)}
+    return out
+
+
+def changed(run, recorded: dict | None) -> list[str]:
+    """Option keys whose input differs from ``recorded`` (DONE.json's ``inputs``)."""
+    if not recorded:
+        return []
+    out = []
+    for key, now in ((r.dotted, r.path) for r in (run.spec.refs if run.spec else ())):
+        old = recorded.get(key)
+        if old is None:
+            continue  # recorded before this reference existed: the config hash decides
+        if old.get("path") != now or (stamp(now) != old.get("stamp")
+                                      and digest(now) != old.get("sha256")):
+            out.append(key)
+    return out
+
+
+def describe(run, keys: list[str]) -> str:
+    paths = {r.dotted: r.path for r in run.spec.refs} if run.spec else {}
+    return "input changed: " + ", ".join(f"{k} ({os.path.basename(paths.get(k, ''))})"
+                                         for k in keys)
