@@ -85,3 +85,25 @@ def test_table2_reuses_table1s_pseudolabels_without_labelling_again(tmp_path, mo
     assert f"input data.children[1].source.pseudolabels = {merged}" in log
     config = (tmp_path / "runs" / "table2" / "default" / "pretrain" / "config.yaml").read_text()
     assert f"path: {merged}" in config
+
+
+def test_grid_seeds_train_two_different_runs_under_the_local_launcher(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "seeds.yaml"
+    exp.write_text(f"""
+name: seeds
+base: {ROOT / 'experiments' / 'base' / 'frozen_captioner.yaml'}
+grid: {{seed: [1, 2]}}
+stages:
+  pretrain:
+    task: caption_pretrain
+    train: {{steps: 4000}}
+    data: {{name: msrvtt, root: msrvtt, split: train}}
+""")
+    assert main([str(exp), "--profile", str(MINIMAL)]) == 0
+    first = []
+    for seed in (1, 2):
+        rows = (tmp_path / "runs" / "seeds" / f"seed={seed}" / "pretrain" / "metrics.jsonl")
+        losses = [json.loads(line) for line in rows.read_text().splitlines()]
+        first.append(next(r["train/loss"] for r in losses if "train/loss" in r))
+    assert first[0] != first[1]  # each run drew its own batches and initialisation
