@@ -233,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
 
             write_report(dest, n=args.report, asr=args.asr)
     except (MergeError, SkipLimitError, OwnershipError) as err:
+        from fcap.exit_codes import code_for
+
         print(err, file=sys.stderr)
-        return 1
+        return code_for(err) or 1  # 3 data error, 5 refused (fcap/exit_codes.py)
     print(json.dumps(index["counts"] | {"caption_words_mean": index["stats"]["caption_words_mean"]}))
     return 0
 

@@ -84,7 +84,7 @@ def test_a_folder_of_broken_files_fails_with_reasons_grouped(tmp_path, make_cfg,
     with pytest.raises(SkipLimitError, match="no clip was labelled: 5 of 5 videos failed"):
         _merge(tmp_path / "merge", tmp_path / "label")
     assert not (tmp_path / "merge" / "pseudolabels.jsonl").exists()
-    assert merge_main([str(tmp_path / "label")]) == 1
+    assert merge_main([str(tmp_path / "label")]) == 3  # data error (fcap/exit_codes.py)
     assert not (tmp_path / "label" / "pseudolabels.jsonl").exists()
 
 

@@ -94,5 +94,5 @@ def test_command_line(out, tmp_path, capsys):
     assert main([str(out), "--dest", str(tmp_path / "merged")]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["failures"] == 2
     assert (tmp_path / "merged" / "pseudolabels.jsonl").is_file()
-    assert main([str(tmp_path / "nothing")]) == 1
+    assert main([str(tmp_path / "nothing")]) == 3
     assert "no finished shard" in capsys.readouterr().err

@@ -106,7 +106,7 @@ def test_merge_pointed_at_a_users_outputs_is_refused(tmp_path, cfg, captioner, c
             _merge(only_report, label, report_clips=2)
         # a folder named on the command line is claimed: any file fcap did not write refuses it
         for dest in (mine, notes):
-            assert merge_main([str(label), "--dest", str(dest), "--report", "2"]) == 1
+            assert merge_main([str(label), "--dest", str(dest), "--report", "2"]) == 5  # refused
             assert f"fcap will not use {dest} (set by --dest) as its pseudolabel merge output " \
                    "folder" in capsys.readouterr().err
         assert snapshot(mine) == before and snapshot(notes) == {"notes.txt": b"my notes"}
