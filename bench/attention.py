@@ -9,10 +9,14 @@ adapter's parameters and the text states, never to the frozen visual features.
 
     python bench/attention.py                 # CPU fp32
     python bench/attention.py --quick         # fewer repeats
-    python bench/attention.py --device cuda --dtype bf16
+    python bench/attention.py --device cuda --dtype bf16 --frames 8,16,32,96
 
-Each (attention, t) runs in a fresh subprocess (see bench/common.py for the
-memory method). Last line: one JSON object.
+On CPU each (attention, t) runs in a fresh subprocess (see bench/common.py for
+the memory method); on CUDA all run in this process (``--in-process``, the
+default there: ``max_memory_allocated`` is reset per configuration, and a
+dozen CUDA start-ups would cost more than the measurements). ``--in-process``
+on CPU reports no peak memory (the process's peak covers every configuration).
+Last line: one JSON object.
 """
 from __future__ import annotations
 
@@ -62,6 +66,15 @@ def worker(name: str, t: int, args) -> dict:
     return {"seconds": seconds, "peak_bytes": mem.bytes}
 
 
+def in_process(name: str, t: int, args) -> dict:
+    out = worker(name, t, args)
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        out["peak_bytes"] = None  # ru_maxrss is this process's peak over every configuration
+    return out
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--frames", default="1,8,16,32,96")
@@ -75,6 +88,8 @@ def main() -> None:
     p.add_argument("--with-ffn", action="store_true", help="time the whole adapter (+ gated FFN)")
     p.add_argument("--quick", action="store_true",
                    help="1 repeat; warm-up only for t < 32 (big CPU steps barely warm up)")
+    p.add_argument("--in-process", action=argparse.BooleanOptionalAction, default=None,
+                   help="run every configuration in this process (default: on cuda only)")
     p.add_argument("--worker", nargs=2, metavar=("ATTENTION", "T"), help=argparse.SUPPRESS)
     args = parse(p)
     if args.quick:
@@ -84,13 +99,21 @@ def main() -> None:
             args.warmup = 0
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args)))
         return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device here")
     frames = [int(t) for t in args.frames.split(",")]
     passthrough = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in
                    ("device", "dtype", "threads", "batch", "tokens", "patches", "dim", "visual_dim", "heads",
                     "repeats", "warmup")] + ["--quick"] * args.quick + ["--with-ffn"] * args.with_ffn
-    res = {(n, t): run_worker(__file__, [n, str(t), *passthrough]) for t in frames for n in NAMES}
+    if args.in_process is None:
+        args.in_process = args.device == "cuda"
+    if args.in_process:
+        res = {(n, t): in_process(n, t, args) for t in frames for n in NAMES}
+    else:
+        res = {(n, t): run_worker(__file__, [n, str(t), *passthrough]) for t in frames for n in NAMES}
+    mem = lambda b: "-" if b is None else mib(b)  # noqa: E731
     rows = [[t, *(f"{res[n, t]['seconds'] * 1e3:.1f}" for n in NAMES),
-             *(mib(res[n, t]["peak_bytes"]) for n in NAMES),
+             *(mem(res[n, t]["peak_bytes"]) for n in NAMES),
              f"{res['full', t]['seconds'] / res['separable', t]['seconds']:.1f}x",
              f"{res['perceiver', t]['seconds'] / res['separable', t]['seconds']:.1f}x"] for t in frames]
     what = "whole adapter" if args.with_ffn else "adapter cross-attention branch"
@@ -99,16 +122,19 @@ def main() -> None:
           f"best of {args.repeats}" + (" (quick: warm-up only for t < 32)" if args.quick else
                                         f" after {args.warmup} warm-up"))
     print(f"machine: {machine(args.device)}")
+    has_mem = all(r["peak_bytes"] is not None for r in res.values())
     print(table(["t", "full ms", "separable ms", "perceiver ms", "full MiB", "separable MiB",
                  "perceiver MiB", "full/sep", "perc/sep"], rows))
     key = lambda f: {str(t): round(f(t), 3) for t in frames}  # noqa: E731
     out = {
-        "device": args.device, "dtype": args.dtype,
+        "device": args.device, "dtype": args.dtype, "batch": args.batch, "machine": machine(args.device),
         "speedup_separable_vs_full": key(lambda t: res["full", t]["seconds"] / res["separable", t]["seconds"]),
         "speedup_separable_vs_perceiver": key(
             lambda t: res["perceiver", t]["seconds"] / res["separable", t]["seconds"]),
         "peak_mem_full_over_separable": key(
-            lambda t: res["full", t]["peak_bytes"] / max(res["separable", t]["peak_bytes"], 1)),
+            lambda t: res["full", t]["peak_bytes"] / max(res["separable", t]["peak_bytes"], 1))
+        if has_mem else None,
+        "peak_bytes": {n: {str(t): res[n, t]["peak_bytes"] for t in frames} for n in NAMES},
         "seconds": {n: key(lambda t, n=n: res[n, t]["seconds"]) for n in NAMES},
     }
     if 8 in frames and 96 in frames:

@@ -121,25 +121,106 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.0f}"
 
 
-def bench_model(*, attention: str = "separable", layers=(6, 8, 10), lm_layers: int = 12,
-                hidden: int = 768, heads: int = 12, visual_dim: int = 768, patches_side: int = 14):
-    """A random FrozenCaptioner with OPT-125m's LM shape (default) built via ``source: tiny``.
+# OPT-1.3B (the paper's LM): the dims of facebook/opt-1.3b's config.json.
+OPT_1_3B = {"num_layers": 24, "hidden_size": 2048, "num_heads": 32, "ffn_dim": 8192,
+            "vocab_size": 50272, "max_positions": 2048}
+# The same code path at toy dims (bench/gpu.sh --cpu-smoke); OPT's real vocab is kept.
+SMOKE_LM = {"num_layers": 4, "hidden_size": 64, "num_heads": 4, "ffn_dim": 256,
+            "vocab_size": 50272, "max_positions": 128}
+
+
+def random_opt_dir(dims: dict) -> Path:
+    """A random ``OPTForCausalLM`` with exactly ``dims`` (vocab included), saved once; returns the folder.
+
+    fcap's ``source: tiny`` OPT gets its vocabulary from a BPE trained on a small
+    corpus (a few hundred tokens), so its LM head is far smaller than OPT's
+    2048 x 50272. This one keeps OPT's vocab size (the head and the loss cost what
+    they cost in the paper) and borrows the tiny tokenizer, whose ids all fall in it.
+    Saved in bf16 under ``<fcap cache>/models/bench-opt-<hash>`` ($FCAP_CACHE);
+    fcap loads it in fp32 like any checkpoint. Built on the GPU when there is one
+    (seconds instead of a minute of CPU init for 1.3B parameters).
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    from fcap.cache import cache_dir
+
+    digest = hashlib.sha256(json.dumps({"v": 1, **dims}, sort_keys=True).encode()).hexdigest()[:16]
+    out = cache_dir("models", f"bench-opt-{digest}")
+    if (out / "config.json").is_file():
+        return out
+    from transformers import OPTConfig, OPTForCausalLM
+
+    from fcap.models.tiny import build_tokenizer
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".bench-opt-"))
+    try:
+        config = OPTConfig(vocab_size=dims["vocab_size"], hidden_size=dims["hidden_size"],
+                           num_hidden_layers=dims["num_layers"], num_attention_heads=dims["num_heads"],
+                           ffn_dim=dims["ffn_dim"], max_position_embeddings=dims["max_positions"],
+                           word_embed_proj_dim=dims["hidden_size"], do_layer_norm_before=True,
+                           pad_token_id=1, bos_token_id=2, eos_token_id=2, dropout=0.0,
+                           attention_dropout=0.0)
+        torch.manual_seed(0)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = OPTForCausalLM(config)
+        model.to(torch.bfloat16).save_pretrained(tmp)
+        del model
+        build_tokenizer(512).save_pretrained(tmp)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+# Shapes of ``bench_model``: the LM (``tiny`` dims built by fcap, or an OPT from
+# random_opt_dir), adapter layers and adapter heads. paper: Sec. 5, OPT-1.3B with
+# separable adapters in front of layers 12..22, 16 heads.
+MODEL_SHAPES = {
+    "opt125m": {"lm_tiny": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "ffn_dim": 3072,
+                            "max_positions": 256}, "layers": (6, 8, 10), "heads": 12},
+    "paper": {"lm_dims": OPT_1_3B, "layers": (12, 14, 16, 18, 20, 22), "heads": 16},
+    "smoke": {"lm_dims": SMOKE_LM, "layers": (2, 3), "heads": 4, "visual_dim": 32, "patches_side": 2,
+              "visual_heads": 4},
+}
+
+
+def lm_block(shape: str) -> dict:
+    """The ``model.lm`` config block of a MODEL_SHAPES entry."""
+    spec = MODEL_SHAPES[shape]
+    if "lm_dims" in spec:
+        return {"name": "opt", "source": str(random_opt_dir(spec["lm_dims"]))}
+    return {"name": "opt", "source": "tiny", "tiny": dict(spec["lm_tiny"])}
+
+
+def visual_shape(shape: str) -> tuple[int, int]:
+    """(visual width, patches per frame) of a MODEL_SHAPES entry: TimeSformer-B's 768 and 196."""
+    spec = MODEL_SHAPES[shape]
+    return spec.get("visual_dim", 768), spec.get("patches_side", 14) ** 2
+
+
+def bench_model(*, attention: str = "separable", shape: str = "opt125m"):
+    """A random FrozenCaptioner of ``shape`` (MODEL_SHAPES; default OPT-125m's LM shape).
 
     Weights are random (no downloads here); timings only depend on shapes. The
     visual encoder is a 1-layer TimeSformer with the paper's visual width and 196
-    patches; benchmarks feed precomputed features, as the feature cache does.
+    patches (``smoke``: 32 and 4); benchmarks feed precomputed features, as the
+    feature cache does.
     """
     import fcap.models  # noqa: F401
     from fcap.config.schema import from_dict
     from fcap.models import ModelConfig, build_model
 
+    spec = MODEL_SHAPES[shape]
+    layers, heads = spec["layers"], spec["heads"]
+    visual_dim, patches_side = spec.get("visual_dim", 768), spec.get("patches_side", 14)
     cfg = from_dict(ModelConfig, {
-        "lm": {"name": "opt", "source": "tiny",
-               "tiny": {"hidden_size": hidden, "num_layers": lm_layers, "num_heads": heads,
-                        "ffn_dim": 4 * hidden, "max_positions": 256}},
+        "lm": lm_block(shape),
         "visual": {"name": "timesformer", "source": "tiny",
                    "tiny": {"image_size": 16 * patches_side, "patch_size": 16, "num_frames": 8,
-                            "hidden_size": visual_dim, "num_layers": 1, "num_heads": 12,
+                            "hidden_size": visual_dim, "num_layers": 1, "num_heads": spec.get("visual_heads", 12),
                             "intermediate_size": 4 * visual_dim}},
         "adapters": {"layers": list(layers), "attention": {"name": attention, "heads": heads},
                      "gate": {"name": "vector", "init": 1.0}},

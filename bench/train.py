@@ -1,19 +1,27 @@
 """Training throughput through fcap's DeepSpeed trainer, and ZeRO-2 optimizer-state sharding.
 
 1. Throughput: ``fcap.train.Trainer`` (DeepSpeed ZeRO-2, 1 rank) on synthetic
-   in-memory video batches (pixels -> frozen TimeSformer -> frozen OPT with
-   adapters), so data decoding does not count. Rates are the median of the
-   logged intervals after the first (warm-up). ``--shape tiny``: the tiny
-   profile's model; ``--shape base``: OPT-125m-shaped LM (12 layers, hidden 768,
-   adapters at 6, 8, 10) + TimeSformer-base-shaped encoder (224 px, patch 16,
-   8 frames, 12 layers, hidden 768), random weights, for ``--device cuda``;
-   MFU there is an estimate (see ``flops_per_sample``).
+   batches made on the training device (pixels -> frozen TimeSformer -> frozen
+   OPT with adapters), so data decoding does not count; ``--modality video,image``
+   runs video batches (all frames) and image batches (1 frame), each with a fresh
+   model and engine. Rates are the median of the logged intervals after the first
+   (warm-up); the end-of-run checkpoint is skipped (it is I/O, not training).
+   ``--shape tiny``: the tiny profile's model; ``base``: OPT-125m-shaped LM
+   (12 layers, hidden 768, adapters at 6, 8, 10) + TimeSformer-B-shaped encoder
+   (224 px, patch 16, 8 frames, 12 layers, hidden 768); ``paper`` (default on
+   cuda): OPT-1.3B dims (24 layers, hidden 2048, 32 heads, ffn 8192, vocab
+   50272; bench.common.random_opt_dir) + the same encoder, separable adapters at
+   12..22 with 16 heads; ``smoke``: the paper path at toy dims. Random weights.
+   FLOPs per sample are counted (``counted_flops_per_sample``) and estimated
+   (``flops_per_sample``); MFU on CUDA divides the counted rate by the GPU's
+   dense bf16 peak.
 2. ZeRO-2 sharding: the same engine on 1 rank and on 2 ranks (torchrun, gloo on
    CPU); bytes of optimizer state (fp32 master partition + AdamW moments) each
    rank holds after one step. Expect ~0.5 for 2 ranks.
 
-    python bench/train.py [--device cpu|cuda] [--shape tiny|base] [--precision fp32|bf16]
-                          [--steps 40] [--batch 16] [--threads 1] [--skip-zero] [--sanity [--seed S]]
+    python bench/train.py [--device cpu|cuda] [--shape tiny|base|paper|smoke] [--precision fp32|bf16]
+                          [--modality video[,image]] [--steps 40] [--log-every 5] [--batch 16]
+                          [--image-batch N] [--threads 1] [--skip-zero] [--sanity [--seed S]]
 
 3. ``--sanity``: the shapes learning check of tests/fcap/tasks (200 steps, batch 16,
    lr 5e-3 on cached features; CIDEr-D on the 40 held-out test videos) for the
@@ -21,14 +29,17 @@
    evaluation, a model trained on rolled videos, and untrained adapters.
 
 Prints a table; the LAST line is one JSON object with ``steps_per_s``,
-``samples_per_s``, ``zero2_state_per_rank_ratio`` and details.
+``samples_per_s``, ``zero2_state_per_rank_ratio`` and details (figures of the
+first modality at the top level, every modality under ``by_modality``).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.common import lm_block  # noqa: E402
 from fcap.components import load_builtins  # noqa: E402
 from fcap.config import build_component, from_dict  # noqa: E402
 from fcap.models import ModelConfig, build_model  # noqa: E402
@@ -60,24 +72,36 @@ SHAPES = {
                                  "num_layers": 12, "num_heads": 12, "intermediate_size": 3072}},
              "adapters": {"layers": [6, 8, 10], "attention": {"heads": 12}}},
 }
+# paper Sec. 5: OPT-1.3B + TimeSformer-B, separable adapters in front of layers 12..22
+SHAPES["paper"] = {"lm": "paper", "visual": SHAPES["base"]["visual"],
+                   "adapters": {"layers": [12, 14, 16, 18, 20, 22], "attention": {"heads": 16}}}
+SHAPES["smoke"] = {"lm": "smoke", "visual": SHAPES["tiny"]["visual"], "adapters": SHAPES["tiny"]["adapters"]}
 CAPTION = "a red square moves left on a blue background"
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16
+# dense bf16 TFLOP/s by device name, most specific first (H100 SXM and H200: 989)
+PEAK_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0),
+               ("GH200", 989.0), ("A100", 312.0))
 
 
 class SyntheticVideos:
-    """Endless identical-shape video batches from a seeded generator (resumable)."""
+    """Endless identical-shape batches from a seeded generator on ``device`` (resumable).
 
-    def __init__(self, *, batch: int, frames: int, size: int, device: str) -> None:
+    ``frames`` 1 with ``modality`` "image" gives image batches. Made on the device:
+    a paper-sized video batch is 77M floats, which the CPU would take longer to draw
+    than the GPU takes to train on it.
+    """
+
+    def __init__(self, *, batch: int, frames: int, size: int, device: str, modality: str = "video") -> None:
         self.batch, self.frames, self.size, self.device, self.n = batch, frames, size, device, 0
+        self.modality = modality
 
     def __iter__(self):
         while True:
-            g = torch.Generator().manual_seed(self.n)
+            g = torch.Generator(device=self.device).manual_seed(self.n)
             self.n += 1
-            px = torch.randn(self.batch, self.frames, 3, self.size, self.size, generator=g)
+            px = torch.randn(self.batch, self.frames, 3, self.size, self.size, generator=g, device=self.device)
             yield {"pixel_values": px, "frame_mask": torch.ones(self.batch, self.frames, dtype=torch.bool),
                    "captions": [CAPTION] * self.batch, "ids": [str(i) for i in range(self.batch)],
-                   "modality": "video"}
+                   "modality": self.modality}
 
     def state_dict(self):
         return {"n": self.n}
@@ -88,39 +112,52 @@ class SyntheticVideos:
 
 def build(shape: str):
     load_builtins()
+    body = dict(SHAPES[shape])
+    if isinstance(body["lm"], str):  # an OPT with the real vocab, built once (bench/common.py)
+        body["lm"] = lm_block(body["lm"])
     torch.manual_seed(0)
-    return build_model(from_dict(ModelConfig, SHAPES[shape], key="model"))
+    return build_model(from_dict(ModelConfig, body, key="model"))
 
 
-def make_trainer(model, args, run_dir: Path, info, *, steps: int, log_every: int) -> Trainer:
+def make_trainer(model, args, run_dir: Path, info, *, steps: int, log_every: int,
+                 modality: str = "video", batch: int | None = None) -> Trainer:
     device = distributed.device(info)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.precision]
     spec = model.image_spec
+    size = batch or args.batch
+    first = [True]
 
     def loss_fn(engine, batch) -> StepResult:
+        if first[0] and device.type == "cuda":  # peak memory of training, not of the start-up casts
+            torch.cuda.reset_peak_memory_stats()
+        first[0] = False
         text = model.prepare_text(batch["captions"], 24)
         out = engine(**{k: v.to(device) for k, v in text.items()},
                      pixel_values=batch["pixel_values"].to(device, dtype),
                      frame_mask=batch["frame_mask"].to(device))
-        return StepResult(out.loss, len(batch["ids"]), int(text["attention_mask"].sum()), "video")
+        return StepResult(out.loss, len(batch["ids"]), int(text["attention_mask"].sum()), batch["modality"])
 
-    cfg = TrainConfig(steps=steps, batch_size=args.batch, log_every=log_every, save_every=0,
+    cfg = TrainConfig(steps=steps, batch_size=size, log_every=log_every, save_every=0,
                       precision=args.precision, zero_stage=2)
-    loader = SyntheticVideos(batch=args.batch, frames=spec.num_frames, size=spec.image_size,
-                             device=str(device))
+    loader = SyntheticVideos(batch=size, frames=spec.num_frames if modality == "video" else 1,
+                             size=spec.image_size, device=str(device), modality=modality)
     return Trainer(cfg, model=model, loader=loader, loss_fn=loss_fn,
                    optimizer=build_component(OPTIMIZERS, {"name": "adamw", "lr": 1e-4}),
                    scheduler=build_component(SCHEDULERS, {"name": "constant"}),
                    run_dir=run_dir, config_hash="bench", seed=0, info=info)
 
 
-def flops_per_sample(model, tokens_per_sample: float) -> float:
+def flops_per_sample(model, tokens_per_sample: float, frames: int | None = None) -> float:
     """Estimated training FLOPs per sample (matmuls only; attention scores ignored).
 
-    Frozen encoder forward: 2 N_vis per visual token. LM + adapters forward:
-    2 (N_lm + N_ad) per text token. Backward: activation gradients through the
-    layers from the first adapter up (2 N_upper) and the adapters' weight
-    gradients (2 N_ad more) per text token.
+    Frozen encoder forward: 2 N_vis per visual token (``frames`` x patches; default
+    the encoder's clip length, 1 for images). LM + adapters forward: 2 (N_lm + N_ad)
+    per text token. Backward: activation gradients through the layers from the first
+    adapter up (2 N_upper) and the adapters' weight gradients (2 N_ad more) per text
+    token. This treats every adapter weight as applied per text token; the visual
+    keys/values are in fact projected once per pooled visual token (t + s of them for
+    separable attention), so it undercounts them: ``counted_flops_per_sample`` is
+    what MFU uses.
     """
     n = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
     adapters = sum(n(a) for a in model.adapters().values())
@@ -129,34 +166,91 @@ def flops_per_sample(model, tokens_per_sample: float) -> float:
     upper = sum(n(layers[i]) for i in range(model.adapter_layers[0], len(layers))) - adapters
     spec = model.image_spec
     patches = (spec.image_size // model.visual.model.config.patch_size) ** 2
-    vis_tokens = spec.num_frames * patches
+    vis_tokens = (frames or spec.num_frames) * patches
     return 2 * n(model.visual) * vis_tokens + tokens_per_sample * (2 * (lm + adapters) + 2 * upper + 4 * adapters)
 
 
-def throughput(args) -> dict:
+def counted_flops_per_sample(model, *, frames: int, device: torch.device, samples: int = 2) -> float:
+    """Training FLOPs per sample as torch counts them: one forward + backward of ``samples``.
+
+    ``torch.utils.flop_counter.FlopCounterMode`` adds up every matmul, convolution
+    and attention kernel actually run (frozen encoder, no-grad lower LM layers,
+    adapters, the backward that autograd really computes), on a batch of the
+    benchmark's shape. Run before DeepSpeed wraps the model (its gradient hooks
+    must not see this pass); the gradients are dropped afterwards.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = model.image_spec
+    model.to(device).train()
+    text = model.prepare_text([CAPTION] * samples, 24)
+    px = torch.randn(samples, frames, 3, spec.image_size, spec.image_size, device=device)
+    with FlopCounterMode(display=False) as counter:
+        out = model(**{k: v.to(device) for k, v in text.items()}, pixel_values=px,
+                    frame_mask=torch.ones(samples, frames, dtype=torch.bool, device=device))
+        out.loss.backward()
+    for p in model.parameters():
+        p.grad = None
+    return counter.get_total_flops() / samples
+
+
+def peak_tflops(args) -> float | None:
+    if args.peak_tflops:
+        return args.peak_tflops
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_TFLOPS if k in name), None)
+
+
+def throughput(args, modality: str = "video") -> dict:
+    """One modality's run: fresh model and engine, ``args.steps`` steps."""
     if args.device == "cpu":
         torch.set_num_threads(args.threads)
+    t0 = time.time()
     model = build(args.shape)
+    build_s = time.time() - t0
+    batch = args.image_batch if modality == "image" and args.image_batch else args.batch
+    frames = model.image_spec.num_frames if modality == "video" else 1
     info = distributed.setup()
     try:
+        dev = distributed.device(info)
+        counted = counted_flops_per_sample(model, frames=frames, device=dev)
         with tempfile.TemporaryDirectory() as tmp:
-            trainer = make_trainer(model, args, Path(tmp), info, steps=args.steps, log_every=5)
+            trainer = make_trainer(model, args, Path(tmp), info, steps=args.steps, log_every=args.log_every,
+                                   modality=modality, batch=batch)
+            trainer._save = lambda: None  # the end-of-run checkpoint is I/O, not training throughput
             summary = trainer.fit()
             rows = [json.loads(r) for r in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+        if dev.type == "cuda":  # since the first step (make_trainer's loss_fn resets it)
+            peak = {"peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30}
+        else:  # the process's peak resident set (all of it: model, engine, allocator)
+            peak = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     finally:
         distributed.teardown(info)
+    if len(rows) < 2:
+        raise SystemExit(f"--steps {args.steps} / --log-every {args.log_every}: need >= 2 logged "
+                         "intervals (the first is warm-up)")
     rates = [r["train/samples_per_s"] for r in rows[1:]]
     tok = [r["train/tokens_per_s"] for r in rows[1:]]
     samples_per_s = statistics.median(rates)
-    out = {"samples_per_s": samples_per_s, "steps_per_s": samples_per_s / args.batch,
-           "tokens_per_s": statistics.median(tok), "final_loss": summary["final_loss"],
+    tokens_per_sample = statistics.median(tok) / samples_per_s
+    out = {"modality": modality, "batch": batch, "frames": frames, "samples_per_s": samples_per_s,
+           "steps_per_s": samples_per_s / batch, "tokens_per_s": statistics.median(tok),
+           "final_loss": summary["final_loss"], "bad_steps": summary["bad_steps"],
            "trainable_params": sum(p.numel() for p in model.trainable_parameters()),
-           "params": sum(p.numel() for p in model.parameters())}
+           "params": sum(p.numel() for p in model.parameters()), "model_build_s": build_s,
+           "flops_per_sample_counted": counted,
+           "flops_per_sample_estimate": flops_per_sample(model, tokens_per_sample, frames),
+           "tflops": counted * samples_per_s / 1e12, **peak}
     if args.device == "cuda":
-        flops = flops_per_sample(model, out["tokens_per_s"] / samples_per_s) * samples_per_s
-        name = torch.cuda.get_device_name()
-        peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
-        out.update(gpu=name, tflops=flops / 1e12, mfu=flops / (peak * 1e12) if peak else None)
+        peak_tf = peak_tflops(args)
+        out.update(gpu=torch.cuda.get_device_name(), peak_tflops=peak_tf,
+                   mfu=out["tflops"] / peak_tf if peak_tf else None,
+                   mfu_estimate=out["flops_per_sample_estimate"] * samples_per_s / 1e12 / peak_tf
+                   if peak_tf else None)
+    del trainer, model
+    gc.collect()
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
     return out
 
 
@@ -244,10 +338,13 @@ def sanity(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--shape", choices=list(SHAPES), default=None, help="default: tiny on cpu, base on cuda")
+    p.add_argument("--shape", choices=list(SHAPES), default=None, help="default: tiny on cpu, paper on cuda")
     p.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="default: fp32 cpu, bf16 cuda")
+    p.add_argument("--modality", default="video", help="video, image, or a list: video,image")
     p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--log-every", type=int, default=5, help="steps per logged interval (rates: median)")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--image-batch", type=int, default=None, help="image batches' size (default: --batch)")
     p.add_argument("--threads", type=int, default=1, help="CPU intra-op threads")
     p.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (default: by name)")
     p.add_argument("--skip-zero", action="store_true", help="skip the 1- vs 2-rank sharding runs")
@@ -259,23 +356,35 @@ def main() -> None:
         return zero_worker(args.zero_worker)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: no CUDA device here")
-    args.shape = args.shape or ("base" if args.device == "cuda" else "tiny")
+    args.shape = args.shape or ("paper" if args.device == "cuda" else "tiny")
+    modalities = args.modality.split(",")
+    if not set(modalities) <= {"video", "image"}:
+        p.error(f"--modality: {args.modality!r}; give video, image or video,image")
     args.precision = args.precision or ("bf16" if args.device == "cuda" else "fp32")
     t0 = time.time()
     result = {"device": args.device, "shape": args.shape, "precision": args.precision,
               "batch": args.batch, "threads": args.threads, "machine": platform.machine(),
               "cpus": os.cpu_count(), "torch": torch.__version__}
-    result.update(throughput(args))
+    runs = {m: throughput(args, m) for m in modalities}
+    result.update(runs[modalities[0]])
+    result["by_modality"] = runs
     if not args.skip_zero:
         result.update(zero_sharding())
     if args.sanity:
         result.update(sanity(args))
     result["wall_s"] = time.time() - t0
-    print(f"\nTraining benchmark ({args.shape} model, {args.device}, {args.precision}, batch {args.batch}, "
+    print(f"\nTraining benchmark ({args.shape} model, {args.device}, {args.precision}, "
           f"ZeRO-2, 1 rank, {args.threads} thread(s))")
+    keys = ("batch", "samples_per_s", "steps_per_s", "tokens_per_s", "tflops", "mfu", "mfu_estimate",
+            "peak_mem_gib", "peak_rss_mib", "flops_per_sample_counted", "flops_per_sample_estimate",
+            "model_build_s")
+    print("| metric | " + " | ".join(modalities) + " |\n|---|" + "---|" * len(modalities))
+    for key in keys:
+        if key in runs[modalities[0]]:
+            cells = [runs[m].get(key) for m in modalities]
+            print(f"| {key} | " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in cells) + " |")
     print("| metric | value |\n|---|---|")
-    for key in ("steps_per_s", "samples_per_s", "tokens_per_s", "tflops", "mfu",
-                "zero2_state_bytes_1rank", "zero2_state_bytes_2ranks", "zero2_state_per_rank_ratio",
+    for key in ("zero2_state_bytes_1rank", "zero2_state_bytes_2ranks", "zero2_state_per_rank_ratio",
                 "trainable_params", "params", "sanity_train_s", "sanity_final_loss", "cider_trained",
                 "cider_shuffled_at_eval", "cider_trained_on_shuffled", "cider_untrained",
                 "bleu4_trained", "bleu4_shuffled_at_eval", "bleu4_trained_on_shuffled", "bleu4_untrained"):
