@@ -15,6 +15,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["fcap", "fcap.*", "registry", "registry.*"]),
     include_package_data=True,
+    # **/*.yaml ships fcap/builtin/ (the tiny and paper profiles, the paper's base setup):
+    # `--profile tiny` and `base: fcap://...` work from a wheel install too
     package_data={"fcap": ["**/*.yaml", "**/*.md"]},
     install_requires=[
         "torch>=2.5",  # torch.serialization.safe_globals (fcap.train.checkpoint); transformers 5.4 needs 2.4

@@ -152,7 +152,8 @@ def _run(args) -> int:
 
 
 def _after_run(plan) -> None:
-    """After a local run finishes: write report.md and print the experiment's table."""
+    """After a local run finishes: write report.md and print the experiment's table, and how
+    to see the training curves (the trainer logs to ``<run_dir>/tensorboard/``)."""
     from fcap.report.cli import print_table, write_report
 
     if plan.header.launcher.name != "local":
@@ -160,7 +161,9 @@ def _after_run(plan) -> None:
     path = write_report(plan)
     if plan.header.report.columns:
         print_table(plan)
-    print(f"fcap: report written to {path}", flush=True)
+    print(f"fcap: report written to {path} (and {path.with_suffix('.html')})", flush=True)
+    if any((run.run_dir / "tensorboard").is_dir() for run in plan.own_runs()):
+        print(f"fcap: training curves: tensorboard --logdir {plan.out_dir}", flush=True)
 
 
 def _list(kind: str, plugins: list[str]) -> int:

@@ -19,6 +19,30 @@ from fcap.config.errors import ConfigError, Problem
 
 NAME_KEYS = ("name", "task")  # keys that select a registered component
 
+# Files fcap ships (package data, so wheels have them too): the paper's base setup and the
+# profiles. ``base: fcap://base/frozen_captioner.yaml`` names one from any folder.
+BUILTIN_SCHEME = "fcap://"
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "builtin"
+
+
+def builtin_files(folder: str = "") -> list[str]:
+    """Every shipped YAML as ``fcap://REL`` (under ``folder`` only, when given)."""
+    root = BUILTIN_DIR / folder
+    return sorted(f"{BUILTIN_SCHEME}{p.relative_to(BUILTIN_DIR).as_posix()}"
+                  for p in root.rglob("*.yaml"))
+
+
+def builtin_path(ref: str, *, source: str, key: str) -> Path:
+    """``fcap://base/frozen_captioner.yaml`` -> that file inside the installed fcap package;
+    a ConfigError naming ``source``/``key`` and every shipped file when there is none."""
+    rel = ref[len(BUILTIN_SCHEME):]
+    path = (BUILTIN_DIR / rel).resolve()
+    if not (path.is_file() and path.is_relative_to(BUILTIN_DIR)):
+        raise ConfigError(Problem(source, key, (
+            f"no built-in file {ref} (fcap ships {BUILTIN_DIR}); "
+            f"known: {', '.join(builtin_files()) or '(none: is the fcap install complete?)'}")))
+    return path
+
 
 class Origins:
     """dotted key -> source, with longest-prefix lookup."""
@@ -83,8 +107,9 @@ def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = (), *,
                     problems: list[Problem] | None = None) -> tuple[dict, Origins]:
     """Load ``path`` with its ``base:`` chain deep-merged under it.
 
-    ``base:`` is a path relative to the file that names it; chains are allowed
-    and a cycle is an error that prints the chain. Duplicate keys of every file
+    ``base:`` is a path relative to the file that names it, or ``fcap://REL`` for a
+    file fcap ships (:func:`builtin_path`); chains are allowed and a cycle is an
+    error that prints the chain. Duplicate keys of every file
     in the chain go to ``problems`` when given, else are raised together.
     """
     path = Path(path).resolve()
@@ -108,9 +133,12 @@ def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = (), *,
         return data, origins
     if not isinstance(base, str):
         raise ConfigError(Problem(str(path), "base", f"expected a file path (str), got {base!r}"))
-    base_path = (path.parent / base)
-    if not base_path.exists():
-        raise ConfigError(Problem(str(path), "base", f"base file not found: {base_path}"))
+    if base.startswith(BUILTIN_SCHEME):
+        base_path = builtin_path(base, source=str(path), key="base")
+    else:
+        base_path = path.parent / base
+        if not base_path.exists():
+            raise ConfigError(Problem(str(path), "base", f"base file not found: {base_path}"))
     base_data, base_origins = load_with_bases(base_path, (*_chain, path), problems=problems)
     origins.update(base_origins)
     origins.record(data, str(path))

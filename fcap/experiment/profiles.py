@@ -2,9 +2,11 @@
 
 ``--profile NAME`` looks for ``profiles/NAME.yaml`` (or
 ``experiments/profiles/NAME.yaml``) beside the experiment file and then in each
-parent folder (so ``experiments/base/x.yaml``, ``experiments/x.yaml`` and
-``examples/plugins/x.yaml`` share ``experiments/profiles/``);
-``--profile FILE.yaml`` names a file. A profile is deep-merged over the experiment, except its
+parent folder: the user's own profiles, which win. Then it takes fcap's built-in
+``NAME`` (``tiny``, ``paper``: ``fcap/builtin/profiles/``, shipped with the
+package), so ``--profile tiny`` works for an experiment kept in any folder.
+``--profile FILE.yaml`` names a file, ``--profile fcap://profiles/tiny.yaml`` the
+built-in one explicitly. A profile is deep-merged over the experiment, except its
 ``tasks:`` block: ``tasks: {caption_pretrain: {steps: 20}}`` is merged over
 every stage that runs that task. Variants and command-line overrides still win.
 """
@@ -14,7 +16,8 @@ import difflib
 from pathlib import Path
 
 from fcap.config.errors import ConfigError, Problem
-from fcap.config.loader import Origins, deep_merge, load_with_bases
+from fcap.config.loader import (BUILTIN_DIR, BUILTIN_SCHEME, Origins, builtin_path, deep_merge,
+                                load_with_bases)
 from fcap.experiment.spec import PROFILE_TASKS_KEY
 
 DEFAULT = "tiny"  # run when an experiment names no dataset root
@@ -25,8 +28,9 @@ def needs_default(doc: dict, *, experiment: Path) -> bool:
 
     ``doc`` is one variant's fully merged document (file, variant and command-line
     overrides). That is: a ``datasets:`` block whose ``root`` is null and which does not
-    generate the shapes world, beside a ``profiles/tiny.yaml``. Such a run could
-    only fail on a missing dataset, so fcap runs the tiny profile and says so.
+    generate the shapes world. Such a run could only fail on a missing dataset, so
+    fcap runs the tiny profile (the user's own ``profiles/tiny.yaml`` above the
+    experiment, else the built-in one) and says so.
     """
     datasets = doc.get("datasets")
     if not isinstance(datasets, dict) or datasets.get("root") or datasets.get("shapes_world") is not None:
@@ -46,24 +50,31 @@ def default_note(experiment: Path) -> str:
 
 
 def find(profile: str, *, experiment: Path) -> Path:
+    """The file of ``--profile``: a path, ``fcap://...``, or a name (see the module docstring)."""
+    if profile.startswith(BUILTIN_SCHEME):
+        return builtin_path(profile, source="command line", key="--profile")
     if profile.endswith((".yaml", ".yml")) or "/" in profile:
         path = Path(profile)
         if not path.exists():
             raise ConfigError(Problem("command line", "--profile", f"profile file not found: {path}"))
         return path
     known: list[str] = []
-    for folder in [experiment.resolve().parent, *experiment.resolve().parents]:
-        for profiles_dir in (folder / "profiles", folder / "experiments" / "profiles"):
-            candidate = profiles_dir / f"{profile}.yaml"
-            if candidate.exists():
-                return candidate
-            if profiles_dir.is_dir():
-                known += [p.stem for p in profiles_dir.glob("*.yaml")]
+    folders = list(experiment.resolve().parents)  # the experiment's folder first
+    builtin = BUILTIN_DIR / "profiles"
+    own = [d for f in folders for d in (f / "profiles", f / "experiments" / "profiles")]
+    for profiles_dir in [*own, builtin]:  # the user's own first
+        candidate = profiles_dir / f"{profile}.yaml"
+        if candidate.is_file():
+            return candidate
+        if profiles_dir.is_dir():
+            known += [p.stem for p in profiles_dir.glob("*.yaml")]
     close = difflib.get_close_matches(profile, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(Problem("command line", "--profile", (
-        f"no profile '{profile}' in any profiles/ folder above {experiment}{hint} "
-        f"known: {', '.join(sorted(set(known))) or '(none)'}")))
+        f"no profile '{profile}' in the folders above {experiment} or built into fcap{hint} "
+        f"known: {', '.join(sorted(set(known))) or '(none)'}; looked in profiles/ and "
+        f"experiments/profiles/ of {', '.join(map(str, folders))}, and in fcap's built-in "
+        f"profiles {builtin}")))
 
 
 def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> dict:

@@ -6,7 +6,9 @@ P on host H since T"). A stage whose config changed since its outputs were
 written, or any selected stage under ``--force``, starts from scratch; see
 :mod:`fcap.experiment.rerun`. A stage that raises gets FAILED.json and the
 traceback in its log.txt; the console shows one line, and the launch returns
-the exit code of the first failure (:mod:`fcap.exit_codes`).
+the exit code of the first failure (:mod:`fcap.exit_codes`). Before each stage
+one line says where the experiment is: ``[5/14] pseudolabels/pretrain
+(caption_pretrain): elapsed 0:03:12, experiment eta 0:05:40``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 
 import yaml
 
@@ -48,7 +51,8 @@ class LocalLauncher:
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
         status: dict[str, str] = {}
         failed, codes = [], []
-        for run in plan.selected:
+        progress = _Progress(len(plan.selected))
+        for index, run in enumerate(plan.selected, 1):
             state = self._blocked_by(plan, run, status)
             if dry_run:
                 self._print_dry(run, state, force)
@@ -63,7 +67,12 @@ class LocalLauncher:
                 log.info("skip %s: complete with the same config (%s)", run.key, run.config_hash)
                 status[run.key] = "done"
                 continue
+            progress.started(index, run, [r for r in plan.selected[index - 1:]
+                                          if force or not markers.is_complete(r)])
+            start = time.time()
             code = self._run(plan, run, force=force)
+            if code == exit_codes.OK:  # a failure's or another process's time says little
+                progress.finished(run, time.time() - start)
             status[run.key] = "failed" if code else "done"
             if code:
                 failed.append(run)
@@ -147,3 +156,35 @@ class LocalLauncher:
             raise RuntimeError(f"{self.cfg.nproc} ranks exited with {proc.returncode}; "
                                f"see {run.run_dir / 'launcher.txt'}")
         return json.loads((run.run_dir / runner.RANK0_SUMMARY).read_text())
+
+
+class _Progress:
+    """Experiment-level progress: which stage of how many, the time so far, and an ETA
+    for the stages left. A stage left is estimated by the mean wall time of the stages of
+    its task this launch has finished, else of all finished stages (none yet: no ETA)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.start = total, time.time()
+        self.walls: dict[str, list[float]] = {}  # task -> wall times of finished stages
+
+    def started(self, index: int, run, left: list) -> None:
+        """``left``: the stages still to run, this one included."""
+        done = [s for walls in self.walls.values() for s in walls]
+        if done:
+            eta = sum(_mean(self.walls.get(r.task) or done) for r in left)
+            eta_text = f"experiment eta {_clock(eta)}"
+        else:
+            eta_text = "experiment eta after the first stage"
+        log.info("[%d/%d] %s (%s): elapsed %s, %s", index, self.total, run.key, run.task,
+                 _clock(time.time() - self.start), eta_text)
+
+    def finished(self, run, seconds: float) -> None:
+        self.walls.setdefault(run.task, []).append(seconds)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))

@@ -50,9 +50,10 @@ class OPTLanguageModel(nn.Module):
         path = sources.resolve_source(cfg.source, key="model.lm.source", tiny_options=cfg.tiny,
                                       build_tiny=build_tiny_opt)
         self.source = cfg.source
-        self.model = OPTForCausalLM.from_pretrained(path, attn_implementation=cfg.attn_implementation,
-                                                    dtype=torch.float32)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        with sources.quiet_loading():
+            self.model = OPTForCausalLM.from_pretrained(
+                path, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
         self._identity = sources.identity(self.family, cfg.source, self.model)
         decoder = self.model.model.decoder
         self.bos_token_id = self.tokenizer.bos_token_id

@@ -1,20 +1,26 @@
-"""Where frozen models come from: a hub id, a local directory, or ``tiny``.
+"""Where frozen models come from: a hub id, a local directory, ``tiny`` or ``tiny-pretrained``.
 
 ``tiny`` builds a small random model deterministically from its dims and seed,
 saves it in the real transformers format under ``<fcap cache>/models``
 (``$FCAP_CACHE``, default ``~/.cache/fcap``) in a folder named by a hash of those dims, and hands
 that folder back, so tiny and real checkpoints load through the same
-``from_pretrained`` path. Also: identity hashes for checkpoints and caches.
+``from_pretrained`` path. ``tiny-pretrained`` does the same with a model of those
+dims *pretrained* on generated data (:mod:`fcap.models.pretrain_tiny`: the LM on
+a caption corpus, the encoder on labelled shapes clips), keyed by the recipe's
+version and options too. Also: identity hashes for checkpoints and caches.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
+import logging
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -22,7 +28,9 @@ from fcap.cache import cache_dir
 from fcap.io import claim_dir, remove_owned
 
 TINY = "tiny"
+TINY_PRETRAINED = "tiny-pretrained"
 _FORMAT = 1  # bump when a tiny builder changes what it writes
+DONE = "fcap-tiny.json"  # written last into a finished model folder
 
 
 def cache_root() -> Path:
@@ -39,6 +47,10 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     """
     if source == TINY:
         return str(tiny_dir(key, tiny_options, build_tiny))
+    if source == TINY_PRETRAINED:
+        from fcap.models.pretrain_tiny import pretrained_dir
+
+        return str(pretrained_dir(tiny_options))
     if os.path.isdir(source):
         return source
     if source.startswith(("/", ".", "~")) or source.count("/") > 1:  # hub ids are "org/name"
@@ -47,26 +59,45 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
 
 
-def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None]) -> Path:
-    """Build (once) and return the cache folder of a tiny model."""
-    params = {"kind": kind, "format": _FORMAT, **dataclasses.asdict(options)}
+def tiny_path(kind: str, options: Any, *, version: Any = _FORMAT,
+              prefix: str = "tiny") -> tuple[Path, dict]:
+    """(cache folder, hashed parameters) of a tiny model, built or not."""
+    params = {"kind": kind, "format": version, **dataclasses.asdict(options)}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    root = cache_root()
-    out = root / f"tiny-{kind.replace('.', '-')}-{digest}"
-    if (out / "fcap-tiny.json").exists():
+    return cache_root() / f"{prefix}-{kind.replace('.', '-')}-{digest}", params
+
+
+def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
+             version: Any = _FORMAT, prefix: str = "tiny") -> Path:
+    """Build (once) and return the cache folder of a tiny model.
+
+    The folder is ``<cache>/models/<prefix>-<kind>-<hash>``, the hash over
+    ``kind``, ``version`` and ``options``. Builders write into a claimed scratch
+    folder that is renamed into place with ``fcap-tiny.json`` (the parameters)
+    last; a file lock (``models/.locks/``) makes a second process wait for a
+    build in progress instead of repeating it.
+    """
+    out, params = tiny_path(kind, options, version=version, prefix=prefix)
+    root = out.parent
+    if (out / DONE).exists():
         return out
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")
-    try:
-        build(tmp, options)
-        (tmp / "fcap-tiny.json").write_text(json.dumps(params, indent=1, sort_keys=True))
+    locks = claim_dir(root / ".locks", kind="tiny model build locks")
+    with open(locks / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if (out / DONE).exists():  # built by another process while we waited
+            return out
+        tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")
         try:
-            os.replace(tmp, out)  # atomic; loses the race harmlessly if another process won
-        except OSError:
-            if not (out / "fcap-tiny.json").exists():
-                raise
-    finally:
-        remove_owned(tmp)  # gone after a successful rename; marked by claim_dir above
+            with quiet_loading():  # save_pretrained's "Writing model shards" bar
+                build(tmp, options)
+            (tmp / DONE).write_text(json.dumps(params, indent=1, sort_keys=True))
+            try:
+                os.replace(tmp, out)  # atomic; loses the race harmlessly if another process won
+            except OSError:
+                if not (out / DONE).exists():
+                    raise
+        finally:
+            remove_owned(tmp)  # gone after a successful rename; marked by claim_dir above
     return out
 
 
@@ -95,3 +126,50 @@ def identity(family: str, source: str, model: Any) -> dict[str, str]:
     """What checkpoints and feature caches record about a frozen model."""
     return {"family": family, "source": source, "config_hash": config_hash(model.config),
             "weights_hash": weights_hash(model)}
+
+
+# Third-party messages that say nothing about the run, dropped while fcap loads or builds a
+# frozen model: logger name -> message substrings. transformers 5 without torchvision: the
+# name `BlipImageProcessor` falls back to `BlipImageProcessorPil`, the class it loads anyway
+# (fcap normalises frames itself and reads only the processor's mean and std).
+HARMLESS = {
+    "transformers.utils.import_utils": ("requires torchvision (not installed); falling back to",),
+}
+
+
+class _DropHarmless(logging.Filter):
+    def __init__(self, needles: tuple[str, ...]) -> None:
+        super().__init__()
+        self.needles = needles
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in self.needles)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load or build frozen models without transformers' progress bars ("Loading weights",
+    "Writing model shards": two per model per stage) and without the :data:`HARMLESS`
+    messages. Every other warning passes; the hub's download bars stay (a real checkpoint
+    takes minutes to fetch); the previous settings come back on exit.
+    """
+    import huggingface_hub.utils as hub
+    from transformers.utils import logging as hf_logging
+
+    bars, hub_bars = hf_logging.is_progress_bar_enabled(), not hub.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # also turns the hub's off: back on just below
+    if hub_bars:
+        hub.enable_progress_bars()
+    filters = [(logging.getLogger(name), _DropHarmless(needles))
+               for name, needles in HARMLESS.items()]
+    for logger, f in filters:
+        logger.addFilter(f)
+    try:
+        yield
+    finally:
+        for logger, f in filters:
+            logger.removeFilter(f)
+        if bars:
+            hf_logging.enable_progress_bar()
+            if not hub_bars:
+                hub.disable_progress_bars()

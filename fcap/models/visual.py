@@ -43,8 +43,9 @@ def image_spec(cfg: TimesformerSource) -> ImageSpec:
     from transformers.models.videomae import VideoMAEImageProcessorPil
 
     path = _path(cfg)
-    config = TimesformerConfig.from_pretrained(path)
-    proc = VideoMAEImageProcessorPil.from_pretrained(path)
+    with sources.quiet_loading():
+        config = TimesformerConfig.from_pretrained(path)
+        proc = VideoMAEImageProcessorPil.from_pretrained(path)
     return ImageSpec(image_size=int(config.image_size), mean=tuple(proc.image_mean),
                      std=tuple(proc.image_std), num_frames=int(config.num_frames))
 
@@ -66,7 +67,9 @@ class TimesformerEncoder(nn.Module):
         from transformers import TimesformerModel
 
         self.source = cfg.source
-        self.model = TimesformerModel.from_pretrained(_path(cfg), dtype=torch.float32)
+        path = _path(cfg)
+        with sources.quiet_loading():
+            self.model = TimesformerModel.from_pretrained(path, dtype=torch.float32)
         config = self.model.config
         if config.attention_type != "divided_space_time":
             raise ValueError(f"model.visual.source {cfg.source!r}: attention_type "

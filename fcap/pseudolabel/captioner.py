@@ -88,15 +88,19 @@ class BlipCaptioner:
     def __init__(self, cfg: BlipCaptionerConfig) -> None:
         from transformers import BlipForConditionalGeneration, BlipProcessor
 
+        from fcap.models.sources import quiet_loading
+
         self.cfg = cfg
         path = cfg.source
-        if cfg.source == "tiny":
-            from fcap.pseudolabel.tiny import tiny_blip_dir
-
-            path = str(tiny_blip_dir())
         kwargs = {"revision": cfg.revision} if cfg.revision else {}
-        model = BlipForConditionalGeneration.from_pretrained(path, **kwargs).eval()
-        self.processor = BlipProcessor.from_pretrained(path, **kwargs)
+        with quiet_loading():
+            if cfg.source == "tiny":
+                from fcap.pseudolabel.tiny import tiny_blip_dir
+
+                path = str(tiny_blip_dir())
+            model = BlipForConditionalGeneration.from_pretrained(path, **kwargs).eval()
+            # without torchvision this picks BlipImageProcessorPil itself, no fallback warning
+            self.processor = BlipProcessor.from_pretrained(path, **kwargs)
         self.id = cfg.source + (f"@{cfg.revision}" if cfg.revision else "")
         self.weights_hash = weights_hash(model)  # before any cast: same hash on CPU and GPU
         cuda = torch.cuda.is_available() if cfg.device == "auto" else cfg.device == "cuda"

@@ -17,5 +17,5 @@ def main(argv: list[str]) -> int:
     path = write_report(plan)
     if plan.header.report.columns:
         print_table(plan)
-    print(f"fcap: report written to {path}")
+    print(f"fcap: report written to {path} (and {path.with_suffix('.html')})")
     return 0

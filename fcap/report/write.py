@@ -1,4 +1,5 @@
-"""report.md: the experiment's table in the paper's layout, with plots and run metadata."""
+"""report.md: the experiment's table in the paper's layout, with plots and run metadata
+(and report.html beside it: the same page, self-contained, :mod:`fcap.report.html`)."""
 from __future__ import annotations
 
 import json
@@ -140,7 +141,8 @@ def metadata(plan) -> list[str]:
 
 
 def write_report(plan) -> Path:
-    """Write ``<output_root>/<name>/report.md`` (+ ``plots/``); return its path."""
+    """Write ``<output_root>/<name>/report.md`` (+ ``plots/``, ``report.html``); return its path."""
+    from fcap.report.html import write_html
     from fcap.report.plots import draw_all
 
     cfg = plan.header.report
@@ -158,4 +160,6 @@ def write_report(plan) -> Path:
     if plots:
         parts += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
     parts += ["## Runs", ""] + metadata(plan)
-    return write_text_atomic(out_dir / "report.md", "\n".join(parts) + "\n")
+    path = write_text_atomic(out_dir / "report.md", "\n".join(parts) + "\n")
+    write_html(path)
+    return path

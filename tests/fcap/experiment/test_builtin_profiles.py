@@ -1,0 +1,81 @@
+"""fcap's built-in profiles and bases work for experiments kept outside the checkout."""
+import textwrap
+
+import pytest
+
+from fcap.config import ConfigError
+from fcap.config.loader import BUILTIN_DIR
+from fcap.experiment import build_plan
+
+# An experiment of a user's own repository: the paper's base setup, one training stage.
+OWN_EXPERIMENT = """
+    name: mine
+    base: fcap://base/frozen_captioner.yaml
+    stages:
+      pretrain:
+        task: caption_pretrain
+        train: {steps: 40}
+        data: {name: msrvtt, root: msrvtt, split: train}
+"""
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_builtin_base_and_profile_by_name_from_any_folder(tmp_path, in_tmp):
+    exp = write(tmp_path / "myrepo" / "exps" / "mine.yaml", OWN_EXPERIMENT)
+    plan = build_plan(exp, profile="tiny")
+    cfg = plan.get("default", "pretrain").cfg
+    assert plan.profile == "tiny"
+    assert cfg.model.lm.cfg.source == "tiny" and cfg.train.precision == "fp32"  # tiny profile
+    assert list(cfg.model.adapters.layers) == [2, 3] and cfg.train.log_every == 5
+    paper = build_plan(exp, profile="paper", overrides=[f"datasets.root={tmp_path}"])
+    cfg = paper.get("default", "pretrain").cfg
+    assert paper.header.launcher.name == "slurm"  # the paper profile
+    # the base's own values
+    assert cfg.model.visual.cfg.source == "checkpoints/timesformer_divST_96x32_224_howto100m"
+    assert list(cfg.model.adapters.layers) == [12, 14, 16, 18, 20, 22] and cfg.train.log_every == 20
+
+
+def test_no_dataset_root_runs_the_builtin_tiny_profile_outside_the_checkout(tmp_path, in_tmp):
+    exp = write(tmp_path / "elsewhere" / "mine.yaml", OWN_EXPERIMENT)
+    plan = build_plan(exp)
+    assert plan.profile == "tiny"
+    assert "running the built-in 'tiny' profile" in plan.notes[0]
+    assert plan.get("default", "pretrain").cfg.model.visual.cfg.source == "tiny"
+
+
+def test_own_profile_wins_and_can_extend_the_builtin_one(tmp_path, in_tmp):
+    exp = write(tmp_path / "myrepo" / "exps" / "mine.yaml", OWN_EXPERIMENT)
+    write(tmp_path / "myrepo" / "profiles" / "tiny.yaml", """
+        base: fcap://profiles/tiny.yaml
+        train: {batch_size: 3}
+    """)
+    cfg = build_plan(exp, profile="tiny").get("default", "pretrain").cfg
+    assert cfg.train.batch_size == 3 and cfg.model.lm.cfg.source == "tiny"
+    explicit = build_plan(exp, profile="fcap://profiles/tiny.yaml").get("default", "pretrain").cfg
+    assert explicit.train.batch_size == 16  # the built-in one as it ships
+
+
+def test_unknown_profile_lists_every_place_looked_in(tmp_path, in_tmp):
+    exp = write(tmp_path / "a" / "b" / "mine.yaml", OWN_EXPERIMENT)
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp, profile="tiyn")
+    msg = str(err.value)
+    assert f"no profile 'tiyn' in the folders above {exp} or built into fcap" in msg
+    assert "did you mean 'tiny'?" in msg and "known: paper, tiny" in msg
+    folders = ", ".join(str(p) for p in exp.resolve().parents)
+    assert f"looked in profiles/ and experiments/profiles/ of {folders}, and in fcap's " \
+           f"built-in profiles {BUILTIN_DIR / 'profiles'}" in msg
+
+
+def test_unknown_builtin_file_lists_what_fcap_ships(tmp_path, in_tmp):
+    exp = write(tmp_path / "mine.yaml", OWN_EXPERIMENT.replace("frozen_captioner", "frozen"))
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp, profile="tiny")
+    assert (f"{exp}: base: no built-in file fcap://base/frozen.yaml (fcap ships {BUILTIN_DIR}); "
+            "known: fcap://base/frozen_captioner.yaml, fcap://profiles/paper.yaml, "
+            "fcap://profiles/tiny.yaml") in str(err.value)
