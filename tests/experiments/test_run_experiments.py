@@ -22,6 +22,10 @@ def test_table1_readme_command_runs_tiny_profile_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("fcap: no dataset root configured") and "'tiny' profile" in lines[0]
+    console = proc.stdout + proc.stderr  # experiment-level progress, then the curves hint
+    assert "[1/14] all_variants/label (pseudolabel)" in console and "[14/14] " in console
+    assert f"tensorboard --logdir {tmp_path / 'runs' / 'table1'}" in console
+    assert "Loading weights" not in console and "requires torchvision" not in console
     table = proc.stdout.split("Table 1: MSR-VTT val CIDEr-D after pretraining on each dataset")[1]
     rows = {label: table.split(label, 1)[1].split()[:2] for label in
             ["ASR", "image captions (pseudolabels)", "LAION-5B", "image captions + LAION-5B"]}
