@@ -1,18 +1,39 @@
 #!/usr/bin/env bash
-# Start a single-node SLURM on localhost: munge, MariaDB + slurmdbd (so sacct
-# works), slurmctld and slurmd. For development and CI of the `slurm` launcher.
+# Start a SLURM on localhost: munge, MariaDB + slurmdbd (so sacct works),
+# slurmctld and one slurmd per node. For development and CI of the `slurm`
+# launcher.
+#
+# Layouts: one node named after the host (the default), or `--nodes N` (2-4)
+# nodes n1..nN on this one machine, one slurmd each (Debian's slurmd is built
+# with multiple-slurmd support). Both "nodes" share the host name, 127.0.0.1,
+# the file system and the real cores: see slurm/README.md for what this cannot
+# catch.
 #
 # Idempotent: installs the Debian packages if missing, (re)writes the configs,
 # starts only the daemons that are not running (restarts those whose config
-# changed) and returns once `sinfo` shows the node up and `sacct` answers.
+# changed; switching layouts is such a change, and stops the other layout's
+# slurmd) and returns once `sinfo` shows every node up and `sacct` answers.
 # No systemd: daemons are started directly. Needs root.
 #
-#   bash slurm/start_cluster.sh          # start / check
-#   bash slurm/stop_cluster.sh           # stop
+#   bash slurm/start_cluster.sh             # start / check (one node)
+#   bash slurm/start_cluster.sh --nodes 2   # start / check / switch to two nodes
+#   bash slurm/stop_cluster.sh              # stop (either layout)
 #
-# Knobs (environment): FCAP_SLURM_CLUSTER (cluster name, default fcap),
-# FCAP_SLURM_PARTITION (default debug), FCAP_SLURM_WAIT_S (default 90).
+# Knobs (environment): FCAP_SLURM_NODES (default 1; --nodes wins),
+# FCAP_SLURM_CLUSTER (cluster name, default fcap), FCAP_SLURM_PARTITION
+# (default debug), FCAP_SLURM_WAIT_S (default 90).
 set -euo pipefail
+
+NODES=${FCAP_SLURM_NODES:-1}
+while (($#)); do
+    case $1 in
+        --nodes) NODES=${2:-}; shift 2 || { echo "--nodes needs a value" >&2; exit 2; } ;;
+        --nodes=*) NODES=${1#--nodes=}; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "start_cluster.sh: unknown argument '$1' (known: --nodes N)" >&2; exit 2 ;;
+    esac
+done
+[[ $NODES =~ ^[1-4]$ ]] || { echo "start_cluster.sh: --nodes must be 1 to 4, got '$NODES'" >&2; exit 2; }
 
 CLUSTER=${FCAP_SLURM_CLUSTER:-fcap}
 PARTITION=${FCAP_SLURM_PARTITION:-debug}
@@ -92,7 +113,25 @@ if ! getent hosts "$HOST" >/dev/null; then
     echo "127.0.0.1 $HOST" >>/etc/hosts
 fi
 
+# The layout: node names, and each slurmd's pid file and `slurmd` arguments.
+# One node keeps the single-node names (/run/slurmd.pid, no -N) it always had.
+if ((NODES == 1)); then
+    NODE_NAMES=("$HOST")
+else
+    NODE_NAMES=()
+    for i in $(seq "$NODES"); do NODE_NAMES+=("n$i"); done
+    # Jobs use the first node's name as MASTER_ADDR: it must resolve (to this host).
+    for name in "${NODE_NAMES[@]}"; do
+        if ! getent hosts "$name" >/dev/null; then
+            say "adding $name to /etc/hosts"
+            echo "127.0.0.1 $name" >>/etc/hosts
+        fi
+    done
+fi
+slurmd_pidfile() { ((NODES == 1)) && echo /run/slurmd.pid || echo "/run/slurmd-$1.pid"; }
+
 mkdir -p "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd /run/mysqld
+for name in "${NODE_NAMES[@]}"; do ((NODES == 1)) || mkdir -p "/var/spool/slurmd-$name"; done
 chown mysql:mysql /run/mysqld
 
 # --- munge (must run as user munge; it rejects a root-owned key) -------------
@@ -142,12 +181,31 @@ StoragePass=$DB_PASS
 StorageLoc=slurm_acct_db
 EOF
 
-# The node line comes from `slurmd -C` so CPUs/memory match what slurmd sees
-# (a larger claim drains the node). UpTime is not a config key.
-NODE_LINE=$(slurmd -C | head -1 | sed -E "s/^NodeName=[^ ]+/NodeName=$HOST NodeAddr=127.0.0.1/")
+# The node lines come from `slurmd -C` so CPUs/memory match what slurmd sees
+# (a larger claim drains the node). UpTime is not a config key. With several
+# nodes each claims the whole machine: SLURM sees NODES x the real cores.
+HARDWARE=$(slurmd -C | head -1 | sed -E "s/^NodeName=[^ ]+ //")
+if ((NODES == 1)); then
+    SLURMD_FILES="SlurmdSpoolDir=/var/spool/slurmd
+SlurmdPidFile=/run/slurmd.pid
+SlurmdLogFile=$LOG_DIR/slurmd.log"
+    NODE_LINES="NodeName=$HOST NodeAddr=127.0.0.1 $HARDWARE"
+    LAYOUT="single-node test cluster on localhost"
+else
+    # %n: the node name, so each slurmd on this host has its own files.
+    SLURMD_FILES="SlurmdSpoolDir=/var/spool/slurmd-%n
+SlurmdPidFile=/run/slurmd-%n.pid
+SlurmdLogFile=$LOG_DIR/slurmd-%n.log"
+    NODE_LINES=""
+    for i in $(seq "$NODES"); do
+        NODE_LINES+="NodeName=n$i NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$((17000 + i)) $HARDWARE"$'\n'
+    done
+    NODE_LINES=${NODE_LINES%$'\n'}
+    LAYOUT="$NODES-node test cluster, every node on this host (slurmd -N n<i>)"
+fi
 ctl_changed=0
 write_if_changed "$CONF_DIR/slurm.conf" 0644 <<EOF && ctl_changed=1
-# Written by fcap slurm/start_cluster.sh: single-node test cluster on localhost.
+# Written by fcap slurm/start_cluster.sh: $LAYOUT.
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
@@ -157,11 +215,9 @@ CredType=cred/munge
 # Requeue speed: a requeued job becomes eligible cred_expire+1 s later (default 120).
 AuthInfo=cred_expire=5
 StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd.log
+$SLURMD_FILES
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -180,7 +236,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-$NODE_LINE State=UNKNOWN
+$(sed 's/$/ State=UNKNOWN/' <<<"$NODE_LINES")
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 
@@ -196,35 +252,46 @@ if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
     sacctmgr -i add cluster "$CLUSTER" >/dev/null
 fi
 
-if ((ctl_changed)); then
-    stop_pid /run/slurmd.pid slurmd
-    stop_pid /run/slurmctld.pid slurmctld
-fi
+# Every slurmd pid file of either layout; those not of this layout are stopped
+# (a switch of layouts), all of them when slurm.conf changed.
+wanted=()
+for name in "${NODE_NAMES[@]}"; do wanted+=("$(slurmd_pidfile "$name")"); done
+for pidfile in /run/slurmd.pid /run/slurmd-*.pid; do
+    [[ -e $pidfile ]] || continue
+    if ((ctl_changed)) || [[ " ${wanted[*]} " != *" $pidfile "* ]]; then
+        stop_pid "$pidfile" slurmd
+    fi
+done
+((ctl_changed)) && stop_pid /run/slurmctld.pid slurmctld
 if ! alive /run/slurmctld.pid slurmctld; then
     say "starting slurmctld"
     /usr/sbin/slurmctld 9>&-
 fi
-if ! alive /run/slurmd.pid slurmd; then
-    say "starting slurmd"
-    /usr/sbin/slurmd 9>&-
-fi
+for name in "${NODE_NAMES[@]}"; do
+    if ! alive "$(slurmd_pidfile "$name")" slurmd; then
+        say "starting slurmd for node $name"
+        if ((NODES == 1)); then /usr/sbin/slurmd 9>&-; else /usr/sbin/slurmd -N "$name" 9>&-; fi
+    fi
+done
 
-node_up() {
+node_up() {  # name
     local state
-    state=$(sinfo -h -n "$HOST" -o %T 2>/dev/null) || return 1
+    state=$(sinfo -h -n "$1" -o %T 2>/dev/null) || return 1
     case $state in
         idle | mixed | allocated | completing) return 0 ;;
         down* | drain*)  # a restart may leave it down; ReturnToService=2 usually fixes it
-            scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
+            scontrol update NodeName="$1" State=RESUME >/dev/null 2>&1 || true
             return 1 ;;
         *) return 1 ;;
     esac
 }
-wait_for "node $HOST up" node_up || {
-    sinfo -N -l >&2 || true; tail -20 "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log" >&2
-    die "node $HOST not up after ${WAIT_S}s"
-}
+for name in "${NODE_NAMES[@]}"; do
+    wait_for "node $name up" node_up "$name" || {
+        sinfo -N -l >&2 || true; tail -20 "$LOG_DIR/slurmctld.log" "$LOG_DIR"/slurmd*.log >&2
+        die "node $name not up after ${WAIT_S}s"
+    }
+done
 # sacct answers only once slurmctld has registered with slurmdbd.
 sacct_ok() { out=$(sacct -n -X -S now-1minutes 2>&1) && ! grep -qi error <<<"$out"; }
 wait_for "sacct" sacct_ok || die "sacct does not work: $(sacct -n -X 2>&1 | head -3)"
-say "cluster '$CLUSTER' ready: $(sinfo -h -o '%P %D %T %c cpus')"
+say "cluster '$CLUSTER' ready: $(sinfo -h -o '%P %D nodes (%N) %T %c cpus')"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the localhost SLURM started by slurm/start_cluster.sh (each daemon by the
-# pid in its pidfile). Jobs still running are cancelled first. Safe to run twice.
+# Stop the localhost SLURM started by slurm/start_cluster.sh, in either layout
+# (each daemon by the pid in its pidfile; every node's slurmd). Jobs still
+# running are cancelled first. Safe to run twice.
 set -uo pipefail
 
 say() { echo "[stop_cluster] $*" >&2; }
@@ -19,7 +20,9 @@ stop_pid() {  # pidfile comm
 if command -v scancel >/dev/null && [[ -s /run/slurmctld.pid ]]; then
     scancel --user=root 2>/dev/null || true
 fi
-stop_pid /run/slurmd.pid slurmd
+for pidfile in /run/slurmd.pid /run/slurmd-*.pid; do  # one node, or n1..nN
+    [[ -e $pidfile ]] && stop_pid "$pidfile" slurmd
+done
 stop_pid /run/slurmctld.pid slurmctld
 stop_pid /run/slurmdbd.pid slurmdbd
 stop_pid /run/mysqld/mysqld.pid mariadbd

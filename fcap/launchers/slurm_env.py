@@ -1,15 +1,23 @@
-"""torch.distributed's environment for one task of a SLURM job, from submitit's JobEnvironment.
+"""torch.distributed's environment for one task of a SLURM job, on every node.
 
 Every task exports RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, NODE_RANK,
 MASTER_ADDR and MASTER_PORT before anything initialises torch.distributed or
 DeepSpeed (without MASTER_ADDR, ``deepspeed.init_distributed`` falls back to
 MPI discovery or waits for a rendezvous that never comes).
+
+submitit's ``TorchDistributedEnvironment`` derives them from SLURM's variables
+(``SLURM_PROCID``, ``SLURM_LOCALID``, ``SLURM_NTASKS``, ``SLURM_JOB_NUM_NODES``,
+and ``SLURM_JOB_NODELIST``, whose first host is the master on every node).
+fcap adds two things it does not: NODE_RANK (``SLURM_NODEID``), and a master
+port every task derives alike from the job id *and the requeue count*, given
+to it through MASTER_PORT. The port must not come from the environment: sbatch
+exports the submitter's, so a MASTER_PORT there (a submission from inside a
+torchrun) would otherwise be reused by every job.
 """
 from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 DIST_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "NODE_RANK",
              "MASTER_ADDR", "MASTER_PORT")
@@ -30,27 +38,17 @@ def master_port(job_id: str, restarts: int = 0) -> int:
     return 20000 + (digits * 7 + restarts) % 40000
 
 
-def distributed_env(job_env: Any = None) -> dict[str, str]:
-    """The variables for this task (``job_env``: a ``submitit.JobEnvironment``)."""
-    if job_env is None:
-        import submitit
+def export_distributed_env() -> dict[str, str]:
+    """Set the variables in ``os.environ`` (overwriting stale ones) for this SLURM task;
+    return them. Call it inside a job, before torch.distributed or DeepSpeed."""
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
 
-        job_env = submitit.JobEnvironment()
-    per_node = max(1, job_env.num_tasks // max(1, job_env.num_nodes))
-    return {
-        "RANK": str(job_env.global_rank),
-        "LOCAL_RANK": str(job_env.local_rank),
-        "WORLD_SIZE": str(job_env.num_tasks),
-        "LOCAL_WORLD_SIZE": str(per_node),
-        "NODE_RANK": str(job_env.node),
-        "MASTER_ADDR": job_env.hostnames[0],
-        # the raw SLURM_JOB_ID: unique per array element, unlike the "A_i" form
-        "MASTER_PORT": str(master_port(job_env.raw_job_id, restart_count())),
-    }
-
-
-def export_distributed_env(job_env: Any = None) -> dict[str, str]:
-    """Set the variables in ``os.environ`` (overwriting stale ones); return them."""
-    values = distributed_env(job_env)
-    os.environ.update(values)
-    return values
+    job_env = JobEnvironment()
+    # the raw SLURM_JOB_ID: unique per array element, unlike the "A_i" form
+    os.environ["MASTER_PORT"] = str(master_port(job_env.raw_job_id, restart_count()))
+    # CUDA_VISIBLE_DEVICES is left alone: distributed.setup selects the GPU by
+    # LOCAL_RANK, which would be out of range if every task saw only one device.
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    os.environ["NODE_RANK"] = str(job_env.node)
+    return {key: os.environ[key] for key in DIST_KEYS}

@@ -129,17 +129,18 @@ class StageJob(submitit.helpers.Checkpointable):
         self.max_requeues, self.stop_grace_s = max_requeues, stop_grace_s
 
     def __call__(self):
+        dist = export_distributed_env()  # first: before torch.distributed / DeepSpeed
         job_env = submitit.JobEnvironment()
-        dist = export_distributed_env(job_env)  # first: before torch.distributed / DeepSpeed
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         rank = job_env.global_rank
         guard = PreemptionGuard(job_id=job_env.job_id, rank=rank, max_requeues=self.max_requeues,
                                 stop_grace_s=self.stop_grace_s)
         guard.install()
-        log.info("job %s rank %s/%s on %s (master %s:%s, requeues %d)", job_env.job_id,
-                 dist["RANK"], dist["WORLD_SIZE"], job_env.hostname, dist["MASTER_ADDR"],
-                 dist["MASTER_PORT"], restart_count())
+        log.info("job %s rank %s/%s (node %s of %s, %s) on %s (master %s:%s, requeues %d)",
+                 job_env.job_id, dist["RANK"], dist["WORLD_SIZE"], dist["NODE_RANK"],
+                 job_env.num_nodes, os.environ.get("SLURMD_NODENAME", "?"), job_env.hostname,
+                 dist["MASTER_ADDR"], dist["MASTER_PORT"], restart_count())
 
         from fcap import runner
         from fcap.experiment import build_plan, markers

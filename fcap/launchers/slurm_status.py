@@ -3,8 +3,9 @@
 ``slurm.json`` (written at submission) holds the job id, the array size, the
 config hash and the jobs it waits for. A stage is *done* when its DONE.json
 carries the current config hash; otherwise its job's SLURM state decides:
-pending, running, or failed (with FAILED.json's error, or the SLURM state, or
-"cancelled: dependency ... failed"), always with job id and log paths.
+pending, running (with the nodes it runs on, as SLURM writes them: ``n[1-2]``),
+or failed (with FAILED.json's error, or the SLURM state, or "cancelled:
+dependency ... failed"), always with job id and log paths.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class JobRow:
     state: str  # first word of sacct's State ("CANCELLED by 0" -> "CANCELLED")
     exit_code: str
     reason: str
+    nodes: str = ""  # sacct's NodeList: "n[1-2]" while running; "None assigned" while pending
 
 
 def read_record(run_dir: Path) -> dict | None:
@@ -52,16 +54,17 @@ def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:
         return {}
     try:
         out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", ",".join(ids),
-                              "--format=JobID,State,ExitCode,Reason"],
+                              "--format=JobID,State,ExitCode,Reason,NodeList"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     table: dict[str, list[JobRow]] = {}
     for line in out.splitlines():
         parts = line.split("|")
-        if len(parts) < 4:
+        if len(parts) < 5:
             continue
-        row = JobRow(parts[0], parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2], parts[3])
+        row = JobRow(parts[0], parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2], parts[3],
+                     parts[4])
         table.setdefault(row.job_id.split("_")[0], []).append(row)
     return table
 
@@ -112,8 +115,10 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
         return "failed", f"{job}: {failed_marker}; {logs}"
     if state == "failed":
         return "failed", f"{job}: {_why(rows, record, table)}; {logs}"
-    if state in ("pending", "running"):
-        return state, f"{job}; {logs}" if state == "running" else job
+    if state == "running":
+        return state, f"{job} on {_nodes(rows)}; {logs}"
+    if state == "pending":
+        return state, job
     if state == "completed":
         return "failed", f"{job} completed without writing {markers.DONE}; {logs}"
     return "pending", f"{job} not (yet) known to sacct"
@@ -141,6 +146,12 @@ def _why(rows, record, table) -> str:
             return f"cancelled: a dependency failed ({row.reason})"
         return "cancelled"
     return f"SLURM state {row.state} (exit code {row.exit_code})"
+
+
+def _nodes(rows: list[JobRow]) -> str:
+    """The nodes of the running rows (an array's elements may each have their own)."""
+    lists = [r.nodes for r in rows if r.state in RUNNING and r.nodes and r.nodes != "None assigned"]
+    return ",".join(dict.fromkeys(lists)) or "(nodes not reported yet)"
 
 
 def _count(rows: list[JobRow], array: int) -> str:

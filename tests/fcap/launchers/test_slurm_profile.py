@@ -1,5 +1,4 @@
 """Cluster profiles, sbatch rendering, --dry-run and the distributed env: no cluster needed."""
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,7 @@ from slurm_testing import experiment, fcap_run
 
 from fcap.config.errors import ConfigError
 from fcap.experiment.spec import Resources
-from fcap.launchers.slurm_env import distributed_env, master_port
+from fcap.launchers.slurm_env import DIST_KEYS, export_distributed_env, master_port
 from fcap.launchers.slurm_profile import (FCAP_ROOT, find_profile, load_profile, render_sbatch,
                                           sbatch_parameters)
 
@@ -77,25 +76,32 @@ def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, 
     assert not list((tmp_path / "runs").rglob("slurm.json"))
 
 
-@dataclass
-class FakeJobEnv:
-    global_rank: int
-    local_rank: int
-    node: int
-    num_tasks: int = 8
-    num_nodes: int = 2
-    raw_job_id: str = "4242"
-    hostnames: tuple = ("gpu-a07", "gpu-a08")
+def task_env(monkeypatch, rank: int, *, restarts: int = 0, stale: bool = True) -> dict:
+    """What SLURM sets for task ``rank`` of job 4242: 2 nodes x 4 tasks (node list
+    compressed as SLURM writes it), plus stale values of a submitter's own torchrun."""
+    for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", *DIST_KEYS):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8", "SLURM_JOB_NUM_NODES": "2",
+                       "SLURM_JOB_NODELIST": "gpu-a[07-08]", "SLURM_NODEID": str(rank // 4),
+                       "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank % 4),
+                       "SLURM_RESTART_COUNT": str(restarts), "SUBMITIT_EXECUTOR": "slurm"}.items():
+        monkeypatch.setenv(key, value)
+    if stale:
+        monkeypatch.setenv("MASTER_PORT", "29500")
+        monkeypatch.setenv("RANK", "0")
+    return export_distributed_env()
 
 
-def test_every_task_derives_the_same_rendezvous(monkeypatch):
-    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
-    envs = [distributed_env(FakeJobEnv(global_rank=r, local_rank=r % 4, node=r // 4)) for r in range(8)]
+def test_every_task_on_every_node_derives_the_same_rendezvous(monkeypatch):
+    envs = [task_env(monkeypatch, r) for r in range(8)]
     assert [e["RANK"] for e in envs] == [str(r) for r in range(8)]
     assert [e["LOCAL_RANK"] for e in envs] == ["0", "1", "2", "3"] * 2
     assert [e["NODE_RANK"] for e in envs] == ["0"] * 4 + ["1"] * 4
     assert {(e["MASTER_ADDR"], e["MASTER_PORT"], e["WORLD_SIZE"], e["LOCAL_WORLD_SIZE"])
             for e in envs} == {("gpu-a07", str(master_port("4242")), "8", "4")}
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # a requeued run moves to a fresh port
-    assert distributed_env(FakeJobEnv(0, 0, 0))["MASTER_PORT"] != envs[0]["MASTER_PORT"]
+    import os
+
+    assert {k: os.environ[k] for k in DIST_KEYS} == envs[-1]  # exported, stale values replaced
+    # a requeued run moves to a fresh port
+    assert task_env(monkeypatch, 0, restarts=1)["MASTER_PORT"] != envs[0]["MASTER_PORT"]
     assert all(20000 <= master_port(str(j), r) < 60000 for j in (1, 99999, 123456789) for r in range(3))
