@@ -22,6 +22,7 @@ from fcap.config.errors import ConfigError, Problem
 from fcap.experiment import markers
 from fcap.experiment.spec import control_char
 from fcap.launchers import slurm_status as st
+from fcap.launchers.slurm_env import describe as describe_env
 from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, python_of, render_sbatch,
                                           sbatch_parameters)
 from registry import LAUNCHERS
@@ -128,6 +129,8 @@ class SlurmLauncher:
         print(f"    dir: {run.run_dir}")
         print(render_sbatch(params, folder=folder, python=python_of(profile),
                             array=run.resources.array))
+        if run.resources.world_size > 1:  # what every rank will see, from the jobs' own code
+            print(describe_env(run.resources.nodes, run.resources.ntasks_per_node))
 
     def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
                 old: dict | None, *, profile_name: str, force: bool = False) -> str:

@@ -52,3 +52,40 @@ def export_distributed_env() -> dict[str, str]:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     os.environ["NODE_RANK"] = str(job_env.node)
     return {key: os.environ[key] for key in DIST_KEYS}
+
+
+def preview(nodes: int, tasks_per_node: int) -> list[dict[str, str]]:
+    """What :func:`export_distributed_env` sets in each task of a ``nodes`` x ``tasks_per_node``
+    job (hosts named ``node1..nodeN``), by running it under each task's SLURM variables.
+
+    For ``--dry-run``: the same code the jobs run, on an example node list.
+    """
+    saved = dict(os.environ)
+    out = []
+    try:
+        for rank in range(nodes * tasks_per_node):
+            for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", *DIST_KEYS):
+                os.environ.pop(key, None)
+            os.environ.update({
+                "SLURM_JOB_ID": "4242", "SLURM_NTASKS": str(nodes * tasks_per_node),
+                "SLURM_JOB_NUM_NODES": str(nodes),
+                "SLURM_JOB_NODELIST": f"node[1-{nodes}]" if nodes > 1 else "node1",
+                "SLURM_NODEID": str(rank // tasks_per_node), "SLURM_PROCID": str(rank),
+                "SLURM_LOCALID": str(rank % tasks_per_node), "SLURM_RESTART_COUNT": "0",
+                "SUBMITIT_EXECUTOR": "slurm"})
+            env = export_distributed_env()
+            env["MASTER_PORT"] = "<20000+(job_id*7+requeues)%40000>"  # the real job's
+            out.append(env)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return out
+
+
+def describe(nodes: int, tasks_per_node: int) -> str:
+    """The dry run's comment block: each task's torch.distributed variables (see preview)."""
+    lines = [f"# torch.distributed environment, set in each task at job start by "
+             f"fcap.launchers.slurm_env (example hosts node1..node{nodes}):"]
+    for env in preview(nodes, tasks_per_node):
+        lines.append("#   " + " ".join(f"{k}={env[k]}" for k in DIST_KEYS))
+    return "\n".join(lines)

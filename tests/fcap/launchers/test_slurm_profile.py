@@ -105,3 +105,20 @@ def test_every_task_on_every_node_derives_the_same_rendezvous(monkeypatch):
     # a requeued run moves to a fresh port
     assert task_env(monkeypatch, 0, restarts=1)["MASTER_PORT"] != envs[0]["MASTER_PORT"]
     assert all(20000 <= master_port(str(j), r) < 60000 for j in (1, 99999, 123456789) for r in range(3))
+
+
+def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_path, in_tmp):
+    """The environment handling the multinode tests exercise, run for a 2 x 8 stage."""
+    root = Path(__file__).resolve().parents[3]
+    (tmp_path / "data").mkdir()
+    code, out = fcap_run(root / "experiments" / "table1.yaml", "--profile", "paper",
+                         f"datasets.root={tmp_path / 'data'}", "--only", "laion",
+                         "--stages", "pretrain", "--dry-run")
+    assert code == 0, out
+    block = out.split("# torch.distributed environment", 1)[1].splitlines()[1:17]
+    envs = [dict(kv.split("=", 1) for kv in line.lstrip("# ").split()) for line in block]
+    assert [e["RANK"] for e in envs] == [str(r) for r in range(16)]
+    assert [e["LOCAL_RANK"] for e in envs] == [str(r) for r in range(8)] * 2
+    assert [e["NODE_RANK"] for e in envs] == ["0"] * 8 + ["1"] * 8
+    assert {(e["MASTER_ADDR"], e["WORLD_SIZE"], e["LOCAL_WORLD_SIZE"]) for e in envs} == {
+        ("node1", "16", "8")}
