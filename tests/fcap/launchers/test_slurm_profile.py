@@ -80,7 +80,10 @@ def task_env(monkeypatch, rank: int, *, restarts: int = 0, stale: bool = True) -
     """What SLURM sets for task ``rank`` of job 4242: 2 nodes x 4 tasks (node list
     compressed as SLURM writes it), plus stale values of a submitter's own torchrun."""
     for key in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", *DIST_KEYS):
-        monkeypatch.delenv(key, raising=False)
+        # set then delete: monkeypatch records the key, so what export_distributed_env
+        # writes into os.environ is undone after the test (else later tests inherit RANK...)
+        monkeypatch.setenv(key, "unset")
+        monkeypatch.delenv(key)
     for key, value in {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8", "SLURM_JOB_NUM_NODES": "2",
                        "SLURM_JOB_NODELIST": "gpu-a[07-08]", "SLURM_NODEID": str(rank // 4),
                        "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank % 4),
