@@ -84,6 +84,10 @@ with ``predictions: {id: caption}`` and ``references: {id: [caption, ...]}``
 over the same ids, already tokenised by ``fcap.eval.score`` (lower-case tokens
 joined by spaces, punctuation removed; PTB by default). Returned keys are
 display names (``CIDEr``, ``BLEU-4``, ...) and may be several per metric.
+A metric that scores against ground truth other than the references also takes
+a keyword ``truth``: ``{id: {field: value}}`` or None, passed by
+``fcap.eval.score(..., truth=...)`` (None when the caller has none; the
+metric then derives it or raises). ``attributes`` (the shapes world) is one.
 """)
 
 LAUNCHERS = Registry("launcher", """Where and how the stages of an experiment run.

@@ -1,6 +1,7 @@
 """Score predicted captions against references: tokenise once, run each metric."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -33,8 +34,14 @@ def check_metric_names(names) -> None:
 
 
 def score(predictions: Mapping[str, str], references: Mapping[str, list[str]], *,
-          metrics=DEFAULT_METRICS, tokenizer: Tokenizer = "ptb") -> dict[str, float]:
-    """``predictions: {id: caption}``, ``references: {id: [caption, ...]}`` -> {metric: value}."""
+          metrics=DEFAULT_METRICS, tokenizer: Tokenizer = "ptb",
+          truth: Mapping[str, Mapping] | None = None) -> dict[str, float]:
+    """``predictions: {id: caption}``, ``references: {id: [caption, ...]}`` -> {metric: value}.
+
+    ``truth``: optional ground truth per id (e.g. the shapes world's attributes,
+    :func:`fcap.eval.attributes.load_truth`), handed to the metrics whose function
+    takes a ``truth`` keyword (the METRICS contract); the others never see it.
+    """
     check_metric_names(metrics)
     missing = sorted(set(references) - set(predictions))
     extra = sorted(set(predictions) - set(references))
@@ -53,5 +60,7 @@ def score(predictions: Mapping[str, str], references: Mapping[str, list[str]], *
     preds = {k: tok[f"p{i}"][0] for i, k in enumerate(ids)}
     out: dict[str, float] = {}
     for name in metrics:
-        out.update(METRICS.get(name).obj(None, predictions=preds, references=refs))
+        fn = METRICS.get(name).obj
+        extra = {"truth": truth} if "truth" in inspect.signature(fn).parameters else {}
+        out.update(fn(None, predictions=preds, references=refs, **extra))
     return out

@@ -43,7 +43,8 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     """A local directory or hub id for ``from_pretrained``.
 
     ``key`` names the config key (for errors); ``build_tiny(out_dir, tiny_options)``
-    writes a tiny model when ``source == "tiny"``.
+    writes a tiny model when ``source == "tiny"``; ``"tiny-pretrained"`` builds one
+    with the same dims pretrained (:mod:`fcap.models.pretrain_tiny`).
     """
     if source == TINY:
         return str(tiny_dir(key, tiny_options, build_tiny))
@@ -54,8 +55,8 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     if os.path.isdir(source):
         return source
     if source.startswith(("/", ".", "~")) or source.count("/") > 1:  # hub ids are "org/name"
-        raise FileNotFoundError(f"{key}: no such model directory {source!r} "
-                                "(give a hub id, an existing directory, or 'tiny')")
+        raise FileNotFoundError(f"{key}: no such model directory {source!r} (give a hub id, "
+                                "an existing directory, 'tiny' or 'tiny-pretrained')")
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
 
 

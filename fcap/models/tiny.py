@@ -1,5 +1,8 @@
 """Tiny random models for tests and CPU runs (``source: tiny``).
 
+``source: tiny-pretrained`` builds the same dims pretrained instead
+(:mod:`fcap.models.pretrain_tiny`).
+
 Built deterministically from dims + seed and saved in the real transformers
 format (see :mod:`fcap.models.sources`). The tokenizer is a byte-level BPE with
 OPT's special tokens (``<s>``=0, ``<pad>``=1, ``</s>``=2, ``<unk>``=3; ``</s>``
@@ -37,8 +40,9 @@ def corpus() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int):
-    """A trained byte-level BPE ``PreTrainedTokenizerFast`` with OPT's special tokens."""
+def build_tokenizer(vocab_size: int, lines: list[str] | None = None):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` with OPT's special tokens, trained on
+    ``lines`` (default: :func:`corpus`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -48,7 +52,7 @@ def build_tokenizer(vocab_size: int):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    tok.train_from_iterator(corpus(), trainer=trainer)
+    tok.train_from_iterator(corpus() if lines is None else lines, trainer=trainer)
     # OPT's tokenizer prepends </s> as BOS; fcap's prepare_text adds BOS/EOS itself.
     tok.post_processor = processors.TemplateProcessing(single="</s> $A", pair="</s> $A </s> $B",
                                                       special_tokens=[("</s>", 2)])
@@ -76,18 +80,25 @@ class TinyOPT:
 
 
 def build_tiny_opt(out: Path, dims: TinyOPT) -> None:
-    from transformers import OPTConfig, OPTForCausalLM
+    from transformers import OPTForCausalLM
 
     tokenizer = build_tokenizer(dims.vocab_size)
-    config = OPTConfig(vocab_size=len(tokenizer), hidden_size=dims.hidden_size,
-                       num_hidden_layers=dims.num_layers, num_attention_heads=dims.num_heads,
-                       ffn_dim=dims.ffn_dim, max_position_embeddings=dims.max_positions,
-                       word_embed_proj_dim=dims.hidden_size, do_layer_norm_before=True,
-                       pad_token_id=1, bos_token_id=2, eos_token_id=2, dropout=0.0,
-                       attention_dropout=0.0)
+    config = opt_config(dims, len(tokenizer))
     torch.manual_seed(dims.seed)
     OPTForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def opt_config(dims: TinyOPT, vocab_size: int):
+    """The ``OPTConfig`` of a tiny OPT with ``dims`` (OPT's token ids: pad 1, bos = eos 2)."""
+    from transformers import OPTConfig
+
+    return OPTConfig(vocab_size=vocab_size, hidden_size=dims.hidden_size,
+                     num_hidden_layers=dims.num_layers, num_attention_heads=dims.num_heads,
+                     ffn_dim=dims.ffn_dim, max_position_embeddings=dims.max_positions,
+                     word_embed_proj_dim=dims.hidden_size, do_layer_norm_before=True,
+                     pad_token_id=1, bos_token_id=2, eos_token_id=2, dropout=0.0,
+                     attention_dropout=0.0)
 
 
 @dataclass(frozen=True)
@@ -123,16 +134,22 @@ def save_image_processor(out: Path, image_size: int, mean=IMAGE_MEAN, std=IMAGE_
                               image_mean=list(mean), image_std=list(std)).save_pretrained(out)
 
 
-def build_tiny_timesformer(out: Path, dims: TinyTimesformer) -> None:
-    from transformers import TimesformerConfig, TimesformerModel
+def timesformer_config(dims: TinyTimesformer):
+    """The ``TimesformerConfig`` of a tiny divided space-time TimeSformer with ``dims``."""
+    from transformers import TimesformerConfig
 
-    config = TimesformerConfig(image_size=dims.image_size, patch_size=dims.patch_size,
-                               num_frames=dims.num_frames, hidden_size=dims.hidden_size,
-                               num_hidden_layers=dims.num_layers, num_attention_heads=dims.num_heads,
-                               intermediate_size=dims.intermediate_size,
-                               attention_type="divided_space_time")
+    return TimesformerConfig(image_size=dims.image_size, patch_size=dims.patch_size,
+                             num_frames=dims.num_frames, hidden_size=dims.hidden_size,
+                             num_hidden_layers=dims.num_layers, num_attention_heads=dims.num_heads,
+                             intermediate_size=dims.intermediate_size,
+                             attention_type="divided_space_time")
+
+
+def build_tiny_timesformer(out: Path, dims: TinyTimesformer) -> None:
+    from transformers import TimesformerModel
+
     torch.manual_seed(dims.seed)
-    model = TimesformerModel(config)
+    model = TimesformerModel(timesformer_config(dims))
     with torch.no_grad():  # HF inits time embeddings to zero; random ones make frame order visible
         model.embeddings.time_embeddings.normal_(0.0, 0.02)
     model.save_pretrained(out)

@@ -29,7 +29,7 @@ DEFAULT_SOURCE = "Salesforce/blip-image-captioning-large"
 class BlipCaptionerConfig:
     """Where the BLIP checkpoint comes from and how it runs."""
 
-    source: str = DEFAULT_SOURCE  # hub id, local save_pretrained folder, or "tiny" (random, cached)
+    source: str = DEFAULT_SOURCE  # hub id, local save_pretrained folder, "tiny" (random) or "tiny-pretrained" (cached)
     revision: Optional[str] = None  # hub revision (commit/tag) for provenance
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda when available
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: fp16 on GPU, fp32 on CPU
@@ -94,10 +94,10 @@ class BlipCaptioner:
         path = cfg.source
         kwargs = {"revision": cfg.revision} if cfg.revision else {}
         with quiet_loading():
-            if cfg.source == "tiny":
+            if cfg.source in ("tiny", "tiny-pretrained"):  # random, or trained on shapes images
                 from fcap.pseudolabel.tiny import tiny_blip_dir
 
-                path = str(tiny_blip_dir())
+                path = str(tiny_blip_dir(pretrained=cfg.source == "tiny-pretrained"))
             model = BlipForConditionalGeneration.from_pretrained(path, **kwargs).eval()
             # without torchvision this picks BlipImageProcessorPil itself, no fallback warning
             self.processor = BlipProcessor.from_pretrained(path, **kwargs)

@@ -1,4 +1,4 @@
-"""Random BLIP captioners saved like a hub checkpoint (for tests, ``--profile tiny`` and benches).
+"""Tiny BLIP captioners saved like a hub checkpoint (for tests, ``--profile tiny`` and benches).
 
 No weights can be downloaded here, so tests build a random
 ``BlipForConditionalGeneration`` + ``BlipProcessor``, ``save_pretrained`` it
@@ -6,6 +6,16 @@ and load it back through the same ``from_pretrained`` path as
 ``Salesforce/blip-image-captioning-large``. The tokenizer is built from a
 ``tokenizers`` object: building it from vocab file paths silently yields a
 2-token vocabulary (docs: NOTES-ENV).
+
+``tiny_blip_dir()`` is the random one (``source: tiny``); ``tiny_blip_dir(pretrained=True)``
+is a tiny BLIP *trained* as an image captioner on LAION-style shapes images
+(:mod:`fcap.models.pretrain_tiny.blip`), cached the same way.
+
+Random vision weights: transformers' ``BlipVisionConfig`` defaults to
+``initializer_range=1e-10``, which leaves a random vision tower blind (two
+images' first-step logits differed by 4e-8); the builders set 0.02 as for the
+text side (they then differ by ~2e-3: a random decoder still weighs the image
+little, and greedy captions of different images may coincide).
 """
 from __future__ import annotations
 
@@ -23,7 +33,8 @@ WORDS = ("a an the of on in at with and is are to his her man woman person peopl
          "red green blue yellow white black circle square triangle shape moves left right up down "
          "video cooking kitchen table bowl knife cutting pan food car road bike tree grass "
          "sitting standing holding playing close view small large").split()
-TINY_VERSION = "tiny-blip-v1"  # bump when the builder changes: the cache key
+TINY_VERSION = "tiny-blip-v2"  # bump when the builder changes: the cache key (v2: vision init)
+VISION_INIT = 0.02  # std of random vision weights (transformers' default 1e-10 is blind)
 
 # (vision, text) transformer shapes. ``large`` matches BLIP-Large's captioner
 # (ViT-L/16 at 384 px, BERT-base decoder) for throughput benches.
@@ -38,12 +49,13 @@ SHAPES = {
 }
 
 
-def build_tokenizer(vocab_size: int | None = None):
-    """A BERT-style WordPiece tokenizer with BLIP's ``[DEC]`` bos token."""
+def build_tokenizer(vocab_size: int | None = None, words: list[str] | None = None):
+    """A BERT-style WordPiece tokenizer with BLIP's ``[DEC]`` bos token over ``words``
+    (default :data:`WORDS`)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import BertTokenizerFast
 
-    tokens = SPECIALS + WORDS
+    tokens = SPECIALS + list(WORDS if words is None else words)
     if vocab_size is not None:
         tokens += [f"w{i}" for i in range(vocab_size - len(tokens))]
     vocab = {t: i for i, t in enumerate(tokens)}
@@ -61,37 +73,58 @@ def build_random_blip(out_dir: str | Path, *, shape: str = "tiny", seed: int = 0
 
     ``out_dir`` is claimed (fcap/io.py): a folder holding files fcap did not write is refused.
     """
-    from transformers import (BlipConfig, BlipForConditionalGeneration, BlipImageProcessor,
-                              BlipProcessor)
+    from transformers import BlipForConditionalGeneration
 
     if shape not in SHAPES:
         raise ValueError(f"unknown random BLIP shape {shape!r}; known: {', '.join(SHAPES)}")
     vision, text = SHAPES[shape]
     tokenizer = build_tokenizer(text.get("vocab_size"))
-    special = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
-    text = {**text, "vocab_size": len(tokenizer), "bos_token_id": special["[DEC]"],
-            "sep_token_id": special["[SEP]"], "eos_token_id": special["[SEP]"],
-            "pad_token_id": special["[PAD]"], "max_position_embeddings": 512}
-    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=text["hidden_size"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # same weights (and weights hash) on every machine
-        model = BlipForConditionalGeneration(config).eval()
-    size = vision["image_size"]
-    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": size, "width": size}),
-                              tokenizer=tokenizer)
+        model = BlipForConditionalGeneration(blip_config(vision, text, tokenizer)).eval()
+    processor = blip_processor(vision["image_size"], tokenizer)
     out_dir = claim_dir(out_dir, kind="random BLIP checkpoint", key="out_dir")
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
 
 
-def tiny_blip_dir() -> Path:
-    """The cached tiny random BLIP, built on first use (atomically: array jobs may race).
+def blip_config(vision: dict, text: dict, tokenizer):
+    """A ``BlipConfig`` with the tokenizer's special ids and seeing random vision weights."""
+    from transformers import BlipConfig
+
+    special = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
+    text = {**text, "vocab_size": len(tokenizer), "bos_token_id": special["[DEC]"],
+            "sep_token_id": special["[SEP]"], "eos_token_id": special["[SEP]"],
+            "pad_token_id": special["[PAD]"], "max_position_embeddings": 512}
+    vision = {"initializer_range": VISION_INIT, **vision}
+    return BlipConfig(text_config=text, vision_config=vision, projection_dim=text["hidden_size"])
+
+
+def blip_processor(image_size: int, tokenizer):
+    """BLIP's image processor at ``image_size`` (CLIP mean/std) with ``tokenizer``."""
+    from transformers import BlipImageProcessor, BlipProcessor
+
+    return BlipProcessor(tokenizer=tokenizer, image_processor=BlipImageProcessor(
+        size={"height": image_size, "width": image_size}))
+
+
+def tiny_blip_dir(*, pretrained: bool = False) -> Path:
+    """The cached tiny BLIP, built on first use (atomically: array jobs may race).
+
+    ``pretrained``: the captioner trained on shapes images
+    (:func:`fcap.models.pretrain_tiny.pretrained_dir`, cached under ``models/`` by
+    recipe version and options); otherwise the random one, described below.
 
     Built in a claimed scratch folder and renamed into place (carrying fcap's
     marker); a rename never replaces a non-empty folder, and only the
     marked scratch folder is ever removed.
     """
+    if pretrained:
+        from fcap.models.pretrain_tiny import pretrained_dir
+        from fcap.models.pretrain_tiny.blip import TinyBlip
+
+        return pretrained_dir(TinyBlip())
     target = cache_dir("models", TINY_VERSION)
     if (target / "config.json").is_file():
         return target

@@ -45,6 +45,12 @@ class Scene:
                                background=self.background, direction=self.direction)
 
 
+def video_captions() -> set[str]:
+    """Every caption the world can write for a video (the MSR-VTT / MSVD references)."""
+    return {t.format(colour=c, shape=s, direction=d, background=b) for t in VIDEO_TEMPLATES
+            for c in COLOURS for s in SHAPES for d in DIRECTIONS for b in BACKGROUNDS}
+
+
 def random_scene(rng: np.random.Generator) -> Scene:
     colour = str(rng.choice(list(COLOURS)))
     background = str(rng.choice([b for b in BACKGROUNDS if b != colour]))

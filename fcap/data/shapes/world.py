@@ -8,8 +8,12 @@
                 chit-chat) -- what real HowTo100M holds: no pseudolabels, which exist
                 only as the output of the pseudolabel stage
     laion/      00000.tar ... (KEY.jpg, KEY.txt, KEY.json), as img2dataset writes them
-    truth/      howto100m.jsonl: the generator's own per-clip captions (pseudolabel record
-                format), for tests and scoring only; no experiment reads it
+    truth/      ground truth beside the layouts (the layouts hold only what the real
+                datasets hold): clips.jsonl, one record per item of every layout --
+                {layout, split, id (the reader's item id), colour, shape, direction
+                (null for a still LAION image), background}; howto100m.jsonl, the
+                generator's own per-clip captions (pseudolabel record format), read by
+                the ``shapes`` source with ``captions: pseudolabel``
     shapes-world.json   marker: generator config and its hash, written last
 
 It returns ``{"msrvtt": path, "msvd": ..., "howto100m": ..., "laion": ...}``. A
@@ -38,9 +42,11 @@ from fcap.data.shapes.render import (ASR_CONTENT, CHIT_CHAT, IMAGE_TEMPLATES, VI
                                      random_scene, render_clip, render_image)
 from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_video
 
-GENERATOR_VERSION = 2  # 2: folders carry fcap's ownership marker
+GENERATOR_VERSION = 3  # 2: folders carry fcap's ownership marker; 3: truth/clips.jsonl
 LAYOUTS = ("msrvtt", "msvd", "howto100m", "laion")
 TRUTH = "truth"  # ground truth beside the layouts (not a dataset folder)
+CLIPS = "clips.jsonl"  # in TRUTH: every item's attributes
+MSVD_SPLIT_SIZES = (1200, 100, 670)  # vid ranges of MSVD's standard split (fcap/data/msvd.py)
 MARKER = "shapes-world.json"
 
 
@@ -51,7 +57,8 @@ class ShapesWorldConfig:
     frames: int = 8  # frames per MSR-VTT / MSVD clip
     fps: int = 4  # frames per second of every video
     msrvtt_videos: tuple[int, int, int] = (200, 20, 40)  # train, val, test
-    msvd_videos: tuple[int, int, int] = (60, 10, 20)  # train, val, test
+    # train, val, test; MSVD's standard split holds at most 1200 / 100 / 670 (vid numbers)
+    msvd_videos: tuple[int, int, int] = (60, 10, 20)
     captions_per_video: int = 3
     howto_videos: int = 24
     howto_scenes: int = 3  # 8-s scenes (clips) per HowTo100M-style video
@@ -67,6 +74,15 @@ class ShapesWorldConfig:
                      "laion_images", "laion_shard_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, counts in (("msrvtt_videos", self.msrvtt_videos),
+                             ("msvd_videos", self.msvd_videos)):
+            if len(counts) != 3 or min(counts) < 0:
+                raise ValueError(f"{name} must be 3 counts >= 0 (train, val, test), got {counts}")
+        for split, count, most in zip(("train", "val", "test"), self.msvd_videos,
+                                      MSVD_SPLIT_SIZES):
+            if count > most:
+                raise ValueError(f"msvd_videos: at most {most} {split} videos fit MSVD's "
+                                 f"standard split (vid numbers), got {count}")
         if not 0.0 <= self.asr_chit_chat <= 1.0:
             raise ValueError(f"asr_chit_chat must be in [0, 1], got {self.asr_chit_chat}")
 
@@ -106,9 +122,17 @@ def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None, 
         for path in [*roots.values(), truth]:  # only folders this generator created and marked
             remove_owned(path)
         claim_dir(truth, kind="shapes world ground truth")
+        records: list[dict] = []
         for i, name in enumerate(LAYOUTS):
             claim_dir(roots[name], kind=f"shapes world {name} layout")
-            WRITERS[name](roots[name], cfg, np.random.default_rng([cfg.seed, i]), truth=truth)
+            for split, item_id, scene, moving in WRITERS[name](
+                    roots[name], cfg, np.random.default_rng([cfg.seed, i]), truth=truth):
+                records.append({"layout": name, "split": split, "id": item_id,
+                                "colour": scene.colour, "shape": scene.shape,
+                                "direction": scene.direction if moving else None,
+                                "background": scene.background})
+        with open(os.path.join(truth, CLIPS), "w") as f:
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in records)
         with open(marker, "w") as f:
             json.dump({"hash": cfg.digest(), "config": dataclasses.asdict(cfg),
                        "roots": roots}, f, indent=1)
@@ -128,16 +152,21 @@ def _captions(scene, rng, n: int, templates=VIDEO_TEMPLATES) -> list[str]:
     return [scene.caption(templates[(first + k) % len(templates)]) for k in range(n)]
 
 
+# Each writer returns (split, item id as the layout's reader names it, scene, moving) for
+# every item it wrote: the ground truth of truth/clips.jsonl.
+
 def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
-                  truth: str) -> None:
+                  truth: str) -> list:
     os.makedirs(os.path.join(root, "videos", "all"))
     files = {"train_val_videodatainfo.json": {"videos": [], "sentences": []},
              "test_videodatainfo.json": {"videos": [], "sentences": []}}
     splits = ["train"] * cfg.msrvtt_videos[0] + ["validate"] * cfg.msrvtt_videos[1] + \
         ["test"] * cfg.msrvtt_videos[2]
     seconds = cfg.frames / cfg.fps
+    written = []
     for n, split in enumerate(splits):
         scene, vid = random_scene(rng), f"video{n}"
+        written.append(("val" if split == "validate" else split, vid, scene, True))
         write_video(os.path.join(root, "videos", "all", f"{vid}.mp4"),
                     render_clip(scene, size=cfg.frame_size, frames=cfg.frames), fps=cfg.fps)
         info = files["test_videodatainfo.json" if split == "test" else
@@ -151,18 +180,21 @@ def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *
     for name, data in files.items():
         with open(os.path.join(root, name), "w") as f:
             json.dump({"info": {"generator": "fcap shapes world"}, **data}, f)
+    return written
 
 
 def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
-                truth: str) -> None:
+                truth: str) -> list:
     os.makedirs(os.path.join(root, "YouTubeClips"))
     first_vid = {"train": 1, "val": 1201, "test": 1301}
     mapping, descriptions = [], ["# MSVD-style descriptions of the fcap shapes world",
                                  "# <clip name> <caption>"]
+    written = []
     for split, count in zip(("train", "val", "test"), cfg.msvd_videos):
         for k in range(count):
             scene, vid = random_scene(rng), first_vid[split] + k
             name = f"shp{vid:05d}_{k}_{k + 2}"
+            written.append((split, f"vid{vid}", scene, True))
             write_video(os.path.join(root, "YouTubeClips", f"{name}.avi"),
                         render_clip(scene, size=cfg.frame_size, frames=cfg.frames), fps=cfg.fps)
             mapping.append(f"{name} vid{vid}")
@@ -171,12 +203,13 @@ def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
         f.write("\n".join(mapping) + "\n")
     with open(os.path.join(root, "AllVideoDescriptions.txt"), "w") as f:
         f.write("\n".join(descriptions) + "\n")
+    return written
 
 
 def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
-                     truth: str) -> None:
+                     truth: str) -> list:
     per_scene = max(1, int(round(cfg.scene_seconds * cfg.fps)))
-    asr, pseudolabels = {}, []
+    asr, pseudolabels, written = {}, [], []
     for v in range(cfg.howto_videos):
         vid = f"shw{v:04d}{''.join(rng.choice(list('abcdefghjkmnpqrstuvwxyz'), 5))}"
         scenes = [random_scene(rng) for _ in range(cfg.howto_scenes)]
@@ -187,6 +220,7 @@ def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator
         t = 0.0
         for k, scene in enumerate(scenes):
             lo, hi = k * cfg.scene_seconds, (k + 1) * cfg.scene_seconds
+            written.append(("train", f"{vid}#{k}", scene, True))
             pseudolabels.append({"video_id": vid, "clip_index": k, "start": lo, "end": hi,
                                  "frame_time": (lo + hi) / 2,
                                  "caption": scene.caption(IMAGE_TEMPLATES[0])})
@@ -203,16 +237,19 @@ def _write_howto100m(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator
     with open(os.path.join(truth, "howto100m.jsonl"), "w") as f:
         for record in sorted(pseudolabels, key=lambda r: (r["video_id"], r["clip_index"])):
             f.write(json.dumps(record) + "\n")
+    return written
 
 
 def _write_laion(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
-                 truth: str) -> None:
+                 truth: str) -> list:
     n_shards = -(-cfg.laion_images // cfg.laion_shard_size)
+    written = []
     for shard in range(n_shards):
         samples = []
         count = min(cfg.laion_shard_size, cfg.laion_images - shard * cfg.laion_shard_size)
         for k in range(count):
             scene, key = random_scene(rng), f"{shard:05d}{k:04d}"
+            written.append(("train", key, scene, False))  # a still image: no direction
             caption = _captions(scene, rng, 1, IMAGE_TEMPLATES)[0]
             image = jpeg_bytes(render_image(scene, size=cfg.frame_size))
             meta = {"key": key, "caption": caption, "status": "success",
@@ -223,6 +260,7 @@ def _write_laion(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
         write_tar(os.path.join(root, f"{shard:05d}.tar"), samples)
         with open(os.path.join(root, f"{shard:05d}_stats.json"), "w") as f:
             json.dump({"count": count, "successes": count}, f)
+    return written
 
 
 WRITERS = {"msrvtt": _write_msrvtt, "msvd": _write_msvd, "howto100m": _write_howto100m,
