@@ -195,12 +195,7 @@ def build(out: Path, spec: PretrainedBlip) -> None:
                 ids = text["input_ids"].clone()
                 ids[:, 0] = dec  # BLIP's decoder starts from [DEC], not [CLS]
                 loss = _loss(model, pixels, ids, text["attention_mask"])
-                common.set_lr(opt, common.lr_at(step, recipe.steps, recipe.lr, recipe.warmup))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                common.train_step(opt, loss, step=step, recipe=recipe, bar=bar)
         model.eval()
         model.save_pretrained(out)
         processor.save_pretrained(out)

@@ -80,3 +80,14 @@ def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def train_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, *, step: int, recipe: Any,
+               bar) -> None:
+    """One optimiser step at the recipe's warmup-then-decay learning rate, shown on ``bar``."""
+    set_lr(optimizer, lr_at(step, recipe.steps, recipe.lr, recipe.warmup))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)

@@ -99,13 +99,8 @@ def build(out: Path, spec: PretrainedOPT) -> None:
             for step in range(recipe.steps):
                 pick = [(step * recipe.batch_size + k) % len(train) for k in range(recipe.batch_size)]
                 batch = _batch(tokenizer, [ids[int(order[i])] for i in pick])
-                common.set_lr(opt, common.lr_at(step, recipe.steps, recipe.lr, recipe.warmup))
                 loss = model(**batch).loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                common.train_step(opt, loss, step=step, recipe=recipe, bar=bar)
         model.eval()
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)

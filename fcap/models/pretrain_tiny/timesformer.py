@@ -158,12 +158,7 @@ def build(out: Path, spec: PretrainedTimesformer) -> None:
                     weights = tuple(w if a == "direction" else 0.1 * w
                                     for a, w in zip(targets, weights))
                 loss = _loss(heads(model(pixel_values=pixels).last_hidden_state), targets, weights)
-                common.set_lr(opt, common.lr_at(step, recipe.steps, recipe.lr, recipe.warmup))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                common.train_step(opt, loss, step=step, recipe=recipe, bar=bar)
         model.eval()
         heads.eval()
         pixels, targets = clips(rng, recipe.heldout_clips, **draw)  # after training: unseen
