@@ -150,12 +150,17 @@ def test_multinode_pseudolabel_array_over_both_nodes_merges_exactly_once(tmp_pat
 
 def test_multinode_status_shows_the_node_list_of_a_running_stage(tmp_path, two_nodes):
     path = experiment(tmp_path, "mnstatus", {"reduce": {
-        "task": "slurm_allreduce", "hold_s": 15, "resources": TWO_NODES}})
+        "task": "slurm_allreduce", "hold_s": 30, "resources": TWO_NODES}})
     submit(path, PROFILE)
     run_dir = tmp_path / "runs" / "mnstatus" / "default" / "reduce"
     job_id = record(run_dir)["job_id"]
     _wait_for(lambda: (run_dir / "rank0.json").is_file())  # all_reduce done, holding
-    line = status_lines(path)["default/reduce"]
+
+    def running_line():  # sacct can lag the job's start by a few seconds
+        line = status_lines(path)["default/reduce"]
+        return line if line.split()[1] == "running" else None
+
+    line = _wait_for(running_line, timeout_s=25)
     assert line.split()[1:4] == ["running", "job", job_id] and f"job {job_id} on n[1-2];" in line, line
 
     assert wait(path)["default/reduce"][0] == "done"
