@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 import subprocess
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -77,3 +78,14 @@ def record(run_dir: Path) -> dict:
 
 def done(run_dir: Path) -> dict:
     return json.loads((run_dir / "DONE.json").read_text())
+
+
+def wait_for(probe, timeout_s: float = 180):
+    """Poll ``probe()`` every 0.2 s until it returns something true; return that."""
+    deadline = time.time() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.time() < deadline, f"timed out after {timeout_s} s waiting for the job"
+        time.sleep(0.2)

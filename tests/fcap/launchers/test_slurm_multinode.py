@@ -7,11 +7,10 @@ runs these tests alone.
 """
 import json
 import subprocess
-import time
 
 import pytest
 import torch
-from slurm_testing import (cluster, done, experiment, record, status_lines,  # noqa: F401
+from slurm_testing import (cluster, done, experiment, record, status_lines, wait_for,  # noqa: F401
                            submit, wait)
 
 from fcap.launchers import slurm_status
@@ -91,9 +90,9 @@ def test_multinode_training_preempted_on_both_nodes_resumes_bitwise(tmp_path, tw
     pre = runs / "preempted" / "train"
     job_id = record(pre)["job_id"]
 
-    _wait_for(lambda: (pre / "checkpoints" / "step-00000004" / "MANIFEST.json").is_file())
+    wait_for(lambda: (pre / "checkpoints" / "step-00000004" / "MANIFEST.json").is_file())
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)  # every task, both nodes
-    interrupt = _wait_for(lambda: [p for p in (pre / "checkpoints").glob("step-*")
+    interrupt = wait_for(lambda: [p for p in (pre / "checkpoints").glob("step-*")
                                    if int(p.name[5:]) % 4 and (p / "MANIFEST.json").is_file()])
     # rank 0 on n1 and rank 1 on n2 each wrote their part of the checkpoint
     assert {"rank-00000.pt", "rank-00001.pt"} <= {p.name for p in interrupt[0].iterdir()}
@@ -154,13 +153,13 @@ def test_multinode_status_shows_the_node_list_of_a_running_stage(tmp_path, two_n
     submit(path, PROFILE)
     run_dir = tmp_path / "runs" / "mnstatus" / "default" / "reduce"
     job_id = record(run_dir)["job_id"]
-    _wait_for(lambda: (run_dir / "rank0.json").is_file())  # all_reduce done, holding
+    wait_for(lambda: (run_dir / "rank0.json").is_file())  # all_reduce done, holding
 
     def running_line():  # sacct can lag the job's start by a few seconds
         line = status_lines(path)["default/reduce"]
         return line if line.split()[1] == "running" else None
 
-    line = _wait_for(running_line, timeout_s=25)
+    line = wait_for(running_line, timeout_s=25)
     assert line.split()[1:4] == ["running", "job", job_id] and f"job {job_id} on n[1-2];" in line, line
 
     assert wait(path)["default/reduce"][0] == "done"
@@ -168,13 +167,3 @@ def test_multinode_status_shows_the_node_list_of_a_running_stage(tmp_path, two_n
     assert [r["sum"] for r in ranks] == [3.0, 3.0]  # gloo across the two nodes
     assert [r["env"]["SLURMD_NODENAME"] for r in ranks] == ["n1", "n2"]
     assert status_lines(path)["default/reduce"].split()[1] == "done"
-
-
-def _wait_for(probe, timeout_s: float = 180):
-    deadline = time.time() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.time() < deadline, "timed out waiting for the job"
-        time.sleep(0.2)

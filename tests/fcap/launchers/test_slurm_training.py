@@ -6,11 +6,10 @@ preempted run must end with the same adapter weights.
 """
 import json
 import subprocess
-import time
 
 import pytest
 import torch
-from slurm_testing import cluster, done, experiment, record, submit, wait  # noqa: F401
+from slurm_testing import cluster, done, experiment, record, submit, wait, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slurm
 
@@ -25,10 +24,10 @@ def test_two_rank_training_preempted_mid_run_resumes_to_the_same_weights(tmp_pat
     pre = runs / "preempted" / "train"
     job_id = record(pre)["job_id"]
 
-    _wait_for(lambda: (pre / "checkpoints" / "step-00000004" / "MANIFEST.json").is_file())
+    wait_for(lambda: (pre / "checkpoints" / "step-00000004" / "MANIFEST.json").is_file())
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     # Every rank saves the checkpoint taken on the signal (a step that is not a multiple of 4).
-    interrupt = _wait_for(lambda: [p for p in (pre / "checkpoints").glob("step-*")
+    interrupt = wait_for(lambda: [p for p in (pre / "checkpoints").glob("step-*")
                                    if int(p.name[5:]) % 4 and (p / "MANIFEST.json").is_file()])
     assert {"rank-00000.pt", "rank-00001.pt"} <= {p.name for p in interrupt[0].iterdir()}
     signalled_step = int(interrupt[0].name[5:])
@@ -47,13 +46,3 @@ def test_two_rank_training_preempted_mid_run_resumes_to_the_same_weights(tmp_pat
     assert full.keys() == resumed.keys() and all(torch.equal(full[k], resumed[k]) for k in full)
     first = json.loads((pre / "metrics.jsonl").read_text().splitlines()[0])
     assert first["step"] >= 1  # the metrics log survived the requeue
-
-
-def _wait_for(probe, timeout_s: float = 180):
-    deadline = time.time() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.time() < deadline, "timed out waiting for the training job"
-        time.sleep(0.2)
