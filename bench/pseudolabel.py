@@ -61,19 +61,30 @@ def long_video(path: Path, seconds: int = 60, fps: int = 25) -> Path:
     """A 640x360 H.264 video of a panning photo (x264 defaults: keyframes every 250 frames)."""
     if path.is_file():
         return path
-    import av
     from PIL import Image
     from skimage import data
 
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1280, 360)))
+    frames = (photo[:, (i * 3) % 640:(i * 3) % 640 + 640] for i in range(seconds * fps))
+    return _write_h264(path, frames, fps=fps, width=640, height=360)
+
+
+def _write_h264(path: Path, frames, *, fps: int, width: int, height: int,
+                bit_rate: int | None = None, options: dict | None = None) -> Path:
+    """Encode RGB ``frames`` (height, width, 3) to H.264 at a temporary name, then rename."""
+    import av
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.mp4")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.mp4")
     with av.open(str(tmp), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        for i in range(seconds * fps):
-            x = (i * 3) % 640
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[:, x:x + 640]), format="rgb24")
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        if options:
+            stream.options = options
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode():
@@ -93,8 +104,6 @@ def generated_video(path: Path, *, width: int, height: int, seconds: int, fps: i
     """
     if path.is_file():
         return path
-    import av
-
     rng = np.random.default_rng(seed)
     base = np.zeros((height, 3 * width, 3), np.float32)
     for scale, amp in ((4, 0.5), (16, 1.0), (64, 0.5), (256, 0.25)):
@@ -103,24 +112,11 @@ def generated_video(path: Path, *, width: int, height: int, seconds: int, fps: i
     base *= 230.0 / base.max()
     panos = [np.clip(base + rng.normal(0, 6, base.shape).astype(np.float32), 0, 255).astype(np.uint8)
              for _ in range(7)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.mp4")
     step = max(1, width // (4 * fps))  # a frame width every 4 s
-    with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.bit_rate = bitrate
-        stream.options = {"preset": "veryfast"}
-        for i in range(seconds * fps):
-            x = (i * step) % (2 * width)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(panos[i % 7][:, x:x + width]),
-                                               format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    tmp.rename(path)
-    return path
+    frames = (panos[i % 7][:, (i * step) % (2 * width):(i * step) % (2 * width) + width]
+              for i in range(seconds * fps))
+    return _write_h264(path, frames, fps=fps, width=width, height=height, bit_rate=bitrate,
+                       options={"preset": "veryfast"})
 
 
 def generated_collection(folder: Path, cache: Path, *, distinct: int, copies: int, size: str,
