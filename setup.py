@@ -29,7 +29,6 @@ setup(
         "pyyaml>=6.0",
         "safetensors>=0.4",
         "tokenizers>=0.15",
-        "webdataset>=0.2",
         "pillow>=9",
         "av>=12",  # PyAV: writes the shapes world's mp4/avi (decord reads them)
         "numpy",

@@ -23,8 +23,8 @@ from fcap.experiment import markers
 from fcap.experiment.spec import control_char
 from fcap.launchers import slurm_status as st
 from fcap.launchers.slurm_env import describe as describe_env
-from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, python_of, render_sbatch,
-                                          sbatch_parameters)
+from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, make_executor, python_of,
+                                          render_sbatch, sbatch_parameters)
 from registry import LAUNCHERS
 
 log = logging.getLogger("fcap.launcher")
@@ -134,8 +134,6 @@ class SlurmLauncher:
 
     def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
                 old: dict | None, *, profile_name: str, force: bool = False) -> str:
-        import submitit
-
         from fcap.launchers.slurm_job import StageJob
 
         markers.claim(run)  # before anything is written: a user's folder is refused untouched
@@ -149,10 +147,8 @@ class SlurmLauncher:
         max_requeues = run.resources.max_requeues
         if profile.max_requeues is not None:
             max_requeues = min(max_requeues, profile.max_requeues)
-        # submitit writes slurm_python into the script as shell text: pass it quoted.
-        kwargs = {"slurm_max_num_timeout": max_requeues, "slurm_python": python_of(profile)}
-        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", **kwargs)
-        executor.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
+        executor = make_executor(folder, params, python=python_of(profile),
+                                 max_requeues=max_requeues)
         array = run.resources.array
         job = StageJob(str(config), run.variant, run.stage, plugins=plugin_specs(),
                        max_requeues=max_requeues, stop_grace_s=profile.stop_grace_s, array=array)

@@ -14,9 +14,12 @@ shell code, written by whoever owns the profile, and go into the script as writt
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -103,7 +106,7 @@ def load_profile(name: str) -> tuple[ClusterProfile, Path]:
 
 def sbatch_parameters(profile: ClusterProfile, resources, *, job_name: str, where: str,
                       source: str, dependency: str | None = None) -> dict[str, Any]:
-    """submitit's native SLURM parameters (``_make_sbatch_string`` keywords) for one stage.
+    """submitit's SLURM parameters for one stage (``SlurmExecutor.update_parameters`` keywords).
 
     ``where`` is the dotted key of the stage's resources (for error messages),
     ``source`` the profile file. Raises ConfigError if the stage does not fit.
@@ -160,10 +163,64 @@ def python_of(profile: ClusterProfile) -> str:
     return shlex.quote(profile.python or sys.executable)
 
 
+def make_executor(folder: Path, params: dict[str, Any], *, python: str, max_requeues: int = 0):
+    """The submitit executor a stage is submitted through (``python``: shell text, one word)."""
+    import submitit
+
+    # submitit writes slurm_python into the script as shell text: it comes quoted (python_of).
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_python=python,
+                                     slurm_max_num_timeout=max_requeues)
+    executor.update_parameters(**{f"slurm_{k}": v for k, v in params.items()})
+    return executor
+
+
+# Stand-ins for a dry run: sbatch answers as sbatch does; srun only has to exist (submitit
+# refuses to build a SLURM executor where srun is not on PATH) and is never run.
+DRY_SBATCH = '#!/bin/sh\necho "Submitted batch job 4242"\n'
+DRY_SRUN = "#!/bin/sh\nexit 1\n"
+
+
+@contextmanager
+def _first_on_path(folder: Path):
+    saved = os.environ.get("PATH")
+    os.environ["PATH"] = str(folder) + (os.pathsep + saved if saved else "")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PATH", None)
+        else:
+            os.environ["PATH"] = saved
+
+
 def render_sbatch(params: dict[str, Any], *, folder: Path, python: str,
                   array: int | None = None) -> str:
-    """The sbatch script submitit writes for these parameters (no submission, no srun needed)."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    """The sbatch script submitting these parameters into ``folder`` writes; submits nothing.
 
-    command = " ".join([python, "-u -m submitit.core._submit", shlex.quote(str(folder))])
-    return _make_sbatch_string(command=command, folder=folder, map_count=array, **params)
+    submitit writes it, through its public API: the same executor as a real
+    submission, in a scratch folder, with stand-ins for ``sbatch`` and ``srun``
+    first on PATH for this call only, so no cluster is needed and none is
+    contacted. In the script, every word holding the scratch folder then gets
+    ``folder`` instead, quoted as submitit quotes its words (``shlex.quote``).
+    """
+    folder = Path(folder).expanduser().absolute()  # as submitit's executor holds it
+    with tempfile.TemporaryDirectory(prefix="fcap-dry-run-") as tmp:
+        scratch = Path(tmp) / "slurm"
+        if shlex.quote(str(scratch)) != str(scratch):
+            raise RuntimeError(f"--dry-run needs a temporary folder whose path is one plain shell "
+                               f"word; got {str(scratch)!r}: set TMPDIR to another folder")
+        stubs = Path(tmp) / "bin"
+        stubs.mkdir()
+        for name, text in (("sbatch", DRY_SBATCH), ("srun", DRY_SRUN)):
+            (stubs / name).write_text(text)
+            (stubs / name).chmod(0o755)
+        try:
+            with _first_on_path(stubs):
+                executor = make_executor(scratch, params, python=python)
+                job = executor.submit_array([print] * array)[0] if array else executor.submit(print)
+        except OSError as err:  # e.g. a temporary folder mounted noexec
+            raise RuntimeError(f"--dry-run could not run its stand-in sbatch in {stubs} ({err}); "
+                               f"set TMPDIR to a folder that allows executables") from err
+        script = job.paths.submission_file.read_text()
+    return re.sub(re.escape(str(scratch)) + r"(\S*)",
+                  lambda m: shlex.quote(str(folder) + m.group(1)), script)

@@ -70,9 +70,11 @@ def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:
 
 
 def slurm_log(run_dir: Path, job_id: str, *, array: int | None = None) -> Path:
-    """stderr of task 0 (submitit's naming: <id>_<task>_log.err; arrays <A>_<i>_<task>)."""
-    name = f"{job_id}_0_0_log.err" if array else f"{job_id}_0_log.err"
-    return Path(run_dir) / LOG_DIR / name
+    """Where submitit writes the stderr of task 0 (of element 0, for an array)."""
+    import submitit
+
+    job_id = f"{job_id}_0" if array else str(job_id)
+    return submitit.SlurmJob(Path(run_dir) / LOG_DIR, job_id).paths.stderr
 
 
 def job_state(rows: list[JobRow]) -> str:

@@ -3,6 +3,13 @@
 Each builds a ``LambdaLR`` whose factor depends only on the step number, so its
 ``state_dict`` (saved in every checkpoint) restores it exactly. DeepSpeed steps
 it once per *applied* update (a skipped bad step does not advance it).
+
+Why not transformers' ``get_{constant,cosine,linear}_schedule_with_warmup``
+(checked against transformers 5.24): they would change the curves, which
+``tests/fcap/train/test_schedulers.py`` pins. Their warmup is ``step / warmup``
+(the first update at lr 0; ours ``(step + 1) / warmup``), their cosine rises
+again after ``total_steps`` where ours holds the final value, and the linear
+one has no ``min_lr_ratio``.
 """
 from __future__ import annotations
 

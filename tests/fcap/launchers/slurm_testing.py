@@ -14,6 +14,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+import submitit
 import yaml
 
 from fcap import cli
@@ -70,6 +71,11 @@ def status_lines(path: Path) -> dict[str, str]:
     code, out = fcap_run("status", path)
     assert code == 0, out
     return {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+
+
+def job_paths(run_dir: Path, job_id: str, task: int = 0):
+    """submitit's files of task ``task`` of a stage's job (script, logs), by submitit's API."""
+    return submitit.SlurmJob(run_dir / slurm_status.LOG_DIR, job_id, tasks=(task,)).paths
 
 
 def record(run_dir: Path) -> dict:

@@ -3,8 +3,8 @@ import json
 import subprocess
 
 import pytest
-from slurm_testing import (SMALL, cluster, done, experiment, fcap_run, record,  # noqa: F401
-                           status_lines, submit, wait)
+from slurm_testing import (SMALL, cluster, done, experiment, fcap_run, job_paths,  # noqa: F401
+                           record, status_lines, submit, wait)
 
 from fcap.launchers import slurm_status
 
@@ -49,7 +49,7 @@ def test_dry_run_prints_the_sbatch_script_that_is_then_submitted(tmp_path, clust
     script = out[out.index("#!/bin/bash"):]
     submit(path)
     job_id = record(run_dir)["job_id"]
-    assert script.strip() == (run_dir / "slurm" / f"{job_id}_submission.sh").read_text().strip()
+    assert script.strip() == job_paths(run_dir, job_id).submission_file.read_text().strip()
     assert wait(path)["default/only"][0] == "done"
 
 
@@ -117,7 +117,7 @@ def test_a_stage_that_ignores_the_signal_is_requeued_and_runs_again(tmp_path, cl
     assert wait(path)["default/slow"][0] == "done"
     out = json.loads((run_dir / "out.json").read_text())
     assert out["env"]["SLURM_RESTART_COUNT"] == "1" and out["extra"]["requeues"] == 1
-    assert "requeueing job" in (run_dir / "slurm" / f"{job_id}_0_log.err").read_text()
+    assert "requeueing job" in job_paths(run_dir, job_id).stderr.read_text()
 
 
 def _read(path) -> str:

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 import torch
-from slurm_testing import (cluster, done, experiment, record, status_lines, wait_for,  # noqa: F401
-                           submit, wait)
+from slurm_testing import (cluster, done, experiment, job_paths, record,  # noqa: F401
+                           status_lines, submit, wait, wait_for)
 
 from fcap.launchers import slurm_status
 
@@ -102,7 +102,7 @@ def test_multinode_training_preempted_on_both_nodes_resumes_bitwise(tmp_path, tw
     assert {k: s for k, (s, _) in states.items()} == {"full/train": "done",
                                                      "preempted/train": "done"}, states
     assert done(pre)["summary"] == {"world_size": 2, "resumed_from": signalled_step, "step": 12}
-    logs = [(pre / "slurm" / f"{job_id}_{task}_log.err").read_text() for task in (0, 1)]
+    logs = [job_paths(pre, job_id, task).stderr.read_text() for task in (0, 1)]
     for rank, log in enumerate(logs):  # the signal reached the task on each node
         assert f"rank {rank}: SIGUSR2 received" in log, log[-2000:]
     assert "requeueing job" in logs[0] and f"resumed from {interrupt[0]}" in logs[0]

@@ -62,6 +62,28 @@ def test_gpu_stage_renders_one_task_per_gpu_with_profile_defaults():
     assert "#SBATCH --array=0-4%5" in array and "/r/%A_%a_0_log.err" in array
 
 
+def test_rendering_never_runs_the_real_sbatch_and_needs_no_slurm(tmp_path, monkeypatch):
+    """Only the stand-ins run: a real sbatch/srun first on PATH leaves a trace if called,
+    and rendering works with nothing else on PATH (a machine without SLURM)."""
+    traps = tmp_path / "bin"
+    traps.mkdir()
+    for name in ("sbatch", "srun"):
+        (traps / name).write_text(f"#!/bin/sh\ntouch {tmp_path}/{name}-ran\n"
+                                  'echo "Submitted batch job 1"\n')
+        (traps / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(traps))
+    local, path = load_profile("local")
+    params = sbatch_parameters(local, Resources(cpus_per_task=1, time_min=5), job_name="e.v.s",
+                               where="w", source=str(path))
+    script = render_sbatch(params, folder=tmp_path / "runs" / "slurm", python="py")
+    assert script.startswith("#!/bin/bash") and "#SBATCH --job-name=e.v.s" in script
+    assert f"py -u -m submitit.core._submit {tmp_path}/runs/slurm" in script
+    assert not list(tmp_path.glob("*-ran")) and not (tmp_path / "runs").exists()
+    import os
+
+    assert os.environ["PATH"] == str(traps)  # restored
+
+
 def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, in_tmp):
     path = experiment(tmp_path, "dry", {
         "label": {"task": "slurm_shard", "resources": {"array": 3, "cpus_per_task": 1, "time_min": 5}},

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import submitit.slurm.slurm
 import yaml
 from slurm_testing import experiment, fcap_run
 
@@ -102,10 +101,16 @@ def test_submitted_script_quotes_the_interpreter_and_output_root(tmp_path, in_tm
     python = tmp_path / hostile("py") / "python"
     profile = write_profile(tmp_path, python=str(python))
     captured = tmp_path / "submitted.sh"
-    # sbatch stand-in: keep the script submitit wrote, answer like sbatch does
-    fake_sbatch = 'cp "$1" "$2"; echo "Submitted batch job 4242"'
-    monkeypatch.setattr(submitit.slurm.slurm.SlurmExecutor, "_make_submission_command",
-                        lambda self, path: ["bash", "-c", fake_sbatch, "_", path, captured])
+    # stand-ins first on PATH: sbatch keeps the script submitit wrote and answers like sbatch
+    # does; srun only has to exist (submitit looks for it)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {shlex.quote(str(captured))}\n'
+                                  'echo "Submitted batch job 4242"\n')
+    (stubs / "srun").write_text("#!/bin/sh\nexit 1\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stubs}:{os.environ['PATH']}")
     root = tmp_path / hostile("out")
     path = experiment(tmp_path, "q", {"s": {"task": "slurm_shard", "resources": {"time_min": 5}}},
                       output_root=str(root), launcher={"name": "slurm", "profile": str(profile)})

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 import torch
-from slurm_testing import cluster, done, experiment, record, submit, wait, wait_for  # noqa: F401
+from slurm_testing import (cluster, done, experiment, job_paths, record, submit,  # noqa: F401
+                           wait, wait_for)
 
 pytestmark = pytest.mark.slurm
 
@@ -36,7 +37,7 @@ def test_two_rank_training_preempted_mid_run_resumes_to_the_same_weights(tmp_pat
     assert {k: s for k, (s, _) in states.items()} == {"full/train": "done", "preempted/train": "done"}
     assert done(runs / "full" / "train")["summary"] == {"world_size": 2, "resumed_from": None, "step": 12}
     assert done(pre)["summary"] == {"world_size": 2, "resumed_from": signalled_step, "step": 12}
-    log = (pre / "slurm" / f"{job_id}_0_log.err").read_text()
+    log = job_paths(pre, job_id).stderr.read_text()
     assert "requeueing job" in log and f"resumed from {interrupt[0]}" in log
     for variant in ("full", "preempted"):  # both ranks ran and logged
         assert "rank 1: finished at step 12" in (runs / variant / "train" / "log.rank1.txt").read_text()
