@@ -1,4 +1,4 @@
-"""Greedy captioning: visual K/V reused across tokens vs recomputed at every token.
+"""Greedy captioning (transformers generate()): visual K/V reused across tokens vs recomputed at every token.
 
 20 new tokens, greedy, batch 16 (eval-sized; --batch 4 for small batches, or a list
 such as --batch 16,64), precomputed features (t = 8 frames x 196 patches, width 768),
@@ -30,9 +30,13 @@ from bench.common import (MODEL_SHAPES, autocast, bench_model, best_time, machin
 def measure(attention: str, args, batches: list[int]) -> dict[int, dict]:
     from fcap.models import DecodingConfig
 
+    from transformers.utils import logging as hf_logging
+
     model = bench_model(attention=attention, shape=args.shape).to(args.device)
-    # no EOS: every row runs all 20 steps (EOS would end the loop early, at random)
+    # no EOS: every row runs all 20 steps (EOS would end generate() early, at random);
+    # transformers warns about the negative id on every call, hence the quiet logging
     model.lm.eos_token_id = -1
+    hf_logging.set_verbosity_error()
     decoding = DecodingConfig(strategy="greedy", max_new_tokens=args.tokens)
     width, patches = visual_shape(args.shape)
     vocab = len(model.lm.tokenizer)

@@ -50,9 +50,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fcap.config import from_dict  # noqa: E402
+from fcap.data.media import open_video, read_frames  # noqa: E402
 from fcap.pseudolabel.clips import derive_seed, plan_clips  # noqa: E402
 from fcap.pseudolabel.config import ClipConfig, PseudolabelConfig  # noqa: E402
-from fcap.pseudolabel.frames import VideoFrames, open_video, read_frames  # noqa: E402
+from fcap.pseudolabel.frames import VideoFrames  # noqa: E402
 
 PAPER_CLIPS, PAPER_GPU_DAYS = 50e6, 64  # Sec. 5.1: ~50M clips, 1 day on 64 V100s
 
@@ -244,7 +245,7 @@ def main() -> None:
     repeats = args.repeats or (1 if cuda else 3)
     cost_clips = args.cost_clips or (4 if cuda else None)
     from fcap.pseudolabel.shard import run_shard
-    from fcap.pseudolabel.tiny import build_random_blip
+    from fcap.models.tiny_blip import build_random_blip
     import fcap.pseudolabel  # noqa: F401
 
     work = Path(tempfile.mkdtemp(prefix="fcap-bench-pl-"))

@@ -79,7 +79,7 @@ def captions(args, scratch: str) -> dict:
     from fcap.data.shapes.render import video_captions
     from fcap.eval.attributes import accuracy, truth_from_references
     from fcap.models import DecodingConfig, ModelConfig, build_model
-    from fcap.tasks import common
+    from fcap.tasks.datasets import DatasetsConfig, data_env, loader_for
     from fcap.train import distributed
     from registry import DATA_SOURCES
 
@@ -105,9 +105,9 @@ def captions(args, scratch: str) -> dict:
     refs_all = sorted(video_captions())
     longest = max(len(tok(r, add_special_tokens=False)["input_ids"]) for r in refs_all)
     words = {w for r in refs_all for w in r.split()}
-    cfg = from_dict(common.DatasetsConfig, datasets)
+    cfg = from_dict(DatasetsConfig, datasets)
     one = distributed.DistInfo(rank=0, local_rank=0, world_size=1, backend="gloo", owned=False)
-    env = common.data_env(cfg, seed=0, info=one, logger=logging.getLogger())
+    env = data_env(cfg, seed=0, info=one, logger=logging.getLogger())
     out = {"source": args.source, "train_steps": args.steps, "train_s": round(train_s, 1),
            "longest_reference_tokens": longest, "budgets": {}}
     for budget in (12, longest + 1):
@@ -115,10 +115,10 @@ def captions(args, scratch: str) -> dict:
         for split in ("val", "test"):
             source = build_component(DATA_SOURCES, {"name": "msrvtt", "root": "msrvtt",
                                                     "split": split})
-            loader = common.loader_for(source,
-                                       datasets=cfg, env=env, spec=model.image_spec,
-                                       encoder=model.visual_identity(), train=False,
-                                       batch_size=20)
+            loader = loader_for(source,
+                                datasets=cfg, env=env, spec=model.image_spec,
+                                encoder=model.visual_identity(), train=False,
+                                batch_size=20)
             for batch in loader:
                 with torch.no_grad():
                     ids = model.generate_ids(pixel_values=batch["pixel_values"],

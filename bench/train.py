@@ -58,7 +58,7 @@ from fcap.models import ModelConfig, build_model  # noqa: E402
 from fcap.train import distributed  # noqa: E402
 from fcap.train.config import TrainConfig  # noqa: E402
 from fcap.train.engine import optimizer_state_bytes  # noqa: E402
-from fcap.train.trainer import StepResult, Trainer  # noqa: E402
+from fcap.train.trainer import StepResult, Trainer, TrainRun  # noqa: E402
 from registry import OPTIMIZERS, SCHEDULERS  # noqa: E402
 
 SHAPES = {
@@ -144,7 +144,7 @@ def make_trainer(model, args, run_dir: Path, info, *, steps: int, log_every: int
     return Trainer(cfg, model=model, loader=loader, loss_fn=loss_fn,
                    optimizer=build_component(OPTIMIZERS, {"name": "adamw", "lr": 1e-4}),
                    scheduler=build_component(SCHEDULERS, {"name": "constant"}),
-                   run_dir=run_dir, config_hash="bench", seed=0, info=info)
+                   run=TrainRun(run_dir=run_dir, config_hash="bench", seed=0, info=info))
 
 
 def flops_per_sample(model, tokens_per_sample: float, frames: int | None = None) -> float:
@@ -324,7 +324,7 @@ def sanity(args) -> dict:
         out["sanity_train_s"] = time.time() - t0
         stage("trained_on_shuffled", "caption_pretrain", dict(train, shuffle_videos=True))
         ev = {"model": model, "data": feats["test"], "datasets": datasets, "batch_size": 40,
-              "metrics": ["cider", "bleu"]}
+              "scoring": {"metrics": ["cider", "bleu"]}}
         for name, extra, init in (("trained", {}, "trained"),
                                   ("shuffled_at_eval", {"shuffle_videos": True}, "trained"),
                                   ("trained_on_shuffled", {}, "trained_on_shuffled"),

@@ -2,9 +2,12 @@
 
 Same model, same adapters (OPT-125m-shaped random LM, 12 layers, hidden 768,
 adapters at layers 6, 8, 10, separable attention; batch 32, 32 text tokens,
-precomputed t = 8 x 196 features). "mid": layers below the first adapter run
-without autograd, so backprop stops at layer 6 (Sec. 4). "all": autograd from
-layer 0 (``grad_from_layer = 0``), as if something below needed gradients.
+precomputed t = 8 x 196 features). "mid": FrozenCaptioner as it is: nothing
+below the first adapter requires grad, so autograd records no graph there and
+backprop stops at layer 6 (Sec. 4). "mid-nograd": the same with layers 0-5 also
+run under ``torch.no_grad()`` (what the removed ``grad_from_layer`` knob did; it
+should buy nothing). "all": layer 0's input requires grad, as if something below
+needed gradients, so the graph spans every layer.
 A step is forward + backward + AdamW on the adapters. Each variant runs in a
 fresh subprocess for its peak memory (bench/common.py).
 
@@ -28,8 +31,17 @@ from bench.common import (PeakMemory, autocast, bench_model, best_time, machine,
 def worker(variant: str, args) -> dict:
     model = bench_model().to(args.device)
     model.train()
-    if variant == "all":
-        model.grad_from_layer = 0
+    layers, first = model.lm.layers, model.adapter_layers[0]
+    if variant == "mid-nograd":  # grad mode off from layer 0, back on at the first adapter
+        def grad_mode(on: bool):
+            def hook(module, args) -> None:
+                torch.set_grad_enabled(on)
+            return hook
+        layers[0].register_forward_pre_hook(grad_mode(False))
+        layers[first].register_forward_pre_hook(grad_mode(True))
+    elif variant == "all":  # a graph from layer 0 up
+        layers[0].register_forward_pre_hook(
+            lambda module, args: (args[0].detach().requires_grad_(True), *args[1:]))
     torch.manual_seed(1)
     feats = torch.randn(args.batch, 8, 196, 768, device=args.device)
     ids = torch.randint(4, 400, (args.batch, args.tokens), device=args.device)
@@ -59,7 +71,7 @@ def main() -> None:
         return
     flags = [f"--device={args.device}", f"--dtype={args.dtype}", f"--batch={args.batch}",
              f"--tokens={args.tokens}", f"--repeats={args.repeats}", f"--threads={args.threads}"]
-    res = {v: run_worker(__file__, [v, *flags]) for v in ("mid", "all")}
+    res = {v: run_worker(__file__, [v, *flags]) for v in ("mid", "mid-nograd", "all")}
     print(f"train step (fwd+bwd+AdamW), batch {args.batch}, {args.tokens} tokens, OPT-125m-shaped LM, "
           f"adapters at 6,8,10 (separable), {args.dtype}, best of {args.repeats}")
     print(f"machine: {machine(args.device)}")
@@ -69,6 +81,9 @@ def main() -> None:
         "device": args.device, "dtype": args.dtype,
         "speedup_mid_vs_all": round(res["all"]["seconds"] / res["mid"]["seconds"], 3),
         "peak_mem_all_over_mid": round(res["all"]["peak_bytes"] / max(res["mid"]["peak_bytes"], 1), 3),
+        "speedup_nograd_vs_mid": round(res["mid"]["seconds"] / res["mid-nograd"]["seconds"], 3),
+        "peak_mem_mid_over_nograd": round(res["mid"]["peak_bytes"]
+                                          / max(res["mid-nograd"]["peak_bytes"], 1), 3),
         "seconds": {v: r["seconds"] for v, r in res.items()},
         "peak_bytes": {v: r["peak_bytes"] for v, r in res.items()},
     }))

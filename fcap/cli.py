@@ -170,16 +170,14 @@ def _list(kind: str, plugins: list[str]) -> int:
     from fcap.components import load_builtins
     from fcap.config.schema import describe_fields
     from fcap.plugins import load_entry_point_plugins, load_plugins
-    from registry import ALL
+    from registry import ALL, suggest
 
     load_builtins()
     load_entry_point_plugins()
     load_plugins(plugins)
     if kind and kind not in ALL:
-        import difflib
-        close = difflib.get_close_matches(kind, list(ALL), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        print(f"fcap-run: no kind '{kind}'{hint} kinds: {', '.join(ALL)}", file=sys.stderr)
+        print(f"fcap-run: no kind '{kind}'{suggest(kind, ALL)} kinds: {', '.join(ALL)}",
+              file=sys.stderr)
         return exit_codes.CONFIG
     for name, reg in ALL.items():
         if kind and name != kind:

@@ -11,8 +11,9 @@ fcap created the folder. Then:
 - :func:`remove_owned` removes a folder only if it is marked (or is fcap's own
   temporary/old name inside a marked parent: see :func:`remove_scratch`).
 - :func:`write_json_atomic` / :func:`write_text_atomic` write through a
-  temporary name and ``os.replace``; callers write only inside folders they
-  claimed.
+  temporary name and ``os.replace`` (``fsync=True``: flushed to the disk
+  first, for files whose presence marks finished work); they are fcap's only
+  atomic writers, and callers write only inside folders they claimed.
 
 docs/CONTRACTS.md ("Data ownership") states the rule for plugin authors.
 """
@@ -104,23 +105,33 @@ def remove_scratch(path: str | os.PathLike) -> bool:
     return True
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary name in the same folder, then rename."""
+def write_text_atomic(path: str | os.PathLike, text: str, *, fsync: bool = False) -> Path:
+    """Write ``text`` to ``path`` via a temporary name in the same folder, then rename.
+
+    Readers see the old file or the whole new one. ``fsync``: the data reaches
+    the disk before the rename, so the file also survives a crash of the
+    machine (a shard manifest, a checkpoint's MANIFEST.json).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text(text)
+        with open(tmp, "w") as f:
+            f.write(text)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int = 1) -> Path:
+def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int = 1,
+                      fsync: bool = False) -> Path:
     """Atomic JSON (sorted keys); NaN/inf become null, other objects their str()."""
     return write_text_atomic(path, json.dumps(_finite(data), indent=indent, sort_keys=True,
-                                              default=str) + "\n")
+                                              default=str) + "\n", fsync=fsync)
 
 
 def _finite(x: Any) -> Any:

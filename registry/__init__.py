@@ -9,7 +9,7 @@ where ``SomeConfig`` is a frozen dataclass of the component's options (or
 ``None``). In YAML a block ``{name: <name>, **options}`` selects the entry and
 its remaining keys are validated against ``SomeConfig``.
 """
-from registry.registry import Entry, Registry, UnknownComponentError, origin_of
+from registry.registry import Entry, Registry, UnknownComponentError, origin_of, suggest
 
 TASKS = Registry("task", """Stages of an experiment.
 
@@ -97,11 +97,15 @@ where ``plan`` is a :class:`fcap.experiment.Plan`; returns the process exit code
 (0 success, 1 a stage failed).
 """)
 
-MODELS = Registry("model", """Pretrained model families: language models, visual encoders, captioners.
+MODELS = Registry("model", """Pretrained model families: language models, visual encoders,
+the video captioner and the pseudolabeller.
 
-Contract: a class with a ``role`` attribute (``"lm"``, ``"visual"`` or
-``"captioner"``) built as ``cls(cfg)``; see ``fcap/models/README.md`` for what
-each role provides.
+Contract: a class with a ``role`` attribute built as ``cls(cfg)``; one interface
+per role (``fcap/models/README.md`` lists what each provides): ``"lm"``
+(``opt``), ``"visual"`` (``timesformer``), ``"captioner"`` (the video captioner,
+``frozen_captioner``) or ``"labeler"`` (an image captioner writing pseudolabels,
+``blip``: ``caption(frames, *, seeds, sampling)`` plus ``id``, ``weights_hash``,
+``dtype``, ``device``).
 """)
 
 ALL = {
@@ -119,5 +123,5 @@ ALL = {
 __all__ = [
     "ALL", "CROSS_ATTENTIONS", "DATA_SOURCES", "Entry", "GATES", "LAUNCHERS", "METRICS",
     "MODELS", "OPTIMIZERS", "Registry", "SCHEDULERS", "TASKS", "UnknownComponentError",
-    "origin_of",
+    "origin_of", "suggest",
 ]

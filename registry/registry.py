@@ -9,7 +9,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+
+SUGGEST_CUTOFF = 0.6  # difflib similarity a name needs to be suggested ("vectr" -> "vector": 0.91)
+
+
+def suggest(name: Any, known: Iterable[Any]) -> str:
+    """``"; did you mean 'x'?"`` for the entry of ``known`` closest to ``name``, or ``""``.
+
+    fcap's one "did you mean" for unknown names, keys and choices: every error
+    message appends it right after naming what was not found.
+    """
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1,
+                                      cutoff=SUGGEST_CUTOFF)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def origin_of(obj: Any) -> str:
@@ -125,12 +139,8 @@ class Registry:
 
     def unknown_message(self, name: Any) -> str:
         known = sorted(self._entries)
-        msg = f"no {self.kind} '{name}' in registry '{self.kind}'"
-        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
-        if close:
-            msg += f"; did you mean '{close[0]}'?"
-        msg += " known: " + (", ".join(known) if known else "(none registered)")
-        return msg
+        return (f"no {self.kind} '{name}' in registry '{self.kind}'{suggest(name, known)} known: "
+                + (", ".join(known) if known else "(none registered)"))
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

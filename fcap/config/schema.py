@@ -12,7 +12,6 @@ for that would teach nothing.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import types
 import typing
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
 from fcap.config.errors import ConfigError, Problem
-from registry import Registry
+from registry import Registry, suggest
 
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _MISSING = dataclasses.MISSING
@@ -270,9 +269,7 @@ class _Ctx:
             if value in args:
                 return value
             allowed = ", ".join(repr(a) for a in args)
-            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise _Invalid(f"{value!r} is not allowed{hint} allowed: {allowed}")
+            raise _Invalid(f"{value!r} is not allowed{suggest(value, args)} allowed: {allowed}")
         if origin in (list, tuple):
             if not isinstance(value, (list, tuple)):
                 raise _Invalid(f"expected a list, got {type(value).__name__} {value!r}")
@@ -321,7 +318,5 @@ def _join(prefix: str, name: str) -> str:
 def _unknown_key(name: str, cls: type) -> str:
     rows = describe_fields(cls)
     names = [r[0] for r in rows]
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
     allowed = ", ".join(f"{n}={d}" if d != "(required)" else f"{n} (required)" for n, _, d in rows)
-    return f"unknown key '{name}'{hint} allowed keys: {allowed or '(none)'}"
+    return f"unknown key '{name}'{suggest(name, names)} allowed keys: {allowed or '(none)'}"

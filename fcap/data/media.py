@@ -1,5 +1,9 @@
 """Reading media: videos through decord, images through PIL (Sec. 3.1, 4).
 
+fcap's one decord reader: :func:`open_video` opens a video (checked whole),
+:func:`read_frames` fetches frames by index; the data sources and the
+pseudolabel workers both read through them.
+
 Every reader returns uint8 RGB arrays ``(t, H, W, 3)`` and raises
 :class:`~fcap.data.errors.MediaError` whose reason names the cause, as
 ``KIND: detail``; the loader counts and skips by KIND: ``missing``,
@@ -53,19 +57,20 @@ def check_file(path: str) -> None:
         raise MediaError(path, "empty: zero-byte file")
 
 
-def open_video(path: str, *, num_threads: int = 1, width: int = -1, height: int = -1):
+def open_video(path: str | os.PathLike, size: int | None = None, *, num_threads: int = 1):
     """A decord ``VideoReader`` of a whole, decodable video (one decode thread by default).
 
-    ``width``/``height`` resize at decode time (-1: native). Raises
-    MediaError naming the cause: see the module docstring.
+    ``size``: frames are decoded resized to ``size x size`` (None: native).
+    Raises MediaError naming the cause: see the module docstring.
     """
     import decord
 
     path = str(path)
     check_file(path)
+    side = size or -1
     try:
         reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads,
-                                    width=width, height=height)
+                                    width=side, height=side)
     except Exception as err:  # decord raises RuntimeError or DECORDError, whatever the cause
         raise MediaError(path, why_unopenable(path, err)) from None
     if len(reader) == 0:
@@ -249,6 +254,25 @@ def uniform_indices(n_frames: int, fps: float, *, num_frames: int, start: float 
     return out
 
 
+def read_frames(reader, indices: list[int], *, path: str = "?") -> np.ndarray:
+    """Frames ``indices`` of an open ``reader``, ``(len(indices), H, W, 3)`` uint8, in that order.
+
+    Fetched with one decord ``get_batch`` of the distinct indices, ascending
+    (decord seeks to the nearest keyframe once per frame); a repeated index
+    is decoded once. A decode failure is MediaError ``unreadable: ...``.
+    """
+    unique = sorted(set(indices))
+    try:
+        batch = reader.get_batch(unique).asnumpy()
+    except Exception as err:
+        raise MediaError(path, f"unreadable: decoding frames {unique[:4]}... failed "
+                               f"({_first_line(err, path)})") from None
+    if batch.ndim != 4 or batch.shape[0] != len(unique):
+        raise MediaError(path, f"unreadable: decoded {batch.shape} for {len(unique)} frames")
+    row = {idx: i for i, idx in enumerate(unique)}
+    return batch[[row[i] for i in indices]]
+
+
 def read_clip(path: str, *, num_frames: int, start: float | None = None,
               end: float | None = None, sample_fps: float | None = None,
               num_threads: int = 1) -> Clip:
@@ -260,13 +284,7 @@ def read_clip(path: str, *, num_frames: int, start: float | None = None,
     reader = open_video(path, num_threads=num_threads)
     indices = uniform_indices(len(reader), reader.get_avg_fps(), num_frames=num_frames,
                               start=start, end=end, sample_fps=sample_fps, path=path)
-    try:
-        frames = reader.get_batch(indices).asnumpy()
-    except Exception as err:
-        raise MediaError(path, f"unreadable: decoding frames {indices[:4]}... failed "
-                               f"({_first_line(err, path)})") from None
-    if frames.ndim != 4 or frames.shape[0] != len(indices):
-        raise MediaError(path, f"unreadable: decoded {frames.shape} for {len(indices)} frames")
+    frames = read_frames(reader, indices, path=path)
     n_real = frames.shape[0]
     if n_real < num_frames:
         pad = np.repeat(frames[-1:], num_frames - n_real, axis=0)
@@ -279,11 +297,7 @@ def read_frame(path: str, time_s: float, *, num_threads: int = 1) -> np.ndarray:
     reader = open_video(path, num_threads=num_threads)
     fps = reader.get_avg_fps() or 1.0
     idx = min(max(int(time_s * fps), 0), len(reader) - 1)
-    try:
-        return reader[idx].asnumpy()
-    except Exception as err:
-        raise MediaError(path, f"unreadable: decoding frame {idx} failed "
-                               f"({_first_line(err, path)})") from None
+    return read_frames(reader, [idx], path=path)[0]
 
 
 def read_centre_frame(path: str, start: float | None = None, end: float | None = None,
@@ -302,11 +316,7 @@ def read_all_frames(path: str, start: float | None = None, end: float | None = N
     hi = len(reader) if end is None else min(len(reader), int(np.ceil(end * fps)))
     if lo >= hi:
         raise MediaError(path, f"window: no frames between {start} and {end} s")
-    try:
-        return reader.get_batch(list(range(lo, hi))).asnumpy()
-    except Exception as err:
-        raise MediaError(path, f"unreadable: decoding frames {lo}-{hi} failed "
-                               f"({_first_line(err, path)})") from None
+    return read_frames(reader, list(range(lo, hi)), path=path)
 
 
 def read_image(source: str | bytes, *, path: str | None = None) -> Clip:

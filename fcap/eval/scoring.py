@@ -39,7 +39,7 @@ def score(predictions: Mapping[str, str], references: Mapping[str, list[str]], *
     """``predictions: {id: caption}``, ``references: {id: [caption, ...]}`` -> {metric: value}.
 
     ``truth``: optional ground truth per id (e.g. the shapes world's attributes,
-    :func:`fcap.eval.attributes.load_truth`), handed to the metrics whose function
+    :func:`fcap.data.shapes.truth.load_truth`), handed to the metrics whose function
     takes a ``truth`` keyword (the METRICS contract); the others never see it.
     """
     check_metric_names(metrics)

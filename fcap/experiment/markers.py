@@ -21,8 +21,7 @@ from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
 __all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "is_complete", "mark_done",
-           "mark_failed", "mark_started", "read_done", "why_fresh", "write_config",
-           "write_json_atomic"]
+           "mark_failed", "mark_started", "read_done", "why_fresh", "write_config"]
 
 DONE = "DONE.json"
 FAILED = "FAILED.json"

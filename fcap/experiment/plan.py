@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from fcap.experiment import profiles, refs
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
 from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand, seed_group
+from registry import suggest
 
 
 @dataclass
@@ -134,8 +134,9 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         profile = profiles.DEFAULT
         notes.append(profiles.default_note(path))
     profile_path = str(profiles.find(profile, experiment=path)) if profile else None
+    overlays = profiles.TaskOverlays()
     if profile:
-        doc = profiles.apply(doc, origins, profile, experiment=path)
+        doc, overlays = profiles.apply(doc, origins, profile, experiment=path)
     if seeds is not None:
         doc["seeds"] = seeds
         origins.record(seeds, "command line", "seeds")
@@ -143,6 +144,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         doc["launcher"] = deep_merge(doc.get("launcher") or {}, {"name": launcher})
         origins.record(doc["launcher"], "command line", "launcher")
 
+    # seed=K on the command line moves the whole experiment: 'seeds: N' then counts from K
+    for key, value in [kv for kv in cli if kv[0] == "seed"]:
+        set_dotted(doc, key, value, source="command line", origins=origins)
+    base_seed = doc.get("seed", 0)  # once-stages run with it, whatever the variant's seed
     problems: list[Problem] = [*load_problems]
     externals = _Externals(profile_path, (*_chain, path.resolve()))
     variant_sets = expand(doc, origins, problems)
@@ -153,7 +158,12 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         try:
             for key, value in vset:
                 set_dotted(vdoc, key, value, source=f"variant {vname}", origins=vorigins)
+            # a stage the variant adds gets the profile's task overlay, like the file's stages
+            added = set(vdoc.get("stages") or {}) - set(base_doc.get("stages") or {})
+            overlays.apply(vdoc, vorigins, only=added)
             for key, value in cli:
+                if key == "seed":  # applied to the whole experiment above
+                    continue
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
         except ConfigError as err:
             problems.extend(err.problems)
@@ -163,7 +173,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         specs = resolver.stages(h) if h is not None else None
         header = header or h
         if h is not None and specs is not None:
-            _add_runs(runs, _make_runs(h, vname, specs, resolver, path, externals), vname, problems)
+            _add_runs(runs, _make_runs(h, vname, specs, resolver, path, externals,
+                                       base_seed=base_seed), vname, problems)
     problems = list(dict.fromkeys(problems))
     if problems or header is None:
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
@@ -254,7 +265,8 @@ class _Externals:
 
 
 def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
-               resolver: VariantResolver, path: Path, externals: _Externals) -> list[Run]:
+               resolver: VariantResolver, path: Path, externals: _Externals, *,
+               base_seed: Any = 0) -> list[Run]:
     from fcap.plugins import resolve_plugin_paths
 
     resolved_stages = {}
@@ -297,7 +309,10 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
             else:
                 dep_keys.append(keys[dep])
                 dep_hashes[dep] = hashes[dep]
-        blob = json.dumps({"stage": body, "deps": dep_hashes, "seed": header.seed},
+        # A once-stage is shared by every variant, repeated seeds too: it runs with the
+        # experiment's seed, so 'seeds: N' repeats what follows it, not the pseudolabels.
+        seed = base_seed if spec.once else header.seed
+        blob = json.dumps({"stage": body, "deps": dep_hashes, "seed": seed},
                           sort_keys=True, default=str)
         hashes[spec.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
         variant = ONCE_VARIANT if spec.once else vname
@@ -305,7 +320,7 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
         runs.append(Run(experiment=header.name, variant=variant, stage=spec.name, task=spec.task,
                         cfg=spec.cfg, init_from=spec.init_from, deps=spec.deps,
                         resources=spec.resources, run_dir=resolver.run_dir(spec.name),
-                        config_hash=hashes[spec.name], resolved=resolved, seed=header.seed,
+                        config_hash=hashes[spec.name], resolved=resolved, seed=seed,
                         output_root=resolver.out_dir.parent, launcher=header.launcher,
                         spec=spec, dep_keys=tuple(dep_keys)))
     return runs
@@ -336,10 +351,8 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
                                       ("--stages", "stage", stages, names)):
         for w in wanted or ():
             if w not in known:
-                close = difflib.get_close_matches(w, known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
                 problems.append(Problem("command line", flag, f"no such {what} "
-                                        f"'{w}'{hint} known: {', '.join(known)}"))
+                                        f"'{w}'{suggest(w, known)} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
     chosen = [r for r in local if (not only or r.variant in only or r.variant == ONCE_VARIANT

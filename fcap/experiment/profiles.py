@@ -12,13 +12,14 @@ every stage that runs that task. Variants and command-line overrides still win.
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
+from typing import Iterable
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import (BUILTIN_DIR, BUILTIN_SCHEME, Origins, builtin_path, deep_merge,
                                 load_with_bases)
 from fcap.experiment.spec import PROFILE_TASKS_KEY
+from registry import suggest
 
 DEFAULT = "tiny"  # run when an experiment names no dataset root
 
@@ -68,16 +69,17 @@ def find(profile: str, *, experiment: Path) -> Path:
             return candidate
         if profiles_dir.is_dir():
             known += [p.stem for p in profiles_dir.glob("*.yaml")]
-    close = difflib.get_close_matches(profile, known, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError(Problem("command line", "--profile", (
-        f"no profile '{profile}' in the folders above {experiment} or built into fcap{hint} "
+        f"no profile '{profile}' in the folders above {experiment} or built into fcap"
+        f"{suggest(profile, known)} "
         f"known: {', '.join(sorted(set(known))) or '(none)'}; looked in profiles/ and "
         f"experiments/profiles/ of {', '.join(map(str, folders))}, and in fcap's built-in "
         f"profiles {builtin}")))
 
 
-def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> dict:
+def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> tuple[dict, "TaskOverlays"]:
+    """The experiment with the profile merged over it, and the profile's per-task overlays
+    (applied here to the file's stages, and by the planner to stages a variant adds)."""
     path = find(profile, experiment=experiment)
     data, _ = load_with_bases(path)
     source = f"profile {profile} ({path})"
@@ -86,10 +88,25 @@ def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> dic
         raise ConfigError(Problem(source, PROFILE_TASKS_KEY, "expected a mapping: task name -> overlay"))
     doc = deep_merge(doc, data)
     origins.record(data, source)
-    for sname, block in (doc.get("stages") or {}).items():
-        if isinstance(block, dict) and block.get("task") in tasks:
-            overlay = tasks[block["task"]] or {}
-            doc["stages"][sname] = deep_merge(block, overlay)
-            for key, value in overlay.items():
-                origins.record(value, source, f"stages.{sname}.{key}")
-    return doc
+    overlays = TaskOverlays(tasks, source)
+    overlays.apply(doc, origins)
+    return doc, overlays
+
+
+class TaskOverlays:
+    """A profile's ``tasks:`` block: an overlay per task name, merged over every stage of that task."""
+
+    def __init__(self, tasks: dict | None = None, source: str = "") -> None:
+        self.tasks, self.source = tasks or {}, source
+
+    def apply(self, doc: dict, origins: Origins, only: Iterable[str] | None = None) -> None:
+        """Merge the overlays into ``doc``'s stages (``only``: just those stage names)."""
+        wanted = None if only is None else set(only)
+        for sname, block in (doc.get("stages") or {}).items():
+            if wanted is not None and sname not in wanted:
+                continue
+            if isinstance(block, dict) and block.get("task") in self.tasks:
+                overlay = self.tasks[block["task"]] or {}
+                doc["stages"][sname] = deep_merge(block, overlay)
+                for key, value in overlay.items():
+                    origins.record(value, self.source, f"stages.{sname}.{key}")

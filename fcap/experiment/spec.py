@@ -8,7 +8,7 @@ from typing import Any, Optional
 from dataclasses import field
 
 from fcap.config import component
-from fcap.report.spec import ReportConfig
+from fcap.experiment.report_config import ReportConfig
 from registry import LAUNCHERS
 
 # Keys that belong to the experiment itself; every other top-level key is a

@@ -8,7 +8,6 @@ config dataclass. Problems are collected, never raised one at a time.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +18,7 @@ from fcap.config.loader import Origins, deep_merge
 from fcap.experiment import refs
 from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
                                   Resources, name_problem)
-from registry import TASKS
+from registry import TASKS, suggest
 
 
 @dataclass(frozen=True)
@@ -185,10 +184,8 @@ class VariantResolver:
             block = self.blocks.get(ref.stage)
             if ref.stage == sname or not isinstance(block, dict) or block.get("task") not in TASKS:
                 others = [s for s in self.blocks if s != sname]
-                close = difflib.get_close_matches(ref.stage, others, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                raise ValueError(f"no stage '{ref.stage}' to read from{hint} stages: "
-                                 f"{', '.join(others) or '(none)'}")
+                raise ValueError(f"no stage '{ref.stage}' to read from"
+                                 f"{suggest(ref.stage, others)} stages: {', '.join(others) or '(none)'}")
             run_dir, task = self.run_dir(ref.stage), block["task"]
         entry = TASKS.get(task)
         outputs = ", ".join(n for n, _ in entry.outputs) or "(none)"
@@ -206,10 +203,9 @@ class VariantResolver:
             # A profile serves many experiments: its blocks that no stage here takes are unused.
             if key not in self.used and not self.origins(key).startswith("profile "):
                 allowed = sorted(set(EXPERIMENT_KEYS) | self.offered)
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
-                self._problem(key, f"unknown top-level key '{key}'{hint} it is not an experiment "
-                                   f"key and no stage's task takes it; allowed: {', '.join(allowed)}")
+                self._problem(key, f"unknown top-level key '{key}'{suggest(key, allowed)} it is not "
+                                   "an experiment key and no stage's task takes it; allowed: "
+                                   f"{', '.join(allowed)}")
 
     def _once_deps(self, specs: dict[str, StageSpec]) -> None:
         for sname, spec in specs.items():
@@ -246,11 +242,9 @@ def _toposort(specs: dict[str, StageSpec], names: list[str], origins: Origins,
     for sname, spec in specs.items():
         for dep, dkey in [(spec.init_from, "init_from"), *((a, "after") for a in spec.after)]:
             if dep is not None and dep not in names:
-                close = difflib.get_close_matches(dep, names, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
                 key = f"stages.{sname}.{dkey}"
-                problems.append(Problem(origins(key), key, f"no stage '{dep}'{hint} stages: "
-                                        f"{', '.join(names)}"))
+                problems.append(Problem(origins(key), key, f"no stage '{dep}'{suggest(dep, names)} "
+                                        f"stages: {', '.join(names)}"))
                 ok = False
     if not ok:
         return None

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import submitit
 
+from fcap.io import write_json_atomic
 from fcap.launchers.slurm_env import export_distributed_env, restart_count
 from fcap.launchers.slurm_status import ARRAY_DIR
 
@@ -216,7 +217,7 @@ def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | No
         return
     folder = run.run_dir / ARRAY_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    markers.write_json_atomic(folder / f"{int(index)}.json", {
+    write_json_atomic(folder / f"{int(index)}.json", {
         "config_hash": run.config_hash, "summary": summary, "wall_s": round(wall_s, 3)})
     # Each element writes its own marker before looking, so the last to finish sees all.
     elements = read_elements(run.run_dir, count or 0, run.config_hash)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fcap.experiment import markers
+from fcap.io import write_json_atomic
 
 RECORD = "slurm.json"
 LOG_DIR = "slurm"  # submitit's folder inside the run dir: sbatch scripts, pickles, logs
@@ -44,7 +45,7 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def write_record(run_dir: Path, record: dict) -> None:
-    markers.write_json_atomic(Path(run_dir) / RECORD, record)
+    write_json_atomic(Path(run_dir) / RECORD, record)
 
 
 def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:

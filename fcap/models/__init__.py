@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 
 # The range setup.py declares (a test keeps the two equal). 5.4 is the first release
-# with VideoMAEImageProcessorPil (visual.py, tiny.py); the OPT decoder loop in lm.py
-# takes both KV-cache keyword spellings (past_key_values before 5.24, cache from 5.24).
-# tests/fcap/models pass on 5.4.0, 5.8.1, 5.12.1, 5.17.0, 5.20.0, 5.23.0 and 5.24.0.
+# with VideoMAEImageProcessorPil (visual.py, tiny.py). fcap runs transformers' own OPT
+# forward and generate(); it relies on OPTDecoder passing extra keyword arguments on
+# to every decoder layer (the adapters' visual_memory; tests/fcap/models/test_opt_lm.py).
+# tests/fcap/models passed on 5.4.0, 5.8.1, 5.12.1, 5.17.0, 5.20.0, 5.23.0 and 5.24.0
+# before issue 14; since then they were run on 5.24.0 only.
 TRANSFORMERS_REQUIREMENT = "transformers>=5.4,<6"
 _MIN, _BELOW = (5, 4), (6, 0)
 
@@ -42,8 +44,7 @@ check_transformers()
 
 from fcap.models import attention, gates, lm, visual  # noqa: E402,F401  (register components)
 from fcap.models.captioner import CaptionerOutput, FrozenCaptioner, build_model  # noqa: E402
-from fcap.models.config import AdaptersConfig, ModelConfig  # noqa: E402
-from fcap.models.generation import DecodingConfig  # noqa: E402
+from fcap.models.config import AdaptersConfig, DecodingConfig, ModelConfig  # noqa: E402
 from fcap.models.visual import ImageSpec, image_spec  # noqa: E402
 
 __all__ = ["AdaptersConfig", "CaptionerOutput", "DecodingConfig", "FrozenCaptioner", "ImageSpec",

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fcap.models import checkpoint, generation
-from fcap.models.adapter import AdaptedLayer, Adapter
-from fcap.models.config import ModelConfig
-from fcap.models.generation import DecodingConfig
+from fcap.config.schema import to_dict
+from fcap.models import adapter_io, generation
+from fcap.models.adapter import AdaptedLayer, Adapter, gate_values
+from fcap.models.config import DecodingConfig, ModelConfig
 from registry import MODELS
 
 
@@ -53,12 +53,11 @@ class FrozenCaptioner(nn.Module):
             adapter = Adapter(dim=self.lm.hidden_size, visual_dim=self.visual.hidden_size,
                               attention=cfg.adapters.attention, gate=cfg.adapters.gate,
                               ffn_mult=cfg.adapters.ffn_mult)
-            self.lm.layers[i] = AdaptedLayer(self.lm.layers[i], adapter)
+            self.lm.layers[i] = AdaptedLayer(self.lm.layers[i], adapter, index=i)
+        # Nothing below the first adapter requires grad (frozen weights, token ids in), so
+        # autograd records no graph there and backprop stops at the first adapter (Sec. 4)
+        # without any no_grad block: bench/train_step.py measures it.
         self.adapter_layers = tuple(layers)
-        # First LM layer run with autograd. Layers below the first adapter have nothing
-        # to train, so they run under no_grad (Sec. 4: starting mid-network means backprop
-        # only through the upper layers). bench/train_step.py sets 0 to compare.
-        self.grad_from_layer = layers[0]
 
     # -- frozen parts -----------------------------------------------------------------
     def train(self, mode: bool = True) -> "FrozenCaptioner":
@@ -75,6 +74,10 @@ class FrozenCaptioner(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The adapters' parameters: the only ones the optimizer sees."""
         return [p for a in self.adapters().values() for p in a.parameters()]
+
+    def scalars(self) -> dict[str, float]:
+        """Numbers to log while training, by tag: each gate's mean |tanh(g)| (Sec. 4; Figure 5)."""
+        return {f"gates/{k}": float(v.abs().mean()) for k, v in gate_values(self.adapters()).items()}
 
     @property
     def device(self) -> torch.device:
@@ -122,9 +125,15 @@ class FrozenCaptioner(nn.Module):
         return [s.strip() for s in self.lm.tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
 
     # -- forward ----------------------------------------------------------------------
-    def visual_memories(self, visual_features: torch.Tensor, frame_mask: torch.Tensor | None) -> dict[int, Any]:
-        """Each adapter's video-side state (keys/values, latents), computed once per sample."""
-        return {i: a.prepare(visual_features, frame_mask) for i, a in self.adapters().items()}
+    def visual_memories(self, visual_features: torch.Tensor, frame_mask: torch.Tensor | None, *,
+                        precompute: bool = True) -> dict[int, Any]:
+        """Each adapter's video-side state (keys/values, latents), computed once per sample.
+
+        The LM's ``visual_memory=`` input. ``precompute=False`` hands the adapters the raw
+        features instead, so they recompute the video side at every call.
+        """
+        return {i: a.prepare(visual_features, frame_mask, precompute=precompute)
+                for i, a in self.adapters().items()}
 
     def _features(self, pixel_values, visual_features, frame_mask):
         if (pixel_values is None) == (visual_features is None):
@@ -136,24 +145,6 @@ class FrozenCaptioner(nn.Module):
             visual_features = self.encode_visual(pixel_values, frame_mask)
         return visual_features.to(self.device), frame_mask
 
-    def run_lm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-               memories: dict[int, Any], cache: Any = None) -> torch.Tensor:
-        """Logits (b, n, vocab) of the adapted LM for ``input_ids`` (b, n)."""
-        layers = self.lm.layers
-        first = self.grad_from_layer
-        if not 0 <= first <= self.adapter_layers[0]:
-            raise ValueError(f"grad_from_layer: {first} must be in 0..{self.adapter_layers[0]}")
-        with torch.no_grad():
-            hidden, kwargs = self.lm.embed(input_ids, attention_mask, cache)
-            for i in range(first):
-                hidden = self.lm.run_layer(layers[i], hidden, kwargs)
-        if first < self.adapter_layers[0] and torch.is_grad_enabled():
-            hidden = hidden.detach().requires_grad_(True)  # force autograd from layer `first`
-        for i in range(first, len(layers)):
-            extra = {"visual": memories[i]} if i in memories else {}
-            hidden = self.lm.run_layer(layers[i], hidden, kwargs, **extra)
-        return self.lm.head(hidden)
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
                 visual_features: torch.Tensor | None = None,
@@ -163,7 +154,8 @@ class FrozenCaptioner(nn.Module):
         input_ids = input_ids.to(self.device)
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
-        logits = self.run_lm(input_ids, attention_mask, self.visual_memories(feats, frame_mask))
+        logits = self.lm.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                               visual_memory=self.visual_memories(feats, frame_mask)).logits
         loss = None
         if labels is not None:
             labels = labels.to(self.device)
@@ -177,14 +169,16 @@ class FrozenCaptioner(nn.Module):
                      visual_features: torch.Tensor | None = None,
                      frame_mask: torch.Tensor | None = None,
                      decoding: DecodingConfig | None = None, reuse_visual: bool = True) -> torch.Tensor:
-        """Generated token ids (b, <= max_new_tokens), EOS-terminated rows padded with pad.
+        """New token ids (b, <= max_new_tokens), EOS-terminated rows padded with pad.
 
-        ``reuse_visual=False`` recomputes the visual keys/values at every step (for
-        tests and bench/generation.py; the output is the same, only slower).
+        transformers ``generate()`` with the visual memory computed once and passed as a
+        model input (fcap/models/generation.py). ``reuse_visual=False`` recomputes the
+        visual keys/values at every step (tests and bench/generation.py; same output, slower).
         """
         feats, frame_mask = self._features(pixel_values, visual_features, frame_mask)
-        return generation.generate(self, feats, frame_mask, decoding or DecodingConfig(),
-                                   reuse_visual=reuse_visual)
+        memory = self.visual_memories(feats, frame_mask, precompute=reuse_visual)
+        return generation.generate_ids(self.lm, memory, decoding or DecodingConfig(),
+                                       batch=feats.shape[0], device=feats.device)
 
     def generate(self, *, pixel_values: torch.Tensor | None = None,
                  visual_features: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None,
@@ -197,11 +191,15 @@ class FrozenCaptioner(nn.Module):
     # -- adapters on disk -------------------------------------------------------------
     def save_adapters(self, directory: str | Path) -> Path:
         """Write ``adapters.safetensors`` + ``manifest.json`` (frozen sources and hashes)."""
-        return checkpoint.save_adapters(self, directory)
+        return adapter_io.save_adapters(directory, self.adapters(), self._manifest())
 
     def load_adapters(self, directory: str | Path) -> None:
         """Load adapters saved by :meth:`save_adapters`; refuses a different base model."""
-        checkpoint.load_adapters(self, directory)
+        adapter_io.load_adapters(directory, self.adapters(), self._manifest())
+
+    def _manifest(self) -> dict:
+        return adapter_io.build_manifest(lm=self.lm.identity(), visual=self.visual.identity(),
+                                         adapters=to_dict(self.cfg.adapters))
 
 
 def build_model(cfg: ModelConfig) -> FrozenCaptioner:

@@ -1,41 +1,32 @@
 """Where frozen models come from: a hub id, a local directory, ``tiny`` or ``tiny-pretrained``.
 
-``tiny`` builds a small random model deterministically from its dims and seed,
-saves it in the real transformers format under ``<fcap cache>/models``
-(``$FCAP_CACHE``, default ``~/.cache/fcap``) in a folder named by a hash of those dims, and hands
-that folder back, so tiny and real checkpoints load through the same
-``from_pretrained`` path. ``tiny-pretrained`` does the same with a model of those
-dims *pretrained* on generated data (:mod:`fcap.models.pretrain_tiny`: the LM on
-a caption corpus, the encoder on labelled shapes clips), keyed by the recipe's
-version and options too. Also: identity hashes for checkpoints and caches.
+``tiny`` builds a small random model deterministically from its dims and seed
+into the fcap cache (:mod:`fcap.models.tiny_cache`, a folder named by a hash of
+those dims) and hands that folder back, so tiny and real checkpoints load
+through the same ``from_pretrained`` path. ``tiny-pretrained`` does the same
+with a model of those dims *pretrained* on generated data
+(:mod:`fcap.models.pretrain_tiny`: the LM on a caption corpus, the encoder on
+labelled shapes clips, the BLIP on shapes images), keyed by the recipe's
+version and options too. Also: fcap's one identity hash of weights
+(:func:`weights_hash`: adapter manifests, feature caches, pseudolabel shard
+manifests) and the quiet loading of frozen models.
 """
 from __future__ import annotations
 
-import dataclasses
-import fcntl
 import hashlib
 import json
-import os
 import logging
-import tempfile
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
-from fcap.cache import cache_dir
-from fcap.io import claim_dir, remove_owned
+from fcap.models.tiny_cache import tiny_dir
 
 TINY = "tiny"
 TINY_PRETRAINED = "tiny-pretrained"
-_FORMAT = 1  # bump when a tiny builder changes what it writes
-DONE = "fcap-tiny.json"  # written last into a finished model folder
-
-
-def cache_root() -> Path:
-    """Where tiny models are saved: ``<fcap cache>/models`` (:mod:`fcap.cache`)."""
-    return cache_dir("models")
 
 
 def resolve_source(source: str, *, key: str, tiny_options: Any,
@@ -47,59 +38,19 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     with the same dims pretrained (:mod:`fcap.models.pretrain_tiny`).
     """
     if source == TINY:
-        return str(tiny_dir(key, tiny_options, build_tiny))
+        with quiet_loading():  # save_pretrained's "Writing model shards" bar
+            return str(tiny_dir(key, tiny_options, build_tiny))
     if source == TINY_PRETRAINED:
         from fcap.models.pretrain_tiny import pretrained_dir
 
-        return str(pretrained_dir(tiny_options))
+        with quiet_loading():
+            return str(pretrained_dir(tiny_options))
     if os.path.isdir(source):
         return source
     if source.startswith(("/", ".", "~")) or source.count("/") > 1:  # hub ids are "org/name"
         raise FileNotFoundError(f"{key}: no such model directory {source!r} (give a hub id, "
                                 "an existing directory, 'tiny' or 'tiny-pretrained')")
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
-
-
-def tiny_path(kind: str, options: Any, *, version: Any = _FORMAT,
-              prefix: str = "tiny") -> tuple[Path, dict]:
-    """(cache folder, hashed parameters) of a tiny model, built or not."""
-    params = {"kind": kind, "format": version, **dataclasses.asdict(options)}
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_root() / f"{prefix}-{kind.replace('.', '-')}-{digest}", params
-
-
-def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
-             version: Any = _FORMAT, prefix: str = "tiny") -> Path:
-    """Build (once) and return the cache folder of a tiny model.
-
-    The folder is ``<cache>/models/<prefix>-<kind>-<hash>``, the hash over
-    ``kind``, ``version`` and ``options``. Builders write into a claimed scratch
-    folder that is renamed into place with ``fcap-tiny.json`` (the parameters)
-    last; a file lock (``models/.locks/``) makes a second process wait for a
-    build in progress instead of repeating it.
-    """
-    out, params = tiny_path(kind, options, version=version, prefix=prefix)
-    root = out.parent
-    if (out / DONE).exists():
-        return out
-    locks = claim_dir(root / ".locks", kind="tiny model build locks")
-    with open(locks / f"{out.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if (out / DONE).exists():  # built by another process while we waited
-            return out
-        tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")
-        try:
-            with quiet_loading():  # save_pretrained's "Writing model shards" bar
-                build(tmp, options)
-            (tmp / DONE).write_text(json.dumps(params, indent=1, sort_keys=True))
-            try:
-                os.replace(tmp, out)  # atomic; loses the race harmlessly if another process won
-            except OSError:
-                if not (out / DONE).exists():
-                    raise
-        finally:
-            remove_owned(tmp)  # gone after a successful rename; marked by claim_dir above
-    return out
 
 
 _VOLATILE = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache",
@@ -113,7 +64,11 @@ def config_hash(config: Any) -> str:
 
 
 def weights_hash(module: torch.nn.Module) -> str:
-    """sha256 over every parameter and buffer: name, dtype, shape and bytes."""
+    """sha256 over every parameter and buffer: name, dtype, shape and bytes.
+
+    fcap's one weights identity (64 hex digits). Hash before any cast: the
+    same weights give the same hash on CPU and GPU.
+    """
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()

@@ -60,6 +60,13 @@ def build_tokenizer(vocab_size: int, lines: list[str] | None = None):
                                    pad_token="<pad>", unk_token="<unk>")
 
 
+def check_divisible(dims, *pairs: tuple[str, str]) -> None:
+    """ValueError naming the field for each ``(a, b)`` of ``pairs`` where ``dims.a % dims.b``."""
+    for a, b in pairs:
+        if getattr(dims, a) % getattr(dims, b):
+            raise ValueError(f"{a}: {getattr(dims, a)} not divisible by {b} {getattr(dims, b)}")
+
+
 @dataclass(frozen=True)
 class TinyOPT:
     """Dims of ``lm: {source: tiny}`` (ignored for real sources)."""
@@ -73,8 +80,7 @@ class TinyOPT:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size: {self.hidden_size} not divisible by num_heads {self.num_heads}")
+        check_divisible(self, ("hidden_size", "num_heads"))
         if self.vocab_size < 300:
             raise ValueError(f"vocab_size: must be >= 300 (256 bytes + specials), got {self.vocab_size}")
 
@@ -84,8 +90,10 @@ def build_tiny_opt(out: Path, dims: TinyOPT) -> None:
 
     tokenizer = build_tokenizer(dims.vocab_size)
     config = opt_config(dims, len(tokenizer))
-    torch.manual_seed(dims.seed)
-    OPTForCausalLM(config).save_pretrained(out)
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's random state as it was
+        torch.manual_seed(dims.seed)
+        model = OPTForCausalLM(config)
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
@@ -115,10 +123,7 @@ class TinyTimesformer:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size: {self.image_size} not divisible by patch_size {self.patch_size}")
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size: {self.hidden_size} not divisible by num_heads {self.num_heads}")
+        check_divisible(self, ("image_size", "patch_size"), ("hidden_size", "num_heads"))
 
 
 IMAGE_MEAN = (0.45, 0.45, 0.45)  # TimeSformer's (Kinetics) normalisation
@@ -148,9 +153,10 @@ def timesformer_config(dims: TinyTimesformer):
 def build_tiny_timesformer(out: Path, dims: TinyTimesformer) -> None:
     from transformers import TimesformerModel
 
-    torch.manual_seed(dims.seed)
-    model = TimesformerModel(timesformer_config(dims))
-    with torch.no_grad():  # HF inits time embeddings to zero; random ones make frame order visible
-        model.embeddings.time_embeddings.normal_(0.0, 0.02)
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's random state as it was
+        torch.manual_seed(dims.seed)
+        model = TimesformerModel(timesformer_config(dims))
+        with torch.no_grad():  # HF inits time embeddings to zero; random ones make frame order visible
+            model.embeddings.time_embeddings.normal_(0.0, 0.02)
     model.save_pretrained(out)
     save_image_processor(out, dims.image_size)

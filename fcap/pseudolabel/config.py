@@ -140,7 +140,7 @@ class MergeConfig:
 
     shards_from: Optional[str] = None  # stage whose run dir holds shards/; None: the only dependency
     report_clips: int = 16  # clips in the visual report (0: no report)
-    asr: Optional[str] = None  # HowTo100M caption.json for the report's ASR column
+    asr: Optional[str] = None  # HowTo100M caption.json for the report's ASR column; None: the videos' own
     # The failure budget over the whole collection; None: the label stage's (its manifests).
     max_failure_fraction: Optional[float] = None
 

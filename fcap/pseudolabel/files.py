@@ -5,8 +5,9 @@ Layout (docs/CONTRACTS.md), inside ``<out>/shards/``:
 - ``.fcap-owned``: fcap's marker (fcap/io.py): ``shards/`` is claimed before
   anything is written, so a folder holding files fcap did not write is refused.
 - ``shard-00000-of-00004.jsonl``: the finished shard, one record per clip,
-  sorted by (video_id, clip_index); written atomically (temp file, rename;
-  fsynced after), so a reader sees it complete or not at all.
+  sorted by (video_id, clip_index); written atomically and fsynced
+  (``fcap.io.write_text_atomic(..., fsync=True)``), so a reader sees it
+  complete or not at all, even after a crash of the machine.
 - ``shard-00000-of-00004.manifest.json``: written (atomically) after the
   JSONL; its presence marks the shard finished and a rerun skips it.
 - ``shard-00000-of-00004.progress.jsonl``: while running, an append-only log
@@ -21,9 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
-
-from fcap.io import write_text_atomic
+from typing import Iterable
 
 RECORD_KEYS = ("video_id", "clip_index", "start", "end", "frame_time", "caption")
 
@@ -46,27 +45,8 @@ class ShardPaths:
         return self.shards_dir / f"{self.name}.progress.jsonl"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one.
-
-    Through fcap.io (temporary name, rename; the caller claimed the folder),
-    then fsynced: a manifest's presence marks a finished shard, so it must
-    survive a crash of the machine, not only of the process.
-    """
-    write_text_atomic(path, text)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def dumps_jsonl(rows: Iterable[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict]:

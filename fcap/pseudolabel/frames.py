@@ -2,8 +2,9 @@
 
 Decoding one frame per 8-second clip instead of the clip is what makes
 labelling HowTo100M affordable. For each video the frames of all its pending
-clips are fetched with one ``decord`` ``get_batch`` (which seeks to the nearest
-keyframe per frame) already resized to ``frame_size x frame_size``.
+clips are fetched together (``fcap.data.media.read_frames``: one decord
+``get_batch``, which seeks to the nearest keyframe per frame), already resized
+to ``frame_size x frame_size`` by the reader (``fcap.data.media.open_video``).
 
 A video that cannot be labelled becomes a failure whose reason names the cause
 (fcap.data.media: ``empty``, ``not a video container``, ``truncated: 3 of 795
@@ -20,28 +21,11 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from fcap.data.errors import MediaError
-from fcap.data.media import open_video as open_media
+from fcap.data.media import open_video, read_frames
 from fcap.pseudolabel.clips import Clip, plan_clips
 from fcap.pseudolabel.config import ClipConfig
 
 ERROR_CHARS = 500  # decord errors carry whole C++ backtraces; keep the head
-
-
-def open_video(path: Path, frame_size: int | None):
-    """A decord VideoReader (one thread: parallelism comes from workers), resized when asked.
-
-    Raises MediaError with the cause for a missing, empty, non-video or truncated file.
-    """
-    size = frame_size or -1
-    return open_media(str(path), num_threads=1, width=size, height=size)
-
-
-def read_frames(vr, indices: list[int]) -> np.ndarray:
-    """``(len(indices), H, W, 3)`` uint8 frames, fetched together."""
-    unique = sorted(set(indices))
-    batch = vr.get_batch(unique).asnumpy()
-    row = {idx: i for i, idx in enumerate(unique)}
-    return batch[[row[i] for i in indices]]
 
 
 def describe_error(err: BaseException) -> str:
@@ -83,7 +67,7 @@ class VideoFrames(IterableDataset):
         try:
             if path is None:
                 raise MediaError(video_id, "missing: no file for this id in the videos folder")
-            vr = open_video(path, self.frame_size)
+            vr = open_video(path, self.frame_size)  # one thread: parallelism comes from workers
             num_frames, fps = len(vr), vr.get_avg_fps()
             if not fps > 0:
                 raise MediaError(path, f"unreadable: the stream gives no frame rate ({fps} fps)")
@@ -98,12 +82,8 @@ class VideoFrames(IterableDataset):
             pending: list[Clip] = [c for c in all_clips if c.index not in done]
             item["num_clips"] = len(all_clips)
             if pending:
-                indices = [i for c in pending for i in c.frame_indices]
-                try:
-                    frames = read_frames(vr, indices)
-                except Exception as err:
-                    raise MediaError(path, f"unreadable: decoding frames {indices[:4]} failed "
-                                           f"({describe_error(err)})") from None
+                frames = read_frames(vr, [i for c in pending for i in c.frame_indices],
+                                     path=str(path))
                 item["frames"] = torch.from_numpy(np.ascontiguousarray(frames))
             item["clips"] = pending
         except MediaError as err:  # any unreadable video is reported, never fatal

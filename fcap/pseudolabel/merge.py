@@ -31,11 +31,12 @@ from pathlib import Path
 
 import fcap
 from fcap.data.errors import DataError, SkipLimitError
-from fcap.io import OwnershipError, claim_dir, is_owned
+from fcap.io import OwnershipError, claim_dir, is_owned, write_json_atomic, write_text_atomic
 from fcap.pseudolabel.collection import list_videos, shard_name
 from fcap.pseudolabel.config import PseudolabelConfig
 from fcap.pseudolabel.failures import check_budget, max_fraction_of
-from fcap.pseudolabel.files import RECORD_KEYS, ShardPaths, atomic_write_text, dumps_jsonl, read_jsonl, write_json
+from fcap.pseudolabel.files import RECORD_KEYS, ShardPaths, dumps_jsonl, read_jsonl
+from fcap.pseudolabel.truth import against_truth
 
 MAX_LISTED = 20  # problems listed in full; the rest are counted
 
@@ -157,7 +158,7 @@ def merge(out: str | Path, dest: str | Path | None = None, *, key: str = "dest",
     else:
         _check_replaceable(dest)
     text = dumps_jsonl(records)
-    atomic_write_text(dest / "pseudolabels.jsonl", text)
+    write_text_atomic(dest / "pseudolabels.jsonl", text, fsync=True)
     stats = [m["stats"] for m in manifests]
     words = [len(r["caption"].split()) for r in records]
     wall = sum(s["wall_s"] for s in stats)
@@ -179,10 +180,12 @@ def merge(out: str | Path, dest: str | Path | None = None, *, key: str = "dest",
                   "clips_per_s_last_runs": round(sum(s["clips_this_run"] for s in stats) / wall, 3)
                   if wall > 0 else None},
         "failures": failures, "max_failure_fraction": limit,
+        # the shapes world only: the pseudolabels per attribute vs its ground truth (None: real data)
+        "truth": against_truth(records, settings["videos"]),
         "shards": [{k: m[k] for k in ("shard", "counts", "stats", "captioner", "created")}
                    for m in manifests],
     }
-    write_json(dest / "index.json", index)
+    write_json_atomic(dest / "index.json", index, fsync=True)
     return index
 
 

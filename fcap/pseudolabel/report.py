@@ -1,4 +1,4 @@
-"""Visual report: sampled clips' frame, pseudolabel and ASR side by side (paper Figure 1).
+"""Visual report: sampled clips' frame, pseudolabel, ASR (and ground truth) side by side (paper Figure 1).
 
 The paper compared 100 clips by hand (pseudolabel better in 65%); this writes
 ``<dest>/report/index.html`` and ``<dest>/report/contact_sheet.png`` for that
@@ -6,7 +6,9 @@ comparison, from a merged ``<dest>/pseudolabels.jsonl`` + ``index.json``;
 ``report/`` is claimed (fcap/io.py): a ``report/`` fcap did not write is refused.
 ASR comes from HowTo100M's ``caption.json``
 (``{video_id: {"start": [...], "end": [...], "text": [...]}}``): the
-segments overlapping the clip window, joined.
+segments overlapping the clip window, joined. On the shapes world a fourth
+column gives each clip's ground truth (:mod:`fcap.pseudolabel.truth`), and the
+header the pseudolabels' per-attribute accuracy from ``index.json``.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from fcap.io import claim_dir, write_text_atomic
 from fcap.pseudolabel.files import read_jsonl
-from fcap.pseudolabel.frames import describe_error, open_video, read_frames
+from fcap.data.media import open_video, read_frames
+from fcap.pseudolabel.frames import describe_error
+from fcap.pseudolabel.truth import clip_id, describe, load_clip_truth
 
 THUMB_W = 320
 NO_ASR = "(no ASR)"
@@ -49,9 +53,9 @@ def _frame(path: Path | None, frame_time: float):
     if path is None:
         return "video file not found"
     try:
-        vr = open_video(path, None)
+        vr = open_video(path)
         idx = min(int(round(frame_time * vr.get_avg_fps())), len(vr) - 1)
-        image = Image.fromarray(read_frames(vr, [idx])[0])
+        image = Image.fromarray(read_frames(vr, [idx], path=str(path))[0])
     except Exception as err:
         return describe_error(err)
     return image.resize((THUMB_W, max(1, round(image.height * THUMB_W / image.width))))
@@ -75,6 +79,8 @@ def _contact_sheet(rows: list[dict], images: list, path: Path, cols: int = 4) ->
         lines = [f"{row['video_id']} #{row['clip_index']} @{row['frame_time']:.1f}s"]
         lines += textwrap.wrap("BLIP: " + row["caption"], 52)[:5]
         lines += textwrap.wrap("ASR: " + row["asr"], 52)[:5]
+        if row.get("truth"):
+            lines += textwrap.wrap("truth: " + row["truth"], 52)[:2]
         for j, line in enumerate(lines):
             draw.text((x + 2, y + 182 + 14 * j), line, fill="black", font=font)
     sheet.save(path)
@@ -90,10 +96,14 @@ def write_report(dest: str | Path, *, n: int = 16, asr: str | Path | None = None
     out = claim_dir(dest / "report", kind="pseudolabel report")
     (out / "frames").mkdir(exist_ok=True)
     extensions = index["collection"]["extensions"]
+    loaded = load_clip_truth(index["collection"]["videos"])
+    truth = loaded[0] if loaded else None
     rows, images, cells = [], [], []
     for i in picked:
         row = dict(records[i])
         row["asr"] = asr_text(asr_data, row["video_id"], row["start"], row["end"]) if asr else NO_ASR
+        if truth is not None:
+            row["truth"] = describe(truth.get(clip_id(row)))
         image = _frame(_video_path(index["collection"], extensions, row["video_id"]), row["frame_time"])
         if isinstance(image, str):
             img_html = f"<em>{html.escape(image)}</em>"
@@ -106,16 +116,28 @@ def write_report(dest: str | Path, *, n: int = 16, asr: str | Path | None = None
         cells.append(f"<tr><td>{img_html}</td><td>{html.escape(row['video_id'])}<br>clip "
                      f"{row['clip_index']}: {row['start']:.1f}-{row['end']:.1f} s<br>frame "
                      f"{row['frame_time']:.2f} s</td><td>{html.escape(row['caption'])}</td>"
-                     f"<td>{html.escape(row['asr'])}</td></tr>")
+                     f"<td>{html.escape(row['asr'])}</td>"
+                     + (f"<td>{html.escape(row['truth'])}</td>" if truth is not None else "")
+                     + "</tr>")
     page = (f"<!doctype html><meta charset='utf-8'><title>fcap pseudolabels</title>"
             f"<h1>Pseudolabels vs ASR ({len(rows)} of {len(records)} clips)</h1>"
             f"<p>captioner {html.escape(index['captioner']['id'])}; sampling "
             f"{html.escape(json.dumps(index['sampling']))}; mean caption "
-            f"{index['stats']['caption_words_mean']} words</p>"
-            "<table border=1 cellpadding=4><tr><th>frame</th><th>clip</th><th>pseudolabel</th>"
-            "<th>ASR</th></tr>" + "".join(cells) + "</table>")
+            f"{index['stats']['caption_words_mean']} words</p>" + _truth_line(index.get("truth"))
+            + "<table border=1 cellpadding=4><tr><th>frame</th><th>clip</th><th>pseudolabel</th>"
+            "<th>ASR</th>" + ("<th>ground truth</th>" if truth is not None else "") + "</tr>"
+            + "".join(cells) + "</table>")
     write_text_atomic(out / "index.html", page)
     if rows:
         _contact_sheet(rows, images, out / "contact_sheet.png")
     return {"html": str(out / "index.html"), "png": str(out / "contact_sheet.png") if rows else None,
             "clips": len(rows)}
+
+
+def _truth_line(scores: dict | None) -> str:
+    if not scores:
+        return ""
+    acc = ", ".join(f"{a} {v:.2f}" for a, v in scores["accuracy"].items())
+    named = ", ".join(f"{a} {v:.2f}" for a, v in scores["named"].items())
+    return (f"<p>against the world's ground truth ({scores['clips']} clips): accuracy {acc}; "
+            f"named at all: {named}</p>")

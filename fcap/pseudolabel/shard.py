@@ -26,13 +26,12 @@ from torch.utils.data import DataLoader
 import fcap
 from fcap.config import to_dict
 from fcap.data.skips import count_kinds, format_kinds
-from fcap.io import OwnershipError, claim_dir, is_owned
+from fcap.io import OwnershipError, claim_dir, is_owned, write_json_atomic, write_text_atomic
 from fcap.pseudolabel.clips import Clip, derive_seed
 from fcap.pseudolabel.collection import list_videos, shard_name, shard_videos, videos_root
 from fcap.pseudolabel.config import PseudolabelConfig
 from fcap.pseudolabel.failures import check_budget
-from fcap.pseudolabel.files import (ProgressLog, ShardPaths, atomic_write_text, dumps_jsonl,
-                                    read_progress, write_json)
+from fcap.pseudolabel.files import ProgressLog, ShardPaths, dumps_jsonl, read_progress
 from fcap.pseudolabel.frames import VideoFrames
 
 log = logging.getLogger("fcap.pseudolabel")
@@ -170,7 +169,7 @@ def run_shard(cfg: PseudolabelConfig, shard_index: int, out_dir: str | Path, *, 
         if manifest.get("max_failure_fraction") != cfg.max_failure_fraction:
             # The budget is no label setting: record the latest, which merge applies by default.
             manifest["max_failure_fraction"] = cfg.max_failure_fraction
-            write_json(paths.manifest, manifest)
+            write_json_atomic(paths.manifest, manifest, fsync=True)
         if judge:
             judge_shard(manifest, cfg.max_failure_fraction, paths)
         return {**manifest, "skipped": True}
@@ -247,7 +246,7 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
             raise RuntimeError(f"{paths.progress}: video {vid} has clips {sorted(done.get(vid, []))}, "
                                f"expected 0..{n - 1}")
     records = [progress.records[k] for k in sorted(progress.records)]
-    atomic_write_text(paths.records, dumps_jsonl(records))
+    write_text_atomic(paths.records, dumps_jsonl(records), fsync=True)
     words = [len(r["caption"].split()) for r in records]
     manifest = {
         "shard": paths.name, "shard_index": int(paths.name.split("-")[1]),
@@ -265,7 +264,7 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
         "max_failure_fraction": cfg.max_failure_fraction,  # not a setting: it changes no label
         "settings": settings,
     }
-    write_json(paths.manifest, manifest)
+    write_json_atomic(paths.manifest, manifest, fsync=True)
     if not is_owned(paths.shards_dir):  # claimed in run_shard; checked again before deleting
         raise OwnershipError(f"fcap will not delete {paths.progress}: {paths.shards_dir} lost its "
                              "fcap marker")

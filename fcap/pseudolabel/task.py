@@ -9,6 +9,8 @@ its own run dir: point the ``howto100m`` source's ``pseudolabels:`` there.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from fcap.context import StageContext
 from fcap.io import claim_dir
 from fcap.pseudolabel.collection import list_videos
@@ -98,5 +100,14 @@ def pseudolabel_merge(cfg: MergeConfig, ctx: StageContext) -> dict:
     if cfg.report_clips:
         from fcap.pseudolabel.report import write_report
 
-        summary["report"] = write_report(ctx.run_dir, n=cfg.report_clips, asr=cfg.asr, seed=ctx.seed)
+        asr = cfg.asr or _layout_asr(index["collection"]["videos"])
+        summary["report"] = write_report(ctx.run_dir, n=cfg.report_clips, asr=asr, seed=ctx.seed)
+    if index.get("truth"):
+        summary["truth_accuracy"] = index["truth"]["accuracy"]
     return summary
+
+
+def _layout_asr(videos: str) -> str | None:
+    """The collection's own ASR (HowTo100M layout: ``caption.json`` beside the videos), if any."""
+    path = Path(videos).expanduser() / "caption.json"
+    return str(path) if path.is_file() else None

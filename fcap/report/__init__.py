@@ -1,4 +1,4 @@
-"""Reports: the paper's tables beside ours, plots and run metadata (report.md)."""
-from fcap.report.spec import Column, ReportConfig
+"""Reports: the paper's tables beside ours, plots and run metadata (report.md).
 
-__all__ = ["Column", "ReportConfig"]
+The ``report:`` block they read is :class:`fcap.experiment.report_config.ReportConfig`.
+"""

@@ -1,7 +1,8 @@
 """``fcap-run report EXPERIMENT.yaml``: report.md beside the experiment's runs."""
 from __future__ import annotations
 
-from fcap.report.write import table_rows, text_table, write_report
+from fcap.report.table import table_rows, text_table
+from fcap.report.write import write_report
 
 
 def print_table(plan) -> None:

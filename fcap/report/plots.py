@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fcap.experiment import markers
+from fcap.report.data import cell, read_scalars
 
 
 def _pyplot():
@@ -37,8 +38,6 @@ def _keys(row: dict, kind: str) -> list[str]:
 
 
 def _curves(plan, out_dir: Path, kind: str) -> list[Path]:
-    from fcap.report.write import read_scalars
-
     plt = _pyplot()
     paths = []
     stages = list(dict.fromkeys(r.stage for r in plan.own_runs()))
@@ -71,8 +70,6 @@ def _curves(plan, out_dir: Path, kind: str) -> list[Path]:
 
 
 def _bars(plan, out_dir: Path) -> Path:
-    from fcap.report.write import cell
-
     plt = _pyplot()
     cfg = plan.header.report
     col = cfg.columns[0]

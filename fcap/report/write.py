@@ -2,112 +2,17 @@
 (and report.html beside it: the same page, self-contained, :mod:`fcap.report.html`)."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from fcap.experiment import markers
-from fcap.experiment.variants import seed_group
 from fcap.io import claim_dir, write_text_atomic
 from fcap.report import skips
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def read_scalars(run_dir: Path) -> list[dict]:
-    """The trainer's per-step scalars (``metrics.jsonl``), [] when absent."""
-    path = run_dir / "metrics.jsonl"
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
-
-
-def cell(plan, variant: str, column) -> float | None:
-    """One number of the table: ``column.metric`` of ``column.stage`` in ``variant``."""
-    try:
-        run = plan.get(variant, column.stage)
-    except KeyError:
-        return None
-    if not markers.is_complete(run):
-        return None
-    if column.source == "summary":
-        data = (markers.read_done(run) or {}).get("summary") or {}
-    else:
-        data = _read_json(run.run_dir / "metrics.json") or {}
-    value = data.get(column.metric)
-    return None if value is None else float(value) * column.scale
-
-
-def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[str]]]:
-    """The table: one row per variant; repeated seeds of a variant (``seeds: N``) as one row
-    of mean ± std (n), or one row per seed with ``per_seed``."""
-    cfg = plan.header.report
-    head = ["variant"]
-    for col in cfg.columns:
-        label = col.label or f"{col.stage} {col.metric}"
-        head += [f"{label} (ours)", f"{label} (paper)"]
-    groups: dict[str, list[str]] = {}
-    for variant in plan.variants():
-        groups.setdefault(variant if per_seed else seed_group(variant), []).append(variant)
-    rows = []
-    for name, members in groups.items():
-        label = cfg.row_labels.get(name)
-        if label is None:  # one seed of a labelled variant: "Alpha (a,seed=1)"
-            group = cfg.row_labels.get(seed_group(name))
-            label = name if group is None else f"{group} ({name})"
-        row = [label]
-        paper = cfg.paper.get(seed_group(name), (None,) * len(cfg.columns))
-        for col, ref in zip(cfg.columns, paper):
-            if len(members) == 1:
-                ours = cell(plan, members[0], col)
-                note = skips.cell_note(plan, members[0], col.stage)  # items the score is missing
-                text = "-" if ours is None else f"{ours:.1f}{note}"
-            else:
-                text = spread([cell(plan, v, col) for v in members])
-            row += [text, "-" if ref is None else f"{ref:.1f}"]
-        rows.append(row)
-    return head, rows
-
-
-def spread(values: list[float | None]) -> str:
-    """'mean ± std (n=k)' over the seeds that finished (sample std; '-' when none did)."""
-    done = [v for v in values if v is not None]
-    if not done:
-        return "-"
-    mean = sum(done) / len(done)
-    std = (sum((v - mean) ** 2 for v in done) / (len(done) - 1)) ** 0.5 if len(done) > 1 else 0.0
-    missing = f", {len(values) - len(done)} not done" if len(done) < len(values) else ""
-    return f"{mean:.1f} ± {std:.1f} (n={len(done)}{missing})"
-
-
-def has_seeds(plan) -> bool:
-    return any(seed_group(v) != v for v in plan.variants())
-
-
-def markdown_table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def text_table(head: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-                     + [fmt.format(*r) for r in rows])
+from fcap.report.html import write_html
+from fcap.report.plots import draw_all
+from fcap.report.table import SEPARATION, has_seeds, markdown_table, separation, table_rows
 
 
 def metadata(plan) -> list[str]:
@@ -142,9 +47,6 @@ def metadata(plan) -> list[str]:
 
 def write_report(plan) -> Path:
     """Write ``<output_root>/<name>/report.md`` (+ ``plots/``, ``report.html``); return its path."""
-    from fcap.report.html import write_html
-    from fcap.report.plots import draw_all
-
     cfg = plan.header.report
     out_dir = claim_dir(plan.out_dir, kind="experiment", key="output_root")
     head, rows = table_rows(plan)
@@ -153,6 +55,14 @@ def write_report(plan) -> Path:
     if cfg.columns:
         parts += [markdown_table(head, rows), ""]
         if has_seeds(plan):  # every per-seed number stays available
+            pairs = separation(plan)
+            if pairs:
+                parts += ["### Which rows differ", "",
+                          f"Two rows are separated when their means differ by at least "
+                          f"{SEPARATION:g} std (sample std over seeds, the larger of the two "
+                          "rows'); a smaller gap is seed noise as far as these runs can tell.",
+                          "", markdown_table(["column", "row", "row", "gap", f"{SEPARATION:g} std",
+                                              ""], pairs), ""]
             parts += ["### Per seed", "", markdown_table(*table_rows(plan, per_seed=True)), ""]
     if cfg.notes:
         parts += [cfg.notes.strip(), ""]

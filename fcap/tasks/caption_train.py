@@ -12,14 +12,23 @@ from typing import Any, Optional
 
 from fcap.config import component
 from fcap.eval.captioning import generate_captions, roll_videos, skipped_items, visual_inputs
-from fcap.eval.scoring import check_metric_names, score
-from fcap.eval.tokenize import Tokenizer
+from fcap.eval.scoring import ScoringConfig, score
+from fcap.io import write_json_atomic
 from fcap.models import DecodingConfig, ModelConfig, build_model
-from fcap.tasks import common
+from fcap.models.adapter import gate_shift_max, gate_values
+from fcap.tasks.adapters import export_adapters, upstream_adapters
+from fcap.tasks.datasets import DatasetsConfig, data_env, loader_for, skip_counts
 from fcap.train import distributed, rng
-from fcap.train.config import TrainConfig
-from fcap.train.trainer import StepResult, Trainer
+from fcap.train.config import DTYPES, TrainConfig
+from fcap.train.trainer import StepResult, Trainer, TrainHooks, TrainRun
 from registry import DATA_SOURCES, OPTIMIZERS, SCHEDULERS, TASKS
+
+
+@dataclass(frozen=True)
+class ValidationScoringConfig(ScoringConfig):
+    """``scoring:`` of a training stage's validation: CIDEr-D alone unless told otherwise."""
+
+    metrics: tuple[str, ...] = ("cider",)  # scored every train.eval_every steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,18 +36,16 @@ class CaptionTrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: Any = component(DATA_SOURCES, required=True)  # the training stream (e.g. a mixture)
     val_data: Any = component(DATA_SOURCES)  # scored every train.eval_every steps; None: no validation
-    datasets: common.DatasetsConfig = field(default_factory=common.DatasetsConfig)
+    datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
     optimizer: Any = component(OPTIMIZERS, "adamw")
     scheduler: Any = component(SCHEDULERS, "constant")
     train: TrainConfig = field(default_factory=TrainConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)  # validation captions
-    metrics: tuple[str, ...] = ("cider",)  # validation metrics (METRICS names)
-    tokenizer: Tokenizer = "ptb"  # validation tokenisation; simple: no Java, not bit-identical
+    scoring: ValidationScoringConfig = field(default_factory=ValidationScoringConfig)
     val_max_items: Optional[int] = None  # cap on validation items; None: the whole split
     shuffle_videos: bool = False  # control run: each caption paired with another item's video
 
     def __post_init__(self) -> None:
-        check_metric_names(self.metrics)
         if self.val_max_items is not None and self.val_max_items < 1:
             raise ValueError(f"val_max_items must be >= 1, got {self.val_max_items}")
 
@@ -57,7 +64,7 @@ class FinetuneConfig(CaptionTrainConfig):
                 outputs={"adapters": "adapters", "summary": "summary.json"})
 def caption_pretrain(cfg: PretrainConfig, ctx) -> dict:
     """Train adapters from their initialisation (a stage without init_from)."""
-    init = common.upstream_adapters(ctx, None, task="caption_pretrain", required=False)
+    init = upstream_adapters(ctx, None, task="caption_pretrain", required=False)
     return train_captioner(cfg, ctx, init_adapters=init)
 
 
@@ -65,7 +72,7 @@ def caption_pretrain(cfg: PretrainConfig, ctx) -> dict:
                 outputs={"adapters": "adapters", "summary": "summary.json"})
 def caption_finetune(cfg: FinetuneConfig, ctx) -> dict:
     """Continue training the adapters of an earlier stage (``init_from: pretrain``)."""
-    init = common.upstream_adapters(ctx, cfg.adapters, task="caption_finetune", required=True)
+    init = upstream_adapters(ctx, cfg.adapters, task="caption_finetune", required=True)
     return train_captioner(cfg, ctx, init_adapters=init)
 
 
@@ -86,11 +93,11 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
         if info.is_main:
             ctx.logger.info("adapters from %s", init_adapters)
     device = distributed.device(info)
-    dtype = common.DTYPES[cfg.train.precision]
-    env = common.data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
+    dtype = DTYPES[cfg.train.precision]
+    env = data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
     spec, encoder = model.image_spec, model.visual_identity()
-    loader = common.loader_for(cfg.data, datasets=cfg.datasets, env=env, spec=spec, encoder=encoder,
-                               train=True, batch_size=cfg.train.batch_size)
+    loader = loader_for(cfg.data, datasets=cfg.datasets, env=env, spec=spec, encoder=encoder,
+                        train=True, batch_size=cfg.train.batch_size)
     max_len = cfg.train.max_text_length
 
     def loss_fn(engine, batch) -> StepResult:
@@ -104,29 +111,28 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
 
     evaluate = None
     if cfg.val_data is not None:
-        val_env = common.data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
-        val_loader = common.loader_for(cfg.val_data, datasets=cfg.datasets, env=val_env, spec=spec,
-                                       encoder=encoder, train=False, batch_size=cfg.train.batch_size)
+        val_env = data_env(cfg.datasets, seed=seed, info=info, logger=ctx.logger)
+        val_loader = loader_for(cfg.val_data, datasets=cfg.datasets, env=val_env, spec=spec,
+                                encoder=encoder, train=False, batch_size=cfg.train.batch_size)
 
         def evaluate(step: int) -> dict[str, float]:
             return _validate(cfg, model, val_loader, info=info, device=device, dtype=dtype)
 
+    hooks = TrainHooks(scalars=model.scalars, evaluate=evaluate,
+                       counts=lambda: {f"data/{k}": v for k, v in skip_counts(env).items()})
     trainer = Trainer(cfg.train, model=model, loader=loader, loss_fn=loss_fn,
-                      optimizer=cfg.optimizer, scheduler=cfg.scheduler, run_dir=ctx.run_dir,
-                      config_hash=ctx.config_hash, seed=seed, info=info, logger=ctx.logger,
-                      gate_values=lambda: common.gate_values(model), evaluate=evaluate,
-                      extra_scalars=lambda: common.skip_counts(env),
-                      stop_after=ctx.extra.get("stop_after"))
-    gates_before = common.gate_tensors(model)
+                      optimizer=cfg.optimizer, scheduler=cfg.scheduler,
+                      run=TrainRun.of_stage(ctx, seed=seed, info=info), hooks=hooks)
+    gates_before = gate_values(model.adapters())
     summary = trainer.fit()
-    summary["gate_shift_max"] = common.gate_shift_max(gates_before, common.gate_tensors(model))
+    summary["gate_shift_max"] = gate_shift_max(gates_before, gate_values(model.adapters()))
     summary["task"] = ctx.stage
     summary["init_adapters"] = str(init_adapters) if init_adapters else None
     # every rank's unreadable items (a collective call): report.md shows them beside the scores
     summary["skips"] = skipped_items(env.skips, world_size=info.world_size)
     if info.is_main:
-        summary["adapters"] = str(common.export_adapters(model, ctx.run_dir))
-        common.write_json(ctx.run_dir / "summary.json", summary)
+        summary["adapters"] = str(export_adapters(model, ctx.run_dir))
+        write_json_atomic(ctx.run_dir / "summary.json", summary)
     distributed.barrier(info)
     return summary
 
@@ -144,9 +150,11 @@ def _validate(cfg: CaptionTrainConfig, model, loader, *, info, device, dtype) ->
         total += float(out.loss) * len(batch["ids"])
         count += len(batch["ids"])
     total, count = distributed.all_reduce([total, float(count)], info=info)
-    preds, refs = generate_captions(model, loader, decoding=cfg.decoding, device=device, dtype=dtype,
-                                    world_size=info.world_size, max_items=cfg.val_max_items)
+    generated = generate_captions(model, loader, decoding=cfg.decoding, device=device,
+                                  dtype=dtype, world_size=info.world_size,
+                                  max_items=cfg.val_max_items)
+    preds, refs = generated.predictions, generated.references
     result = {"loss": total / count if count else math.nan}
     if info.is_main and preds:
-        result.update(score(preds, refs, metrics=cfg.metrics, tokenizer=cfg.tokenizer))
+        result.update(score(preds, refs, metrics=cfg.scoring.metrics, tokenizer=cfg.scoring.tokenizer))
     return result

@@ -14,8 +14,9 @@ import torch
 
 from fcap.config import component
 from fcap.data import DataEnv, LoaderSpec, extract_features as extract
+from fcap.io import write_json_atomic
 from fcap.models import ModelConfig
-from fcap.tasks import common
+from fcap.tasks.datasets import DatasetsConfig, data_root, image_size
 from fcap.train import distributed
 from registry import DATA_SOURCES, TASKS
 
@@ -24,7 +25,7 @@ from registry import DATA_SOURCES, TASKS
 class ExtractFeaturesConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # only model.visual is built
     data: Any = component(DATA_SOURCES, required=True)
-    datasets: common.DatasetsConfig = field(default_factory=common.DatasetsConfig)
+    datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
     split: Optional[str] = None  # None: the source's own split option
     out_dir: Optional[str] = None  # None: <run_dir>/features
     batch_size: int = 16
@@ -56,11 +57,11 @@ def _extract(cfg: ExtractFeaturesConfig, ctx, info) -> dict:
     spec = visual.spec
     out_dir = Path(cfg.out_dir).expanduser() if cfg.out_dir else Path(ctx.run_dir) / "features"
     # One process over the whole split (fcap.data's contract), whatever the world size.
-    env = DataEnv(seed=ctx.seed, rank=0, world_size=1, data_root=common.data_root(cfg.datasets),
+    env = DataEnv(seed=ctx.seed, rank=0, world_size=1, data_root=data_root(cfg.datasets),
                   max_skip_fraction=cfg.datasets.max_skip_fraction, logger=ctx.logger)
     loader_spec = LoaderSpec(split=cfg.split, train=False, batch_size=cfg.batch_size,
                              num_workers=cfg.datasets.num_workers,
-                             image_size=common.image_size(cfg.datasets, spec),
+                             image_size=image_size(cfg.datasets, spec),
                              mean=spec.mean, std=spec.std,
                              num_frames=cfg.datasets.num_frames or spec.num_frames,
                              sample_fps=cfg.datasets.sample_fps)
@@ -72,5 +73,5 @@ def _extract(cfg: ExtractFeaturesConfig, ctx, info) -> dict:
     summary = dict(extract(cfg.data, out_dir=str(out_dir), encode=encode, encoder=visual.identity(),
                            spec=loader_spec, env=env))
     summary["out_dir"] = str(out_dir)
-    common.write_json(ctx.run_dir / "summary.json", summary)
+    write_json_atomic(ctx.run_dir / "summary.json", summary)
     return summary

@@ -32,11 +32,12 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from fcap.io import MARKER, OwnershipError, claim_dir, is_owned, remove_owned, remove_scratch
+from fcap.io import (MARKER, OwnershipError, claim_dir, is_owned, remove_owned, remove_scratch,
+                     write_json_atomic)
 from fcap.train.distributed import DistInfo, all_reduce, barrier
 
 DS_TAG = "deepspeed"
@@ -83,15 +84,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save(engine, *, root: Path, step: int, rank_state: dict, meta: dict, info: DistInfo,
          keep_last: int) -> Path:
     """Collective: every rank calls it. Returns the final checkpoint directory.
@@ -130,9 +122,9 @@ def _finish(tmp: Path, final: Path, *, root: Path, step: int, meta: dict, info: 
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
     manifest = {str(p.relative_to(tmp)): {"size": p.stat().st_size, "sha256": _sha256(p)}
                 for p in files}
-    _write_json(tmp / META, dict(meta, step=step, world_size=info.world_size))
+    write_json_atomic(tmp / META, dict(meta, step=step, world_size=info.world_size), fsync=True)
     manifest[META] = {"size": (tmp / META).stat().st_size, "sha256": _sha256(tmp / META)}
-    _write_json(tmp / MANIFEST, {"step": step, "files": manifest})
+    write_json_atomic(tmp / MANIFEST, {"step": step, "files": manifest}, fsync=True)
     if final.exists():  # re-saving a step (resumed from an older one): replace it
         if not is_owned(final):
             raise OwnershipError(f"fcap will not replace checkpoint {final}: it has no {MARKER} "

@@ -4,6 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+import torch
+
+# Numeric precision of a stage: of training (DeepSpeed's fp16 / bf16 modes, engine.py)
+# and of evaluation (the dtype the model runs in).
+Precision = Literal["fp32", "bf16", "fp16"]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -18,7 +25,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step (paper: keeps the batch at 320px crops)
     clip_grad: float = 1.0  # global gradient-norm clip; 0 disables
     zero_stage: Literal[1, 2] = 2  # DeepSpeed ZeRO stage (paper: 2)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # paper: fp16 on V100s
+    precision: Precision = "fp32"  # paper: fp16 on V100s
     log_every: int = 10  # steps between logged scalars
     eval_every: int = 0  # steps between evaluations on val_data; 0: never
     save_every: int = 500  # steps between checkpoints; 0: only at the end

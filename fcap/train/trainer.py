@@ -1,17 +1,19 @@
 """The step loop: DeepSpeed updates, bad-step skipping, logging, checkpoints, resume.
 
 Model- and data-agnostic: a task supplies ``loss_fn(engine, batch) ->
-StepResult`` and a resumable ``loader`` (iterable with ``state_dict()`` /
-``load_state_dict()``); see ``fcap/train/README.md``.
+StepResult``, a resumable ``loader`` (iterable with ``state_dict()`` /
+``load_state_dict()``), where the run lives (:class:`TrainRun`) and what else to
+report (:class:`TrainHooks`: named scalars, counts, validation); see
+``fcap/train/README.md``.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
@@ -38,23 +40,53 @@ class TrainingDiverged(RuntimeError):
     """``max_bad_steps`` consecutive steps had a non-finite loss or gradient."""
 
 
+@dataclass(frozen=True)
+class TrainRun:
+    """Where one training run lives and who runs it: directory, identity, seed, rank."""
+
+    run_dir: Path  # checkpoints/, metrics.jsonl, tensorboard/, ranks/ go here
+    config_hash: str  # a checkpoint written under another hash is refused
+    seed: int  # of the data order and of dropout (each rank adds its own offset)
+    info: DistInfo
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("fcap.train"))
+    stop_after: int | None = None  # tests: save and raise TrainingInterrupted after this step
+
+    @classmethod
+    def of_stage(cls, ctx, *, seed: int, info: DistInfo) -> "TrainRun":
+        """The run of a stage (``fcap.context.StageContext``); ``stop_after`` from ``ctx.extra``."""
+        return cls(run_dir=Path(ctx.run_dir), config_hash=ctx.config_hash, seed=seed, info=info,
+                   logger=ctx.logger, stop_after=ctx.extra.get("stop_after"))
+
+
+@dataclass(frozen=True)
+class TrainHooks:
+    """What the trainer reports besides its own step statistics.
+
+    ``scalars`` and ``counts`` return values by TensorBoard tag, ``group/name``
+    (``gates/layer2/attn``, ``data/skipped_items``); they are logged at every log
+    step, and the summary holds their final values by group
+    (``summary["gates"]["layer2/attn"]``).
+    """
+
+    # values that are the same on every rank (e.g. FrozenCaptioner.scalars); logged from rank 0
+    scalars: Callable[[], Mapping[str, float]] | None = None
+    # this rank's counts, summed over ranks: every rank calls it at the same steps
+    counts: Callable[[], Mapping[str, float]] | None = None
+    # step -> validation scores, logged as val/<name> every train.eval_every steps
+    evaluate: Callable[[int], Mapping[str, float]] | None = None
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, *, model: torch.nn.Module, loader: Any,
                  loss_fn: Callable[[Any, Any], StepResult], optimizer: Component,
-                 scheduler: Component, run_dir: Path, config_hash: str, seed: int, info: DistInfo,
-                 logger: logging.Logger | None = None, params: Iterable | None = None,
-                 gate_values: Callable[[], dict[str, float]] | None = None,
-                 evaluate: Callable[[int], dict[str, float]] | None = None,
-                 extra_scalars: Callable[[], dict[str, float]] | None = None,
-                 stop_after: int | None = None) -> None:
-        self.cfg, self.info, self.loader, self.loss_fn = cfg, info, loader, loss_fn
-        self.run_dir, self.config_hash = Path(run_dir), config_hash
-        self.logger = logger or logging.getLogger("fcap.train")
-        self.gate_values, self.evaluate, self.extra_scalars = gate_values, evaluate, extra_scalars
-        self.stop_after = stop_after
-        self.seed = seed
+                 scheduler: Component, run: TrainRun, hooks: TrainHooks = TrainHooks(),
+                 params: Iterable | None = None) -> None:
+        """``params``: what the optimizer updates (default ``model.trainable_parameters()``)."""
+        self.cfg, self.loader, self.loss_fn, self.hooks = cfg, loader, loss_fn, hooks
+        self.info, self.logger, self.seed = run.info, run.logger, run.seed
+        self.run_dir, self.config_hash, self.stop_after = Path(run.run_dir), run.config_hash, run.stop_after
         self.engine = build_engine(model, cfg=cfg, optimizer=optimizer, scheduler=scheduler,
-                                   info=info, params=params)
+                                   info=run.info, params=params)
         self.ckpt_root = self.run_dir / "checkpoints"
         self.counters = {"samples": 0, "tokens": 0, "bad_steps": 0, "train_seconds": 0.0,
                          "image_batches": 0, "video_batches": 0}
@@ -169,10 +201,10 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == cfg.total_steps:
                     self._log(monitor, interval, out)
                     interval = _Interval()
-                if cfg.eval_every and self.evaluate and self.step % cfg.eval_every == 0:
+                if cfg.eval_every and self.hooks.evaluate and self.step % cfg.eval_every == 0:
                     self.engine.eval()
                     with torch.no_grad():
-                        scores = self.evaluate(self.step)
+                        scores = self.hooks.evaluate(self.step)
                     self.engine.train()
                     monitor.scalars(self.step, {f"val/{k}": v for k, v in scores.items()})
                 if cfg.save_every and self.step % cfg.save_every == 0 and self.streak == 0:
@@ -224,13 +256,12 @@ class Trainer:
             "train/image_fraction": interval.image / batches,
             "train/bad_steps": self.counters["bad_steps"], "train/bad_streak": self.streak,
         }
-        if self.extra_scalars is not None:
-            extra = self.extra_scalars()
-            keys = sorted(extra)
-            for k, v in zip(keys, all_reduce([float(extra[k]) for k in keys], info=self.info)):
-                values[f"data/{k}"] = v
-        if self.gate_values is not None and self.info.is_main:
-            values.update({f"gates/{k}": v for k, v in self.gate_values().items()})
+        hooked = self._counts()  # a collective call: every rank
+        if self.hooks.scalars is not None and self.info.is_main:
+            hooked.update(self.hooks.scalars())
+        for tag in hooked:  # at the first log step, not after the whole run
+            _check_tag(tag)
+        values.update(hooked)
         monitor.scalars(self.step, values)
         monitor.rank_scalars(self.step, out["local"])
 
@@ -244,14 +275,32 @@ class Trainer:
             "resumed_from": self.resumed_from, "checkpoint_fallbacks": self.fallbacks,
             "world_size": self.info.world_size,
         }
-        if self.gate_values is not None:
-            summary["gates"] = self.gate_values()
-        if self.extra_scalars is not None:
-            extra = self.extra_scalars()
-            keys = sorted(extra)
-            summary["skipped"] = dict(zip(keys, all_reduce([float(extra[k]) for k in keys],
-                                                           info=self.info)))
+        extra = dict(self._counts())
+        if self.hooks.scalars is not None:
+            extra.update(self.hooks.scalars())
+        for tag, value in extra.items():
+            group, _, name = _check_tag(tag, taken=summary)
+            summary.setdefault(group, {})[name] = value
         return summary
+
+    def _counts(self) -> dict[str, float]:
+        """``hooks.counts`` summed over ranks (one all-reduce; {} without counts)."""
+        if self.hooks.counts is None:
+            return {}
+        mine = self.hooks.counts()
+        keys = sorted(mine)
+        if not keys:
+            return {}
+        return dict(zip(keys, all_reduce([float(mine[k]) for k in keys], info=self.info)))
+
+
+def _check_tag(tag: str, *, taken: dict | None = None) -> tuple[str, str, str]:
+    """``group/name`` of a hook's tag; a group must not be one of the summary's own keys."""
+    group, slash, name = tag.partition("/")
+    if not (group and name) or (taken and group in taken and not isinstance(taken[group], dict)):
+        own = f" other than the summary's own keys ({', '.join(taken)})" if taken else ""
+        raise ValueError(f"scalar tag {tag!r}: name it 'group/name' with a group{own}")
+    return group, slash, name
 
 
 class _Interval:

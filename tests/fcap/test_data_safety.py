@@ -41,7 +41,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 def test_datasets_root_on_the_command_line_means_real_data_not_the_tiny_profile(user_data):
     plan = build_plan(TABLE1, overrides=[f"datasets.root={user_data}"])
     assert plan.profile is None and not plan.notes
-    pretrain = plan.get("asr", "pretrain")
+    pretrain = plan.get("asr,seed=0", "pretrain")
     assert pretrain.cfg.datasets.root == str(user_data)
     assert pretrain.cfg.datasets.shapes_world is None
 
@@ -59,15 +59,15 @@ def test_datasets_root_set_by_a_variant_also_means_real_data(user_data, tmp_path
     exp.write_text(yaml.safe_dump(doc))
     plan = build_plan(exp)
     assert plan.profile is None  # one variant names real data: no silent tiny profile
-    assert plan.get("real", "pretrain").cfg.datasets.root == str(user_data)
+    assert plan.get("real,seed=0", "pretrain").cfg.datasets.root == str(user_data)
 
 
 def test_without_any_root_the_tiny_world_is_generated_in_the_fcap_cache(fcap_cache):
-    from fcap.tasks.common import data_root
+    from fcap.tasks.datasets import data_root
 
     plan = build_plan(TABLE1)
     assert plan.profile == "tiny"
-    root = data_root(plan.get("asr", "pretrain").cfg.datasets)
+    root = data_root(plan.get("asr,seed=0", "pretrain").cfg.datasets)
     assert Path(root).is_relative_to(fcap_cache) and (Path(root) / ".fcap-owned").is_file()
 
 
@@ -149,7 +149,7 @@ def test_feature_cache_folder_with_a_users_files_is_refused(user_data):
 
 
 def test_export_adapters_will_not_replace_an_adapters_folder_fcap_did_not_write(tmp_path):
-    from fcap.tasks.common import export_adapters
+    from fcap.tasks.adapters import export_adapters
 
     class Model:
         def save_adapters(self, directory):

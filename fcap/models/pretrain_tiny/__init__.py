@@ -42,8 +42,8 @@ __all__ = ["QUALITY", "VERSION", "build_all", "built_dir", "kinds", "pretrained_
 
 def kinds() -> dict[str, Any]:
     """``{kind: default dims}`` of the three pretrained tiny models."""
-    from fcap.models.pretrain_tiny.blip import TinyBlip
     from fcap.models.tiny import TinyOPT, TinyTimesformer
+    from fcap.models.tiny_blip import TinyBlip
 
     return {"opt": TinyOPT(), "timesformer": TinyTimesformer(), "blip": TinyBlip()}
 
@@ -52,6 +52,7 @@ def spec_for(dims: Any) -> tuple[str, Any, Any]:
     """(kind, spec: dims + the kind's recipe in :data:`RECIPES`, build function) for ``dims``."""
     from fcap.models.pretrain_tiny import blip, opt, timesformer
     from fcap.models.tiny import TinyOPT, TinyTimesformer
+    from fcap.models.tiny_blip import TinyBlip
 
     RECIPES.setdefault("opt", opt.OPTRecipe())
     RECIPES.setdefault("timesformer", timesformer.TimesformerRecipe())
@@ -61,7 +62,7 @@ def spec_for(dims: Any) -> tuple[str, Any, Any]:
     if isinstance(dims, TinyTimesformer):
         return ("timesformer", timesformer.PretrainedTimesformer(
             dims=dims, recipe=RECIPES["timesformer"]), timesformer.build)
-    if isinstance(dims, blip.TinyBlip):
+    if isinstance(dims, TinyBlip):
         return "blip", blip.PretrainedBlip(dims=dims, recipe=RECIPES["blip"]), blip.build
     raise TypeError(f"no tiny pretraining recipe for {type(dims).__name__}; known: TinyOPT, "
                     "TinyTimesformer, TinyBlip")
@@ -69,7 +70,7 @@ def spec_for(dims: Any) -> tuple[str, Any, Any]:
 
 def pretrained_dir(dims: Any) -> Path:
     """The cache folder of the pretrained tiny model with ``dims``; built (once) if missing."""
-    from fcap.models.sources import tiny_dir
+    from fcap.models.tiny_cache import tiny_dir
 
     kind, spec, build = spec_for(dims)
 
@@ -85,7 +86,7 @@ def pretrained_dir(dims: Any) -> Path:
 
 def built_dir(dims: Any) -> Path | None:
     """The folder :func:`pretrained_dir` returns for ``dims`` if it is built already; never builds."""
-    from fcap.models.sources import DONE, tiny_path
+    from fcap.models.tiny_cache import DONE, tiny_path
 
     kind, spec, _ = spec_for(dims)
     folder, _ = tiny_path(kind, spec, version=f"pretrained-{VERSION}", prefix="tiny-pretrained")

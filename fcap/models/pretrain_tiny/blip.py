@@ -9,8 +9,10 @@ Images are upsampled to the captioner's input size the way the pseudolabel
 stage resizes decoded frames (``frame_size``), and normalised with BLIP's
 image statistics. Quality: attribute accuracy of greedy captions on held-out
 images and on held-out centre frames of moving-shape clips (what the
-pseudolabel stage captions), read back through :class:`BlipCaptioner` from the
-saved folder.
+pseudolabel stage captions), read back from the saved folder through the
+pseudolabeller's decode path (:func:`fcap.models.blip.caption_images`). The
+dims and the tokenizer/config builders are the random tiny BLIP's
+(:mod:`fcap.models.tiny_blip`).
 """
 from __future__ import annotations
 
@@ -23,30 +25,10 @@ import numpy as np
 import torch
 
 from fcap.models.pretrain_tiny import common
+from fcap.models.tiny_blip import (WORDS, TinyBlip, blip_config, blip_processor, build_tokenizer,
+                                   layers)
 
 STREAM = 7920  # rng stream of the training images: [seed, STREAM] (the world uses [seed, 0..3])
-
-
-@dataclass(frozen=True)
-class TinyBlip:
-    """The pretrained tiny BLIP's shape (``captioner: {name: blip, source: tiny-pretrained}``)."""
-
-    image_size: int = 64  # input side; the tiny profile decodes frames at frame_size 64
-    patch_size: int = 16
-    vision_hidden: int = 64
-    vision_layers: int = 2
-    text_hidden: int = 64
-    text_layers: int = 2
-    heads: int = 4
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size: {self.image_size} not divisible by patch_size "
-                             f"{self.patch_size}")
-        for name in ("vision_hidden", "text_hidden"):
-            if getattr(self, name) % self.heads:
-                raise ValueError(f"{name}: {getattr(self, name)} not divisible by heads {self.heads}")
 
 
 @dataclass(frozen=True)
@@ -84,7 +66,6 @@ class PretrainedBlip:
 def vocabulary() -> list[str]:
     """The random tiny BLIP's words plus every word of the shapes world's captions."""
     from fcap.data.shapes import render
-    from fcap.pseudolabel.tiny import WORDS
 
     world = {w for t in (*render.IMAGE_TEMPLATES, *render.VIDEO_TEMPLATES)
              for w in re.sub(r"\{\w+\}", " ", t).split()}
@@ -150,14 +131,15 @@ def images(rng: np.random.Generator, n: int, *, dims: TinyBlip, recipe: BlipReci
 def _model(dims: TinyBlip, tokenizer):
     from transformers import BlipForConditionalGeneration
 
-    from fcap.pseudolabel.tiny import blip_config
+    return BlipForConditionalGeneration(blip_config(*layers(dims), tokenizer))
 
-    vision = dict(hidden_size=dims.vision_hidden, intermediate_size=2 * dims.vision_hidden,
-                  num_hidden_layers=dims.vision_layers, num_attention_heads=dims.heads,
-                  image_size=dims.image_size, patch_size=dims.patch_size)
-    text = dict(hidden_size=dims.text_hidden, intermediate_size=2 * dims.text_hidden,
-                num_hidden_layers=dims.text_layers, num_attention_heads=dims.heads)
-    return BlipForConditionalGeneration(blip_config(vision, text, tokenizer))
+
+def _pixels(frames: torch.Tensor, image_processor) -> torch.Tensor:
+    """uint8 ``(b, H, W, 3)`` -> ``(b, 3, H, W)`` with BLIP's rescale and mean/std, as the
+    pseudolabeller normalises decoded frames."""
+    mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
+    return (frames.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
 
 
 def _loss(model, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -172,16 +154,11 @@ def _loss(model, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) ->
 
 def build(out: Path, spec: PretrainedBlip) -> None:
     """Train, save (model + processor, transformers format) and write ``quality.json``."""
-    from fcap.pseudolabel.tiny import blip_processor, build_tokenizer
-
     dims, recipe, timer = spec.dims, spec.recipe, common.Timer()
     with common.building(recipe.seed):
         rng = np.random.default_rng([recipe.seed, STREAM])
         tokenizer = build_tokenizer(words=vocabulary())
         processor = blip_processor(dims.image_size, tokenizer)
-        ip = processor.image_processor
-        mean = torch.tensor(ip.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(ip.image_std).view(1, 3, 1, 1)
         dec = tokenizer.convert_tokens_to_ids("[DEC]")
         model = _model(dims, tokenizer)
         opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -190,7 +167,7 @@ def build(out: Path, spec: PretrainedBlip) -> None:
             for step in range(recipe.steps):
                 frames, captions, _ = images(rng, recipe.batch_size, dims=dims, recipe=recipe,
                                              augment=True)
-                pixels = (frames.permute(0, 3, 1, 2).float() / 255.0 - mean) / std
+                pixels = _pixels(frames, processor.image_processor)
                 text = tokenizer(captions, padding=True, return_tensors="pt")
                 ids = text["input_ids"].clone()
                 ids[:, 0] = dec  # BLIP's decoder starts from [DEC], not [CLS]
@@ -206,19 +183,23 @@ def build(out: Path, spec: PretrainedBlip) -> None:
 
 
 def _quality(out: Path, rng: np.random.Generator, *, dims: TinyBlip, recipe: BlipRecipe) -> dict:
-    """Attribute accuracy of greedy captions, read through the pseudolabel stage's captioner."""
-    from fcap.data.shapes.attributes import parse
-    from fcap.pseudolabel.captioner import BlipCaptioner, BlipCaptionerConfig
-    from fcap.pseudolabel.config import SamplingConfig
+    """Attribute accuracy of greedy captions of the saved model (the pseudolabeller's decoding)."""
+    from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    captioner = BlipCaptioner(BlipCaptionerConfig(source=str(out), device="cpu", dtype="float32"))
-    greedy = SamplingConfig(method="greedy", max_new_tokens=20)
+    from fcap.data.shapes.attributes import parse
+    from fcap.models.blip import caption_images
+
+    model = BlipForConditionalGeneration.from_pretrained(out).eval()
+    processor = BlipProcessor.from_pretrained(out)
     result: dict = {}
     for name, frames_of_video in (("heldout_images", False), ("heldout_video_frames", True)):
         frames, _, scenes = images(rng, recipe.heldout_images, dims=dims, recipe=recipe,
                                    video_frames=frames_of_video)
-        said = [parse(c[0]) for c in captioner.caption(frames, seeds=[[0]] * len(frames),
-                                                       sampling=greedy)]
+        with torch.inference_mode():
+            captions = caption_images(model, processor.tokenizer,
+                                      _pixels(frames, processor.image_processor),
+                                      max_new_tokens=20)
+        said = [parse(c) for c in captions]
         acc = {a: round(float(np.mean([s[a] == getattr(sc, a) for s, sc in zip(said, scenes)])), 4)
                for a in ("colour", "shape", "background")}
         acc["mentions_direction"] = round(float(np.mean([s["direction"] is not None

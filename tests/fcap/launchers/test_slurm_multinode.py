@@ -117,7 +117,7 @@ def test_multinode_training_preempted_on_both_nodes_resumes_bitwise(tmp_path, tw
 def test_multinode_pseudolabel_array_over_both_nodes_merges_exactly_once(tmp_path, two_nodes,
                                                                          monkeypatch):
     from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
-    from fcap.pseudolabel.tiny import tiny_blip_dir
+    from fcap.pseudolabel.blip_labeler import tiny_blip_dir
 
     videos_n, scenes = 3, 2
     monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))  # jobs inherit the environment

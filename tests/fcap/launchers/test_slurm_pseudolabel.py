@@ -11,7 +11,7 @@ VIDEOS, SCENES = 3, 2  # 3 videos of 2 eight-second clips
 
 def test_three_shard_array_labels_every_clip_once_and_merges(tmp_path, cluster, monkeypatch):
     from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
-    from fcap.pseudolabel.tiny import tiny_blip_dir
+    from fcap.pseudolabel.blip_labeler import tiny_blip_dir
 
     monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))  # jobs inherit the environment
     tiny_blip_dir()  # built once here rather than raced by three jobs

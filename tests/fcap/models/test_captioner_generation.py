@@ -1,4 +1,4 @@
-"""Generation: visual K/V reuse, text KV cache, greedy / nucleus / beam."""
+"""Generation through transformers generate(): visual K/V reuse, text KV cache, greedy / nucleus / beam."""
 import pytest
 import torch
 
@@ -67,16 +67,34 @@ def test_visual_memory_is_computed_once_when_reused(captioner, feats):
     assert once == 1 and every_step > 2
 
 
-def test_nucleus_is_deterministic_under_a_seed(captioner, feats):
+def test_nucleus_is_reproducible_under_a_seed_and_leaves_the_global_rng_alone(captioner, feats):
     v, mask = feats
     cfg = DecodingConfig(strategy="nucleus", max_new_tokens=12, top_p=0.95, seed=7)
+    state = torch.get_rng_state()
     a = captioner.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
+    torch.manual_seed(1234)  # another global state: same captions
     b = captioner.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
     assert torch.equal(a, b)
+    torch.set_rng_state(state)
+    captioner.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
+    assert torch.equal(torch.get_rng_state(), state)
     others = [captioner.generate_ids(visual_features=v, frame_mask=mask,
                                      decoding=DecodingConfig(strategy="nucleus", max_new_tokens=12,
                                                              top_p=0.95, seed=s)) for s in (8, 9)]
     assert any(o.shape != a.shape or not torch.equal(o, a) for o in others)
+
+
+def test_nucleus_equals_transformers_sampling_under_the_same_seed(captioner, feats):
+    v, mask = feats
+    cfg = DecodingConfig(strategy="nucleus", max_new_tokens=12, top_p=0.8, temperature=0.7, seed=3)
+    ours = captioner.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
+    lm = captioner.lm
+    torch.manual_seed(3)
+    ref = lm.model.generate(torch.full((3, 1), lm.bos_token_id), do_sample=True, top_p=0.8, top_k=0,
+                            temperature=0.7, max_new_tokens=12, eos_token_id=lm.eos_token_id,
+                            pad_token_id=lm.pad_token_id,
+                            visual_memory=captioner.visual_memories(v, mask))[:, 1:]
+    assert torch.equal(ours, ref)
 
 
 def test_nucleus_with_tiny_top_p_is_greedy(captioner, feats):
@@ -125,7 +143,60 @@ def test_decoding_config_validates():
         DecodingConfig(max_new_tokens=0)
 
 
-def test_generate_from_pixels(captioner):
+def test_generate_from_pixels_equals_stepwise_argmax_and_depends_on_the_video(captioner):
     torch.manual_seed(0)
-    texts = captioner.generate(pixel_values=torch.randn(2, 1, 3, 32, 32), decoding=GREEDY)
-    assert len(texts) == 2
+    pixels = torch.randn(2, 1, 3, 32, 32)
+    ids = captioner.generate_ids(pixel_values=pixels, decoding=GREEDY)
+    with torch.no_grad():
+        ref = greedy_without_any_cache(captioner, captioner.encode_visual(pixels), None, ids.shape[1])
+    assert torch.equal(ids, ref)  # no EOS within 10 tokens for these two videos
+    texts = captioner.generate(pixel_values=pixels, decoding=GREEDY)
+    assert texts == captioner.decode(ids) and texts[0] != texts[1]
+    closed = tiny_model(init=0.0)  # gates shut: the frozen LM alone, the same caption for both
+    same = closed.generate(pixel_values=pixels, decoding=GREEDY)
+    assert same[0] == same[1]
+
+
+def _beam_reference(model, v, mask, *, num_beams, max_new_tokens, length_penalty):
+    """transformers generate() called by hand: memory of the videos repeated once per beam."""
+    lm = model.lm
+    memory = model.visual_memories(v.repeat_interleave(num_beams, 0),
+                                   mask.repeat_interleave(num_beams, 0))
+    return lm.model.generate(torch.full((v.shape[0], 1), lm.bos_token_id), num_beams=num_beams,
+                             max_new_tokens=max_new_tokens, length_penalty=length_penalty,
+                             eos_token_id=lm.eos_token_id, pad_token_id=lm.pad_token_id,
+                             do_sample=False, visual_memory=memory)[:, 1:]
+
+
+@pytest.mark.parametrize("length_penalty", [1.0, 0.0])
+def test_beam_equals_transformers_generate_on_20_videos(length_penalty):
+    model = tiny_model(seed=2, init=2.0)
+    torch.manual_seed(9)
+    v = torch.randn(20, 3, 16, 64)
+    mask = torch.ones(20, 3, dtype=torch.bool)
+    mask[::3, 2] = False
+    eos = model.lm.eos_token_id
+    model.lm.eos_token_id = 231  # a token these models emit: beams finish at different steps
+    try:
+        cfg = DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=12, length_penalty=length_penalty)
+        ours = model.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
+        ref = _beam_reference(model, v, mask, num_beams=3, max_new_tokens=12,
+                              length_penalty=length_penalty)
+    finally:
+        model.lm.eos_token_id = eos
+    assert torch.equal(ours, ref)
+    assert len({tuple(r) for r in ours.tolist()}) > 1  # the videos matter
+
+
+def test_beam_with_closed_gates_equals_the_plain_lm_beam_search(feats):
+    from transformers import OPTForCausalLM
+
+    v, mask = feats
+    closed = tiny_model(init=0.0)
+    cfg = DecodingConfig(strategy="beam", num_beams=4, max_new_tokens=10)
+    ours = closed.generate_ids(visual_features=v, frame_mask=mask, decoding=cfg)
+    plain = OPTForCausalLM.from_pretrained(closed.lm.model.name_or_path).eval()
+    lm = closed.lm
+    ref = plain.generate(torch.full((3, 1), lm.bos_token_id), num_beams=4, max_new_tokens=10,
+                         eos_token_id=lm.eos_token_id, pad_token_id=lm.pad_token_id, do_sample=False)
+    assert torch.equal(ours, ref[:, 1:])

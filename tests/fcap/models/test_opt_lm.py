@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer, OPTForCausalLM
 
 from fcap.config.schema import build_component
-from fcap.models import sources
+from fcap.models import sources, tiny_cache
 from fcap.models.tiny import COLOURS, DIRECTIONS, SHAPES, TinyOPT, build_tiny_opt
 from registry import MODELS
 
@@ -44,24 +44,34 @@ def test_tiny_build_is_deterministic(tmp_path, monkeypatch):
     hashes = []
     for name in ("a", "b"):
         monkeypatch.setenv("FCAP_CACHE", str(tmp_path / name))
-        path = sources.tiny_dir("model.lm.source", dims, build_tiny_opt)
+        path = tiny_cache.tiny_dir("model.lm.source", dims, build_tiny_opt)
         hashes.append(sources.weights_hash(OPTForCausalLM.from_pretrained(path)))
     assert hashes[0] == hashes[1]
-    other = sources.tiny_dir("model.lm.source", TinyOPT(hidden_size=32, num_layers=2, num_heads=2,
-                                                        ffn_dim=64, seed=1), build_tiny_opt)
+    other = tiny_cache.tiny_dir("model.lm.source", TinyOPT(hidden_size=32, num_layers=2,
+                                                           num_heads=2, ffn_dim=64, seed=1),
+                                build_tiny_opt)
     assert sources.weights_hash(OPTForCausalLM.from_pretrained(other)) != hashes[0]
 
 
-def test_layer_by_layer_run_equals_the_hf_forward_with_padding(lm):
+def test_stock_decoder_hands_visual_memory_to_every_layer(lm):
+    # What the adapters rely on (fcap/models/opt_causal_lm.py): transformers' OPT forward
+    # passes extra keyword arguments on to each decoder layer, and ignores them otherwise.
     ids = torch.tensor([[2, 40, 41, 42, 43], [2, 50, 51, 1, 1]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    memory, seen = {"marker": object()}, []
+    handles = [layer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("visual_memory")), with_kwargs=True)
+        for layer in lm.layers]
+    try:
+        with torch.no_grad():
+            ours = lm.model(input_ids=ids, attention_mask=mask, visual_memory=memory).logits
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(seen) == len(lm.layers) and all(m is memory for m in seen)
+    plain = OPTForCausalLM.from_pretrained(lm.model.name_or_path).eval()
     with torch.no_grad():
-        hidden, kwargs = lm.embed(ids, mask)
-        for layer in lm.layers:
-            hidden = lm.run_layer(layer, hidden, kwargs)
-        ours = lm.head(hidden)
-        ref = lm.model(input_ids=ids, attention_mask=mask).logits
-    assert torch.equal(ours, ref)
+        assert torch.equal(ours, plain(input_ids=ids, attention_mask=mask).logits)
 
 
 def test_missing_local_directory_is_named():

@@ -74,14 +74,14 @@ def test_builds_are_deterministic_and_keyed_by_recipe(tmp_path, monkeypatch, one
     assert hashes[0] == hashes[1] != hashes[2]  # same recipe, same weights, in another cache
 
 
-def test_qualities_reads_the_cache_and_never_builds(short_recipes, fcap_cache):
+def test_qualities_reads_the_cache_and_never_builds(short_recipes, tmp_path, monkeypatch):
+    monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))  # other tests may build the BLIP
     before = pretrain_tiny.qualities()
     pretrain_tiny.pretrained_dir(TinyOPT())
     after = pretrain_tiny.qualities()
     assert after["opt"]["path"] == str(pretrain_tiny.built_dir(TinyOPT()))
     assert after["opt"]["heldout_perplexity"] > 1
-    # the default BLIP recipe is never built in a test session's fresh cache; asking for
-    # its quality did not build it
+    # the BLIP was never built in this fresh cache; asking for its quality did not build it
     assert before["blip"] is None and after["blip"] is None
     assert pretrain_tiny.built_dir(pretrain_tiny.kinds()["blip"]) is None
 
@@ -124,7 +124,7 @@ def test_corpus_never_holds_a_reference_the_world_writes(tmp_path):
 
 def _build_in_child(cache: str, log: str) -> None:
     os.environ["FCAP_CACHE"] = cache
-    from fcap.models import sources
+    from fcap.models import tiny_cache
 
     def build(out, options):
         with open(log, "a") as f:
@@ -134,7 +134,7 @@ def _build_in_child(cache: str, log: str) -> None:
         time.sleep(1.0)  # long enough for the other process to find the build in progress
         (out / "weights.bin").write_bytes(b"x")
 
-    sources.tiny_dir("locktest", TinyOPT(), build, prefix="tiny-pretrained")
+    tiny_cache.tiny_dir("locktest", TinyOPT(), build, prefix="tiny-pretrained")
 
 
 def test_a_second_process_waits_for_a_build_in_progress_instead_of_repeating_it(tmp_path):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from fcap.models import TRANSFORMERS_REQUIREMENT, check_transformers
-from fcap.models.lm import _cache_keyword
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -46,16 +45,3 @@ def test_importing_fcap_models_with_transformers_5_0_fails_at_import(tmp_path):
     assert done.returncode != 0
     assert (f"ImportError: fcap.models needs transformers>=5.4,<6, but transformers 5.0.0 is "
             f"installed ({tmp_path / 'transformers' / '__init__.py'})") in done.stderr
-
-
-def test_the_kv_cache_keyword_follows_the_installed_signature():
-    def before_5_24(hidden_states, attention_mask=None, past_key_values=None, **kwargs): ...
-
-    def from_5_24(hidden_states, attention_mask=None, cache=None, **kwargs): ...
-
-    def neither(hidden_states, **kwargs): ...
-
-    assert _cache_keyword(before_5_24) == "past_key_values"
-    assert _cache_keyword(from_5_24) == "cache"
-    with pytest.raises(TypeError, match="takes neither 'cache' nor 'past_key_values'"):
-        _cache_keyword(neither)

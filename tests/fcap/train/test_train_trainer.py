@@ -5,7 +5,7 @@ from train_toys import adapter_state, make_trainer
 
 from fcap.train import checkpoint, preemption
 from fcap.train.preemption import TrainingInterrupted
-from fcap.train.trainer import TrainingDiverged
+from fcap.train.trainer import TrainHooks, TrainingDiverged
 
 
 def equal(a, b):
@@ -54,6 +54,30 @@ def test_logs_scalars_tensorboard_and_rank_file(tmp_path, dist_info):
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     ranks = (tmp_path / "ranks" / "rank-00000.jsonl").read_text().splitlines()
     assert len(ranks) == 6
+
+
+def test_hooks_scalars_and_counts_are_logged_by_tag_and_summarised_by_group(tmp_path, dist_info):
+    evaluated = []
+    hooks = TrainHooks(scalars=lambda: {"gates/layer0/attn": 0.5, "gates/layer0/ffn": 0.25},
+                       counts=lambda: {"data/skipped_items": 1.0, "data/attempted_items": 9.0},
+                       evaluate=lambda step: evaluated.append(step) or {"CIDEr": float(step)})
+    summary = make_trainer(tmp_path, dist_info, hooks=hooks, eval_every=6).fit()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in rows if "train/loss" in r][-1]
+    assert last["gates/layer0/ffn"] == 0.25 and last["data/attempted_items"] == 9.0
+    assert evaluated == [6, 12] and [r["val/CIDEr"] for r in rows if "val/CIDEr" in r] == [6.0, 12.0]
+    assert summary["gates"] == {"layer0/attn": 0.5, "layer0/ffn": 0.25}
+    assert summary["data"] == {"attempted_items": 9.0, "skipped_items": 1.0}
+
+
+def test_a_scalar_tag_without_a_group_is_refused_at_the_first_log(tmp_path, dist_info):
+    hooks = TrainHooks(scalars=lambda: {"steps": 1.0})
+    with pytest.raises(ValueError, match="scalar tag 'steps': name it 'group/name'"):
+        make_trainer(tmp_path, dist_info, hooks=hooks, steps=4, log_every=1).fit()
+    assert not (tmp_path / "checkpoints").exists() or not list((tmp_path / "checkpoints").iterdir())
+    hooks = TrainHooks(scalars=lambda: {"steps/x": 1.0})  # would overwrite summary["steps"]
+    with pytest.raises(ValueError, match="scalar tag 'steps/x': .* other than the summary's own"):
+        make_trainer(tmp_path / "b", dist_info, hooks=hooks, steps=2, log_every=1).fit()
 
 
 def test_nan_steps_are_skipped_and_counted(tmp_path, dist_info):

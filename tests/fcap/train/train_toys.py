@@ -9,7 +9,7 @@ from torch import nn
 
 from fcap.config import build_component
 from fcap.train.config import TrainConfig
-from fcap.train.trainer import StepResult, Trainer
+from fcap.train.trainer import StepResult, Trainer, TrainHooks, TrainRun
 from registry import OPTIMIZERS, SCHEDULERS
 
 
@@ -65,16 +65,18 @@ def toy_loss(engine, batch) -> StepResult:
 
 
 def make_trainer(run_dir: Path, info, *, stop_after=None, config_hash="toy", on_batch=None,
-                 poison=(), **train) -> Trainer:
+                 poison=(), hooks=None, **train) -> Trainer:
+    """``hooks``: default, a ``gates/layer0/attn`` scalar from the toy adapter."""
     cfg = TrainConfig(**{"steps": 12, "batch_size": 4, "log_every": 2, "save_every": 4, **train})
     model = ToyModel()
     return Trainer(cfg, model=model, loader=ToyLoader(rank=info.rank, batch_size=cfg.batch_size, on_batch=on_batch,
                                                         poison=poison),
                    loss_fn=toy_loss, optimizer=build_component(OPTIMIZERS, {"name": "adamw", "lr": 1e-2}),
                    scheduler=build_component(SCHEDULERS, {"name": "warmup_cosine", "warmup_steps": 2}),
-                   run_dir=run_dir, config_hash=config_hash, seed=0, info=info,
-                   logger=logging.getLogger("toy"), stop_after=stop_after,
-                   gate_values=lambda: {"layer0/attn": model.adapter[0].weight.abs().mean().item()})
+                   run=TrainRun(run_dir=run_dir, config_hash=config_hash, seed=0, info=info,
+                                logger=logging.getLogger("toy"), stop_after=stop_after),
+                   hooks=hooks or TrainHooks(scalars=lambda: {
+                       "gates/layer0/attn": model.adapter[0].weight.abs().mean().item()}))
 
 
 def adapter_state(trainer: Trainer) -> dict[str, torch.Tensor]:

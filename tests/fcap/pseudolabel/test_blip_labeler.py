@@ -1,12 +1,12 @@
-"""The BLIP captioner: loaded through from_pretrained, seeded per frame, batch-independent."""
+"""The BLIP pseudolabeller: loaded through from_pretrained, seeded per frame, batch-independent."""
 import json
 
 import pytest
 import torch
 
-from fcap.pseudolabel.captioner import BlipCaptioner, BlipCaptionerConfig
+from fcap.models.sources import weights_hash
+from fcap.pseudolabel.blip_labeler import BlipLabeler, BlipLabelerConfig, tiny_blip_dir
 from fcap.pseudolabel.config import SamplingConfig
-from fcap.pseudolabel.tiny import tiny_blip_dir
 from registry import MODELS
 
 SAMPLING = SamplingConfig(max_new_tokens=10)
@@ -23,10 +23,11 @@ def test_tiny_source_is_a_saved_checkpoint_loaded_like_the_hub_one(captioner, fc
     assert folder.parent == fcap_cache / "models"
     assert json.loads((folder / "config.json").read_text())["architectures"] == ["BlipForConditionalGeneration"]
     assert len(captioner.processor.tokenizer) > 50  # not the 2-token vocab of the path-built trap
-    assert MODELS.get("blip").obj is BlipCaptioner and BlipCaptioner.role == "captioner"
-    # A folder source loads the same weights as the tiny alias.
-    other = BlipCaptioner(BlipCaptionerConfig(source=str(folder), cpu_threads=1))
+    assert MODELS.get("blip").obj is BlipLabeler and BlipLabeler.role == "labeler"
+    # A folder source loads the same weights as the tiny alias; the hash is fcap's one format.
+    other = BlipLabeler(BlipLabelerConfig(source=str(folder), cpu_threads=1))
     assert other.weights_hash == captioner.weights_hash and other.id == str(folder)
+    assert captioner.weights_hash == weights_hash(other.model)
 
 
 def test_same_seed_same_caption_whatever_the_batch(captioner, frames):
@@ -70,5 +71,5 @@ def test_seed_count_mismatch_is_an_error(captioner, frames):
 
 def test_input_size_other_than_native_interpolates_position_embeddings(captioner):
     big = torch.zeros((1, 96, 96, 3), dtype=torch.uint8)
-    assert captioner.native_size == 64
+    assert captioner.model.config.vision_config.image_size == 64
     assert len(captioner.caption(big, seeds=[[0]], sampling=SAMPLING)[0]) == 1

@@ -1,4 +1,7 @@
-"""The ``report:`` block of an experiment: which numbers form its table and plots."""
+"""The ``report:`` block of an experiment file: which numbers form its table and plots.
+
+Read by :mod:`fcap.report`, which lays them out in report.md.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,6 +24,17 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Control:
+    """A control row: a variant's columns read from another of its stages (e.g. the same
+    model scored on shuffled frames), mean ± std over its seeds like any row."""
+
+    variant: str  # the variant (seeds grouped) the row belongs to
+    stage: str  # the stage read instead
+    label: str = ""  # row label; default "<variant> (<stage>)"
+    instead_of: str = ""  # the columns' stage it replaces; default: the first column's
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """How ``fcap-run report`` lays out an experiment's results beside the paper's."""
 
@@ -33,6 +47,7 @@ class ReportConfig:
     bars: bool = False  # also draw the first column as grouped bars (ours vs paper)
     plots: tuple[str, ...] = ("loss", "gates")  # curves from each training stage's scalars
     notes: str = ""  # printed under the table (e.g. what the tiny profile can and cannot show)
+    controls: tuple[Control, ...] = ()  # extra rows after the variants' (no paper numbers)
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.plots if p not in ("loss", "gates", "lr", "grad_norm")]

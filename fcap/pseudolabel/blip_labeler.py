@@ -1,8 +1,10 @@
-"""The BLIP image captioner that writes pseudolabels (Sec. 3.1; ``MODELS`` family ``blip``).
+"""The BLIP pseudolabeller: captions video frames as pseudolabels (Sec. 3.1; ``MODELS["blip"]``).
 
-Role ``captioner``: ``caption(frames, seeds=..., sampling=...)`` maps uint8
+Role ``labeler``: ``caption(frames, seeds=..., sampling=...)`` maps uint8
 frames ``(b, H, W, 3)`` to ``captions_per_frame`` strings each; ``id``,
-``weights_hash`` and ``dtype`` describe it for the shard manifest.
+``weights_hash`` (:func:`fcap.models.sources.weights_hash`), ``dtype`` and
+``device`` describe it for the shard manifest. (Role ``captioner`` is the
+paper's video captioner, :class:`fcap.models.captioner.FrozenCaptioner`.)
 
 Nucleus sampling is made per-frame deterministic: each row of a batch draws
 its randomness from its own generator seeded by the clip, so a caption does not
@@ -13,12 +15,15 @@ added in a logits processor and ``generate`` runs its greedy loop.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 import torch
 
+from fcap.models import sources
+from fcap.models.blip import caption_images
+from fcap.models.tiny_blip import TinyBlip, build_tiny_blip
 from fcap.pseudolabel.config import SamplingConfig
 from registry import MODELS
 
@@ -26,7 +31,7 @@ DEFAULT_SOURCE = "Salesforce/blip-image-captioning-large"
 
 
 @dataclass(frozen=True)
-class BlipCaptionerConfig:
+class BlipLabelerConfig:
     """Where the BLIP checkpoint comes from and how it runs."""
 
     source: str = DEFAULT_SOURCE  # hub id, local save_pretrained folder, "tiny" (random) or "tiny-pretrained" (cached)
@@ -70,39 +75,34 @@ class NucleusNoise:
         return noisy.masked_fill(mask | torch.isinf(logp), float("-inf")).to(scores.dtype)
 
 
-def weights_hash(model: torch.nn.Module) -> str:
-    """sha256 of the state dict (names and bytes, sorted): identifies the weights whatever the source."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+def tiny_blip_dir(*, pretrained: bool = False) -> Path:
+    """The cached tiny BLIP (:class:`~fcap.models.tiny_blip.TinyBlip`), built on first use:
+    random (``source: tiny``) or trained on shapes images (``pretrained``: ``tiny-pretrained``)."""
+    source = sources.TINY_PRETRAINED if pretrained else sources.TINY
+    return Path(sources.resolve_source(source, key="captioner.source", tiny_options=TinyBlip(),
+                                       build_tiny=build_tiny_blip))
 
 
-@MODELS.register("blip", config=BlipCaptionerConfig)
-class BlipCaptioner:
+@MODELS.register("blip", config=BlipLabelerConfig)
+class BlipLabeler:
     """BLIP (``BlipForConditionalGeneration``) captioning single frames; the paper uses BLIP-Large."""
 
-    role = "captioner"
+    role = "labeler"
 
-    def __init__(self, cfg: BlipCaptionerConfig) -> None:
+    def __init__(self, cfg: BlipLabelerConfig) -> None:
         from transformers import BlipForConditionalGeneration, BlipProcessor
-
-        from fcap.models.sources import quiet_loading
 
         self.cfg = cfg
         path = cfg.source
         kwargs = {"revision": cfg.revision} if cfg.revision else {}
-        with quiet_loading():
-            if cfg.source in ("tiny", "tiny-pretrained"):  # random, or trained on shapes images
-                from fcap.pseudolabel.tiny import tiny_blip_dir
-
-                path = str(tiny_blip_dir(pretrained=cfg.source == "tiny-pretrained"))
+        if cfg.source in (sources.TINY, sources.TINY_PRETRAINED):  # random, or trained on shapes
+            path = str(tiny_blip_dir(pretrained=cfg.source == sources.TINY_PRETRAINED))
+        with sources.quiet_loading():
             model = BlipForConditionalGeneration.from_pretrained(path, **kwargs).eval()
             # without torchvision this picks BlipImageProcessorPil itself, no fallback warning
             self.processor = BlipProcessor.from_pretrained(path, **kwargs)
         self.id = cfg.source + (f"@{cfg.revision}" if cfg.revision else "")
-        self.weights_hash = weights_hash(model)  # before any cast: same hash on CPU and GPU
+        self.weights_hash = sources.weights_hash(model)  # before any cast: same on CPU and GPU
         cuda = torch.cuda.is_available() if cfg.device == "auto" else cfg.device == "cuda"
         self.device = torch.device("cuda" if cuda else "cpu")
         if not cuda and cfg.cpu_threads is not None:
@@ -113,9 +113,6 @@ class BlipCaptioner:
         ip = self.processor.image_processor
         self.mean = torch.tensor(ip.image_mean, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(ip.image_std, device=self.device).view(1, 3, 1, 1)
-        self.native_size = model.config.vision_config.image_size
-        text = model.config.text_config
-        self.bos, self.eos, self.pad = text.bos_token_id, text.sep_token_id, text.pad_token_id
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(b, H, W, 3)`` -> normalised ``(b, 3, H, W)`` (BLIP's rescale + mean/std)."""
@@ -126,29 +123,18 @@ class BlipCaptioner:
     def caption(self, frames: torch.Tensor, *, seeds: Sequence[Sequence[int]],
                 sampling: SamplingConfig) -> list[list[str]]:
         """``captions_per_frame`` captions for each frame; ``seeds[i][j]`` seeds caption ``j`` of frame ``i``."""
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import LogitsProcessorList
 
         n = sampling.captions_per_frame
         if len(seeds) != frames.shape[0] or any(len(s) != n for s in seeds):
             raise ValueError(f"caption: need {n} seeds for each of {frames.shape[0]} frames")
-        pixels = self.preprocess(frames)
-        size = pixels.shape[-1]
-        image = self.model.vision_model(pixel_values=pixels,
-                                        interpolate_pos_encoding=size != self.native_size)[0]
-        image = image.repeat_interleave(n, dim=0)
-        rows = image.shape[0]
-        gen = GenerationConfig(
-            max_new_tokens=sampling.max_new_tokens, min_new_tokens=sampling.min_new_tokens,
-            do_sample=False, num_beams=sampling.num_beams if sampling.method == "beam" else 1,
-            bos_token_id=self.bos, eos_token_id=self.eos, pad_token_id=self.pad, use_cache=True)
         processors = LogitsProcessorList()
         if sampling.method == "nucleus":
             processors.append(NucleusNoise(seeds=[s for row in seeds for s in row],
                                            top_p=sampling.top_p, temperature=sampling.temperature))
-        out = self.model.text_decoder.generate(
-            input_ids=torch.full((rows, 1), self.bos, dtype=torch.long, device=self.device),
-            encoder_hidden_states=image,
-            encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long, device=self.device),
-            generation_config=gen, logits_processor=processors)
-        texts = [t.strip() for t in self.processor.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        texts = caption_images(
+            self.model, self.processor.tokenizer, self.preprocess(frames),
+            max_new_tokens=sampling.max_new_tokens, min_new_tokens=sampling.min_new_tokens,
+            num_beams=sampling.num_beams if sampling.method == "beam" else 1, repeat=n,
+            logits_processor=processors)
         return [texts[i * n:(i + 1) * n] for i in range(frames.shape[0])]

@@ -1,20 +1,17 @@
-"""What the caption tasks share: the ``datasets:`` block, loaders, model inputs, outputs."""
+"""The ``datasets:`` block of a stage and the loaders it builds (``fcap.data`` + the encoder's image spec).
+
+Shared by every task that reads data: how sources are rooted, how many items may
+be skipped, how clips are sampled and cropped for the model's visual encoder.
+"""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
-
-import torch
+from typing import Any, Optional
 
 from fcap.data import DataEnv, ShapesWorldConfig, build_loader, ensure_shapes_world
 from fcap.data.shapes import world_root
-from fcap.io import OwnershipError, claim_dir, is_owned, remove_owned, write_json_atomic
 from fcap.train.distributed import DistInfo
-
-Precision = Literal["fp32", "bf16", "fp16"]
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -83,6 +80,7 @@ def image_size(cfg: DatasetsConfig, spec) -> int:
 
 
 def data_env(cfg: DatasetsConfig, *, seed: int, info: DistInfo, logger) -> DataEnv:
+    """This rank's view of the data: its shard, the skip budget and the resolved root."""
     return DataEnv(seed=seed, rank=info.rank, world_size=info.world_size,
                    max_skip_fraction=cfg.max_skip_fraction, data_root=data_root(cfg), logger=logger)
 
@@ -102,71 +100,3 @@ def skip_counts(env: DataEnv) -> dict[str, float]:
     summary = env.skips.summary()
     return {"skipped_items": float(sum(s["skipped"] for s in summary.values())),
             "attempted_items": float(sum(s["attempted"] for s in summary.values()))}
-
-
-def gate_tensors(model) -> dict[str, torch.Tensor]:
-    """A copy of every gate's tanh(g) (per dimension for vector gates), by layer and branch."""
-    out = {}
-    for layer, adapter in model.adapters().items():
-        out[f"layer{layer}/attn"] = adapter.gate_attn.value().detach().float().cpu().clone()
-        out[f"layer{layer}/ffn"] = adapter.gate_ffn.value().detach().float().cpu().clone()
-    return out
-
-
-def gate_shift_max(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> float:
-    """Largest absolute change of any gate value (Figure 5: < 0.05 during fine-tuning)."""
-    return max(float((after[k] - before[k]).abs().max()) for k in before)
-
-
-def gate_values(model) -> dict[str, float]:
-    """Each adapter's mean |tanh(g)| for both residual branches (Sec. 4; Figure 5)."""
-    out = {}
-    for layer, adapter in model.adapters().items():
-        out[f"layer{layer}/attn"] = float(adapter.gate_attn.value().detach().abs().float().mean())
-        out[f"layer{layer}/ffn"] = float(adapter.gate_ffn.value().detach().abs().float().mean())
-    return out
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (temporary name, then rename); NaN/inf become null."""
-    write_json_atomic(path, data)
-
-
-def export_adapters(model, run_dir: Path) -> Path:
-    """``<run_dir>/adapters/`` (safetensors + manifest, fcap-owned), replaced atomically.
-
-    The previous ``adapters/`` is removed only if fcap wrote it (its marker).
-    """
-    final = Path(run_dir) / "adapters"
-    tmp = Path(run_dir) / ".adapters.tmp"
-    old = Path(run_dir) / ".adapters.old"
-    for scratch in (tmp, old):
-        remove_owned(scratch)
-    claim_dir(tmp, kind="adapters")
-    model.save_adapters(tmp)
-    if final.exists():
-        if not is_owned(final):
-            raise OwnershipError(f"fcap will not replace {final}: it has no fcap marker, so fcap "
-                                 "did not write it; move it away")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    remove_owned(old)
-    return final
-
-
-def upstream_adapters(ctx, explicit: str | None, *, task: str, required: bool) -> Path | None:
-    """The adapters directory to start from: ``explicit`` or ``<ctx.init_from>/adapters``."""
-    if explicit:
-        path = Path(explicit).expanduser()
-    elif ctx.init_from is not None:
-        path = Path(ctx.init_from) / "adapters"
-    elif required:
-        raise ValueError(f"task '{task}' (stage {ctx.stage}) starts from trained adapters: give the "
-                         "stage 'init_from: <stage>' (e.g. init_from: pretrain) or set 'adapters:' "
-                         "to a directory written by save_adapters")
-    else:
-        return None
-    if not path.is_dir():
-        raise FileNotFoundError(f"task '{task}' (stage {ctx.stage}): no adapters directory {path} "
-                                "(did the upstream stage finish?)")
-    return path
