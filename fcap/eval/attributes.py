@@ -11,11 +11,11 @@ Ground truth, in order of precedence:
 
 - ``truth``: ``{id: {colour, shape, direction, background}}`` handed to
   :func:`fcap.eval.score` (``score(..., truth=load_truth(world, "msrvtt"))``);
-  the world's sidecar ``truth/clips.jsonl`` (:func:`load_truth`);
+  the world's sidecar ``truth/clips.jsonl`` (:func:`load_truth`). ``caption_eval``
+  passes it whenever its datasets root holds one (the tiny profile's world);
 - otherwise the references themselves: every reference the shapes world writes
   names all four attributes of its clip (a test holds that they agree with the
-  sidecar), so each attribute's truth is the value most references name. This
-  is what ``caption_eval`` uses today: it passes no ``truth``.
+  sidecar), so each attribute's truth is the value most references name.
 
 An attribute that the truth leaves out (``direction`` of a still image) is not
 scored. References that name no attribute are an error: the metric is for the
@@ -23,39 +23,14 @@ shapes world only.
 """
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from typing import Mapping, Optional
 
 from fcap.data.shapes.attributes import ATTRIBUTES, parse
+from fcap.data.shapes.truth import load_truth  # noqa: F401  (where scorers find the truth)
 from registry import METRICS
 
 ALL = "all_attributes"
-
-
-def load_truth(path: str | os.PathLike, layout: Optional[str] = None) -> dict[str, dict]:
-    """``{item id: record}`` from a world's ``truth/clips.jsonl``.
-
-    ``path``: the world's root, its ``truth/`` folder or the file itself;
-    ``layout``: keep only that layout's items (ids are unique per layout).
-    """
-    from fcap.data.shapes.world import CLIPS, TRUTH
-
-    path = os.fspath(path)
-    for candidate in (path, os.path.join(path, CLIPS), os.path.join(path, TRUTH, CLIPS)):
-        if os.path.isfile(candidate):
-            break
-    else:
-        raise FileNotFoundError(f"no shapes-world ground truth at {path} (looked for the file, "
-                                f"{CLIPS} in it and {TRUTH}/{CLIPS} under it)")
-    out: dict[str, dict] = {}
-    with open(candidate) as f:
-        for line in f:
-            record = json.loads(line)
-            if layout is None or record["layout"] == layout:
-                out[record["id"]] = record
-    return out
 
 
 def truth_from_references(references: Mapping[str, list[str]]) -> dict[str, dict]:

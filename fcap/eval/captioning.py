@@ -5,6 +5,8 @@ pass, rank r reading every world_size-th item (``fcap.data``'s contract).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.distributed as dist
 
@@ -25,6 +27,42 @@ def visual_inputs(batch: dict, *, device: torch.device, dtype: torch.dtype) -> d
 def roll_videos(inputs: dict) -> dict:
     """Pair each item with the next item's video (a control: captions must depend on the video)."""
     return {k: torch.roll(v, shifts=1, dims=0) for k, v in inputs.items()}
+
+
+def shuffle_frames(inputs: dict, generator: torch.Generator) -> dict:
+    """Permute each item's frames (a control: motion must come from the order of frames).
+
+    Each item gets its own random order of its valid frames (``frame_mask``); padded
+    frames stay where they are. Images (1 frame) are unchanged.
+    """
+    video = inputs.get("pixel_values", inputs.get("visual_features"))
+    b, t = video.shape[:2]
+    mask = inputs.get("frame_mask")
+    order = torch.arange(t).repeat(b, 1)
+    for i in range(b):
+        n = t if mask is None else int(mask[i].sum())
+        order[i, :n] = torch.randperm(n, generator=generator)
+    out = dict(inputs)
+    for key in ("pixel_values", "visual_features"):
+        if key in inputs:
+            v = inputs[key]
+            index = order.to(v.device).view(b, t, *([1] * (v.dim() - 2))).expand_as(v)
+            out[key] = torch.gather(v, 1, index)
+    return out
+
+
+@dataclass
+class Generated:
+    """Captions of a split, gathered from every rank."""
+
+    predictions: dict[str, str] = field(default_factory=dict)  # id -> caption
+    references: dict[str, list[str]] = field(default_factory=dict)  # id -> [caption, ...]
+    ended_with_eos: dict[str, bool] = field(default_factory=dict)  # id -> False: cut at max_new_tokens
+
+    @property
+    def eos_fraction(self) -> float:
+        """Fraction of captions that ended with EOS (the rest hit ``max_new_tokens``)."""
+        return sum(self.ended_with_eos.values()) / len(self.ended_with_eos) if self.ended_with_eos else 0.0
 
 
 EXAMPLES_KEPT = 5  # skipped items named per source in a summary
@@ -65,36 +103,46 @@ def _gather(obj, world_size: int) -> list:
 @torch.no_grad()
 def generate_captions(model, loader, *, decoding: DecodingConfig, device: torch.device,
                       dtype: torch.dtype, world_size: int = 1, max_items: int | None = None,
-                      shuffle_videos: bool = False) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """(predictions ``{id: caption}``, references ``{id: [caption, ...]}``) over the split.
+                      shuffle_videos: bool = False, frames_shuffled: bool = False,
+                      seed: int = 0) -> Generated:
+    """Captions, references and EOS flags over the split (:class:`Generated`).
 
     ``max_items`` caps the items per rank at ``ceil(max_items / world_size)``.
+    ``shuffle_videos``: caption each item from the next item's video;
+    ``frames_shuffled``: permute each video's frames (:func:`shuffle_frames`, seeded by ``seed``).
     """
     was_training = model.training
     model.eval()
     cap = None if max_items is None else -(-max_items // world_size)
-    preds: dict[str, str] = {}
-    refs: dict[str, list[str]] = {}
+    mine = Generated()
+    generator = torch.Generator().manual_seed(seed)
+    eos = model.lm.eos_token_id
     try:
         for batch in loader:
-            if cap is not None and len(preds) >= cap:
+            if cap is not None and len(mine.predictions) >= cap:
                 break
             inputs = visual_inputs(batch, device=device, dtype=dtype)
             if shuffle_videos:
                 inputs = roll_videos(inputs)
-            captions = model.generate(**inputs, decoding=decoding)
-            for vid, caption, references in zip(batch["ids"], captions, batch["references"]):
-                preds[str(vid)] = caption
-                refs[str(vid)] = list(references)
+            if frames_shuffled:
+                inputs = shuffle_frames(inputs, generator)
+            ids = model.generate_ids(**inputs, decoding=decoding)
+            captions = model.decode(ids)
+            ended = (ids == eos).any(dim=1).tolist()
+            for vid, caption, done, references in zip(batch["ids"], captions, ended,
+                                                      batch["references"]):
+                mine.predictions[str(vid)] = caption
+                mine.references[str(vid)] = list(references)
+                mine.ended_with_eos[str(vid)] = bool(done)
     finally:
         model.train(was_training)
-    if cap is not None:
-        keep = list(preds)[:cap]
-        preds = {k: preds[k] for k in keep}
-        refs = {k: refs[k] for k in keep}
-    merged_p: dict[str, str] = {}
-    merged_r: dict[str, list[str]] = {}
-    for p, r in _gather((preds, refs), world_size):
-        merged_p.update(p)
-        merged_r.update(r)
-    return merged_p, merged_r
+    keep = list(mine.predictions)[:cap]
+    mine = Generated(*({k: d[k] for k in keep} for d in (mine.predictions, mine.references,
+                                                          mine.ended_with_eos)))
+    merged = Generated()
+    for part in _gather(mine, world_size):
+        for k in part.predictions:
+            merged.predictions[k] = part.predictions[k]
+            merged.references[k] = part.references[k]
+            merged.ended_with_eos[k] = part.ended_with_eos[k]
+    return merged

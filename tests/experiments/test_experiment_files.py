@@ -26,7 +26,7 @@ def test_validates_raw_and_tiny(path, tmp_path, monkeypatch):
     for run in tiny.runs:
         model = getattr(run.cfg, "model", None)
         if model is not None:  # tiny models only: no hub download can be attempted
-            assert model.lm.cfg.source == "tiny" and model.visual.cfg.source == "tiny"
+            assert model.lm.cfg.source == "tiny-pretrained" == model.visual.cfg.source
 
 
 def test_no_dataset_root_means_tiny_profile_said_first(tmp_path, monkeypatch):
@@ -36,7 +36,8 @@ def test_no_dataset_root_means_tiny_profile_said_first(tmp_path, monkeypatch):
     assert plan.notes[0].startswith("no dataset root configured (datasets.root is null in")
     assert "running the built-in 'tiny' profile" in plan.notes[0]
     assert [r.key for r in plan.runs][:2] == ["all_variants/label", "all_variants/merge"]
-    assert plan.variants() == ["asr", "pseudolabels", "laion", "pseudolabels_laion"]
+    assert plan.variants() == [f"{v},seed={k}" for v in ("asr", "pseudolabels", "laion",
+                                                        "pseudolabels_laion") for k in range(3)]
 
 
 def test_paper_profile_requires_existing_dataset_root(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def test_wheel_install_runs_an_outside_experiment_on_builtin_profile_and_base(tm
         stages:
           pretrain:
             task: caption_pretrain
-            train: {steps: 40}                    # x the tiny profile's step_scale 0.025: 1 step
+            train: {steps: 10}                    # x the tiny profile's step_scale 0.1: 1 step
             data: {name: msrvtt, root: msrvtt, split: train}
           evaluate:
             task: caption_eval
@@ -50,8 +50,7 @@ def test_wheel_install_runs_an_outside_experiment_on_builtin_profile_and_base(tm
             data: {name: msrvtt, root: msrvtt, split: val}
             max_items: 4
             batch_size: 4
-            tokenizer: simple
-            metrics: [cider]
+            scoring: {tokenizer: simple, metrics: [cider]}
     """))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = sh(venv / "bin" / "python", "-c", "import fcap; print(fcap.__file__)", cwd=user,

@@ -14,7 +14,7 @@ from fcap.data.media import read_all_frames
 from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
 from fcap.data.shapes.attributes import ATTRIBUTES, parse
 from fcap.data.shapes.render import DIRECTIONS
-from fcap.eval.attributes import load_truth
+from fcap.data.shapes.truth import load_truth
 from registry import DATA_SOURCES
 
 WORLD = ShapesWorldConfig(msrvtt_videos=(3, 4, 5), msvd_videos=(2, 3, 4), howto_videos=2,

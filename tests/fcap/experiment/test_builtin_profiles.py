@@ -1,4 +1,5 @@
 """fcap's built-in profiles and bases work for experiments kept outside the checkout."""
+from pathlib import Path
 import textwrap
 
 import pytest
@@ -30,7 +31,7 @@ def test_builtin_base_and_profile_by_name_from_any_folder(tmp_path, in_tmp):
     plan = build_plan(exp, profile="tiny")
     cfg = plan.get("default", "pretrain").cfg
     assert plan.profile == "tiny"
-    assert cfg.model.lm.cfg.source == "tiny" and cfg.train.precision == "fp32"  # tiny profile
+    assert cfg.model.lm.cfg.source == "tiny-pretrained" and cfg.train.precision == "fp32"  # tiny profile
     assert list(cfg.model.adapters.layers) == [2, 3] and cfg.train.log_every == 5
     paper = build_plan(exp, profile="paper", overrides=[f"datasets.root={tmp_path}"])
     cfg = paper.get("default", "pretrain").cfg
@@ -45,7 +46,7 @@ def test_no_dataset_root_runs_the_builtin_tiny_profile_outside_the_checkout(tmp_
     plan = build_plan(exp)
     assert plan.profile == "tiny"
     assert "running the built-in 'tiny' profile" in plan.notes[0]
-    assert plan.get("default", "pretrain").cfg.model.visual.cfg.source == "tiny"
+    assert plan.get("default", "pretrain").cfg.model.visual.cfg.source == "tiny-pretrained"
 
 
 def test_own_profile_wins_and_can_extend_the_builtin_one(tmp_path, in_tmp):
@@ -55,7 +56,7 @@ def test_own_profile_wins_and_can_extend_the_builtin_one(tmp_path, in_tmp):
         train: {batch_size: 3}
     """)
     cfg = build_plan(exp, profile="tiny").get("default", "pretrain").cfg
-    assert cfg.train.batch_size == 3 and cfg.model.lm.cfg.source == "tiny"
+    assert cfg.train.batch_size == 3 and cfg.model.lm.cfg.source == "tiny-pretrained"
     explicit = build_plan(exp, profile="fcap://profiles/tiny.yaml").get("default", "pretrain").cfg
     assert explicit.train.batch_size == 16  # the built-in one as it ships
 
@@ -79,3 +80,19 @@ def test_unknown_builtin_file_lists_what_fcap_ships(tmp_path, in_tmp):
     assert (f"{exp}: base: no built-in file fcap://base/frozen.yaml (fcap ships {BUILTIN_DIR}); "
             "known: fcap://base/frozen_captioner.yaml, fcap://profiles/paper.yaml, "
             "fcap://profiles/tiny.yaml") in str(err.value)
+
+
+def test_a_stage_a_variant_adds_gets_the_profiles_task_overlay(fcap_cache):
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+    plan = build_plan(table1, profile="tiny")
+    control = plan.get("pseudolabels_laion,seed=0", "shuffled_frames")
+    evaluate = plan.get("pseudolabels_laion,seed=0", "evaluate")
+    assert control.cfg.shuffle_frames and not evaluate.cfg.shuffle_frames
+    assert control.cfg.scoring == evaluate.cfg.scoring
+    assert control.resources.gpus_per_node == 0 and control.cfg.batch_size == 20
+    assert ("pseudolabels,seed=0", "shuffled_frames") not in {(r.variant, r.stage) for r in plan.runs}
+    # and the label stage, shared by every seed, runs once with the experiment's seed
+    labels = [r for r in plan.runs if r.stage == "label"]
+    assert len(labels) == 1 and labels[0].seed == 0
+    moved = build_plan(table1, profile="tiny", overrides=["seed=5"])
+    assert [r.seed for r in moved.runs if r.stage == "pretrain"][:3] == [5, 6, 7]

@@ -146,24 +146,24 @@ stages:
 
 def test_table1_pretrain_reads_its_own_merged_pseudolabels(fcap_cache):
     plan = build_plan(ROOT / "experiments" / "table1.yaml")
-    merge = plan.get("pseudolabels", "merge")
+    merge = plan.get("pseudolabels,seed=0", "merge")
     labels = str(merge.run_dir / "pseudolabels.jsonl")
-    pre = plan.get("pseudolabels", "pretrain")
+    pre = plan.get("pseudolabels,seed=0", "pretrain")
     assert pre.cfg.data.cfg.pseudolabels == labels and "merge" in pre.deps
-    mixed = plan.get("pseudolabels_laion", "pretrain")
+    mixed = plan.get("pseudolabels_laion,seed=0", "pretrain")
     assert mixed.cfg.data.cfg.children[1].source.cfg.pseudolabels == labels
-    assert "merge" not in plan.get("laion", "pretrain").deps
+    assert "merge" not in plan.get("laion,seed=0", "pretrain").deps
     relabel = build_plan(ROOT / "experiments" / "table1.yaml",
                          overrides=["stages.label.sampling.top_p=0.8"])
-    assert relabel.get("pseudolabels", "pretrain").config_hash != pre.config_hash
-    assert relabel.get("laion", "pretrain").config_hash == plan.get("laion", "pretrain").config_hash
+    assert relabel.get("pseudolabels,seed=0", "pretrain").config_hash != pre.config_hash
+    assert relabel.get("laion,seed=0", "pretrain").config_hash == plan.get("laion,seed=0", "pretrain").config_hash
 
 
 def test_table2_reads_table1s_pseudolabels_by_reference(fcap_cache, tmp_path):
     plan = build_plan(ROOT / "experiments" / "table2.yaml", overrides=[f"output_root={tmp_path}"])
     t1 = build_plan(ROOT / "experiments" / "table1.yaml", profile="tiny",
                     overrides=[f"output_root={tmp_path}"])
-    merge = t1.get("asr", "merge")
+    merge = t1.get("asr,seed=0", "merge")
     assert [r.key for r in plan.selected[:2]] == ["table1:all_variants/label",
                                                   "table1:all_variants/merge"]
     assert plan.runs[1].config_hash == merge.config_hash
@@ -244,11 +244,11 @@ variants:
 
 def test_init_from_is_sugar_for_an_adapters_reference(fcap_cache):
     table1 = ROOT / "experiments" / "table1.yaml"
-    sugar = build_plan(table1).get("laion", "finetune")
+    sugar = build_plan(table1).get("laion,seed=0", "finetune")
     ref = build_plan(table1, overrides=["stages.finetune.init_from=null",
                                         "stages.finetune.adapters={from: pretrain}"])
-    finetune = ref.get("laion", "finetune")
-    pretrain = ref.get("laion", "pretrain")
+    finetune = ref.get("laion,seed=0", "finetune")
+    pretrain = ref.get("laion,seed=0", "pretrain")
     assert finetune.deps == ("pretrain",) == sugar.deps
     assert finetune.cfg.adapters == str(pretrain.run_dir / "adapters")
 

@@ -31,7 +31,7 @@ def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto
     assert (shapes_howto.parent / "shapes-world.json").stat().st_mtime_ns == marker  # reused, not rebuilt
 
     merge = TASKS.get("pseudolabel_merge")
-    mcfg = from_dict(merge.config, {"report_clips": 4, "asr": str(shapes_howto / "caption.json")})
+    mcfg = from_dict(merge.config, {"report_clips": 4})  # asr: the layout's own caption.json
     out = merge.obj(mcfg, _ctx(tmp_path / "merge", "merge", deps={"label": tmp_path / "label"}))
     assert out["clips"] == 6 and out["pseudolabels"] == str(tmp_path / "merge" / "pseudolabels.jsonl")
     page = (tmp_path / "merge" / "report" / "index.html").read_text()
@@ -41,6 +41,21 @@ def test_label_then_merge_then_report_on_the_shapes_world(tmp_path, shapes_howto
     shown = [asr_text(asr, r["video_id"], r["start"], r["end"]) for r in records]
     assert sum(html.escape(s) in page for s in shown) >= 4 and NO_ASR not in page
     assert page.count("<img ") == 4 and len(list((tmp_path / "merge" / "report" / "frames").iterdir())) == 4
+    # the world's ground truth: a column in the report, per-attribute accuracy in index.json
+    from fcap.data.shapes.attributes import parse
+    from fcap.data.shapes.truth import load_truth
+    from fcap.pseudolabel.truth import describe
+
+    truth = load_truth(shapes_howto.parent, "howto100m")
+    assert sum(html.escape(describe(truth[f"{r['video_id']}#{r['clip_index']}"])) in page
+               for r in records) >= 4 and "<th>ground truth</th>" in page
+    index = json.loads((tmp_path / "merge" / "index.json").read_text())
+    colour = sum(parse(r["caption"])["colour"] == truth[f"{r['video_id']}#{r['clip_index']}"]["colour"]
+                 for r in records) / len(records)
+    assert index["truth"]["clips"] == 6 and index["truth"]["clips_without_truth"] == 0
+    assert index["truth"]["accuracy"]["colour"] == pytest.approx(colour, abs=1e-4)
+    assert set(index["truth"]["accuracy"]) == {"colour", "shape", "direction", "background"}
+    assert out["truth_accuracy"] == index["truth"]["accuracy"]
     from PIL import Image
 
     assert Image.open(tmp_path / "merge" / "report" / "contact_sheet.png").size[0] > 0

@@ -92,7 +92,7 @@ def test_report_html_has_every_table_and_image_of_report_md(tmp_path, fix, in_tm
         assert base64.b64decode(data) == (out_dir / src).read_bytes()
 
     tables = markdown_tables(md)
-    assert len(tables) == 3  # the table, per seed, runs
+    assert len(tables) == 4  # the table, which rows differ, per seed, runs
     assert page.tables == tables
     assert ["Alpha", "5.0 ± 0.0 (n=2)", "4.5"] == page.tables[0][1][:3]
     text = "".join(page.text)
