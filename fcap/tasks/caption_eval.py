@@ -11,7 +11,6 @@ cut at ``decoding.max_new_tokens``).
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -23,7 +22,7 @@ from fcap.eval.scoring import ScoringConfig, score
 from fcap.io import write_json_atomic
 from fcap.models import DecodingConfig, ModelConfig, build_model
 from fcap.tasks.adapters import upstream_adapters
-from fcap.tasks.datasets import DatasetsConfig, data_env, data_root, loader_for
+from fcap.tasks.datasets import DatasetsConfig, data_env, loader_for
 from fcap.train import distributed, rng
 from fcap.train.config import DTYPES, Precision
 from registry import DATA_SOURCES, TASKS
@@ -88,7 +87,7 @@ def _evaluate(cfg: CaptionEvalConfig, ctx, info) -> dict:
     preds, refs = generated.predictions, generated.references
     gen_s = time.perf_counter() - t0
     # On the shapes world every evaluation is also scored per attribute against its truth
-    truth, truth_path = world_truth(cfg)
+    truth, truth_path = world_truth(cfg.data, env)
     metrics_used = tuple(dict.fromkeys([*cfg.scoring.metrics, *(["attributes"] if truth else [])]))
     summary: dict = {"items": len(preds), "adapters": str(adapters) if adapters else None,
                      "decoding": cfg.decoding.strategy, "tokenizer": cfg.scoring.tokenizer,
@@ -114,16 +113,15 @@ def _evaluate(cfg: CaptionEvalConfig, ctx, info) -> dict:
     return summary
 
 
-def world_truth(cfg: CaptionEvalConfig) -> tuple[dict | None, str | None]:
+def world_truth(data, env) -> tuple[dict | None, str | None]:
     """The shapes world's ground truth of the split's layout, and its path.
 
-    (None, None) when no truth lies beside the split's folder (a real dataset):
-    the ``attributes`` metric then reads the attributes from the references.
+    ``data``: the split's source (its ``root:`` folder, resolved like the reader
+    resolves it, by ``env``). (None, None) when no truth lies beside that folder (a
+    real dataset): the ``attributes`` metric then reads the attributes from the references.
     """
-    root, folder = data_root(cfg.datasets), getattr(cfg.data.cfg, "root", None)
-    if not folder:
-        return None, None
-    found = truth_beside(os.path.join(root, folder) if root else folder)
+    folder = getattr(data.cfg, "root", None)
+    found = truth_beside(env.resolve(folder)) if folder else None
     if found is None:
         return None, None
     return load_truth(found[0], found[1]), found[0]
