@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -68,19 +69,32 @@ def check_divisible(dims, *pairs: tuple[str, str]) -> None:
 
 
 @dataclass(frozen=True)
-class TinyOPT:
-    """Dims of ``lm: {source: tiny}`` (ignored for real sources)."""
+class TinyDims:
+    """What every tiny model's dims share: a transformer's width, depth and heads, and
+    the seed its random weights are drawn from. ``divisible`` names the ``(a, b)``
+    pairs whose ``a % b`` must be 0 (:func:`check_divisible`)."""
 
     hidden_size: int = 64
-    num_layers: int = 4
+    num_layers: int = 2
     num_heads: int = 4
+    seed: int = 0
+    divisible: ClassVar[tuple[tuple[str, str], ...]] = (("hidden_size", "num_heads"),)
+
+    def __post_init__(self) -> None:
+        check_divisible(self, *self.divisible)
+
+
+@dataclass(frozen=True)
+class TinyOPT(TinyDims):
+    """Dims of ``lm: {source: tiny}`` (ignored for real sources)."""
+
+    num_layers: int = 4
     ffn_dim: int = 256
     vocab_size: int = 512  # BPE vocab trained on the built-in corpus
     max_positions: int = 128  # longest text (tokens) the tiny LM can read
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        check_divisible(self, ("hidden_size", "num_heads"))
+        super().__post_init__()
         if self.vocab_size < 300:
             raise ValueError(f"vocab_size: must be >= 300 (256 bytes + specials), got {self.vocab_size}")
 
@@ -110,20 +124,15 @@ def opt_config(dims: TinyOPT, vocab_size: int):
 
 
 @dataclass(frozen=True)
-class TinyTimesformer:
+class TinyTimesformer(TinyDims):
     """Dims of ``visual: {source: tiny}`` (ignored for real sources)."""
 
     image_size: int = 32
     patch_size: int = 8
     num_frames: int = 4
-    hidden_size: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
     intermediate_size: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_divisible(self, ("image_size", "patch_size"), ("hidden_size", "num_heads"))
+    divisible: ClassVar[tuple[tuple[str, str], ...]] = (("image_size", "patch_size"),
+                                                        ("hidden_size", "num_heads"))
 
 
 IMAGE_MEAN = (0.45, 0.45, 0.45)  # TimeSformer's (Kinetics) normalisation

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from fcap.io import claim_dir
-from fcap.models.tiny import check_divisible
+from fcap.models.tiny import TinyDims
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
 WORDS = ("a an the of on in at with and is are to his her man woman person people hand hands "
@@ -35,30 +36,26 @@ VISION_INIT = 0.02  # std of random vision weights (transformers' default 1e-10 
 
 
 @dataclass(frozen=True)
-class TinyBlip:
-    """Dims of the tiny BLIP (``source: tiny`` random, ``tiny-pretrained`` trained)."""
+class TinyBlip(TinyDims):
+    """Dims of the tiny BLIP (``source: tiny`` random, ``tiny-pretrained`` trained):
+    ``hidden_size``/``num_layers`` are the text decoder's, ``vision_*`` the ViT's;
+    ``num_heads`` serves both."""
 
     image_size: int = 64  # input side; the tiny profile decodes frames at frame_size 64
     patch_size: int = 16
     vision_hidden: int = 64
     vision_layers: int = 2
-    text_hidden: int = 64
-    text_layers: int = 2
-    heads: int = 4
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_divisible(self, ("image_size", "patch_size"), ("vision_hidden", "heads"),
-                        ("text_hidden", "heads"))
+    divisible: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("image_size", "patch_size"), ("vision_hidden", "num_heads"), ("hidden_size", "num_heads"))
 
 
 def layers(dims: TinyBlip) -> tuple[dict, dict]:
     """(vision, text) transformer options of a BLIP with ``dims``."""
     vision = dict(hidden_size=dims.vision_hidden, intermediate_size=2 * dims.vision_hidden,
-                  num_hidden_layers=dims.vision_layers, num_attention_heads=dims.heads,
+                  num_hidden_layers=dims.vision_layers, num_attention_heads=dims.num_heads,
                   image_size=dims.image_size, patch_size=dims.patch_size)
-    text = dict(hidden_size=dims.text_hidden, intermediate_size=2 * dims.text_hidden,
-                num_hidden_layers=dims.text_layers, num_attention_heads=dims.heads)
+    text = dict(hidden_size=dims.hidden_size, intermediate_size=2 * dims.hidden_size,
+                num_hidden_layers=dims.num_layers, num_attention_heads=dims.num_heads)
     return vision, text
 
 
