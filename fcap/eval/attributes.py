@@ -4,8 +4,10 @@ CIDEr-D rewards n-grams; on the shapes world it cannot say *which* part of a
 caption is right. This metric parses each caption
 (:func:`fcap.data.shapes.attributes.parse`) and compares every attribute with
 the ground truth, giving per-attribute accuracy (chance: 1/6 colour, 1/3
-shape, 1/4 direction, 1/5 background) and ``all_attributes``, the fraction of
-captions with every attribute right.
+shape, 1/4 direction, 1/5 background), ``all_attributes``, the fraction of
+captions with every attribute right, and ``direction_axis``, the fraction naming a
+direction on the true axis of motion (chance 1/2; the frames-shuffled control keeps
+the axis and loses the sign).
 
 Ground truth, in order of precedence:
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping, Optional
 
-from fcap.data.shapes.attributes import ATTRIBUTES, parse
+from fcap.data.shapes.attributes import ATTRIBUTES, parse, tally
 from fcap.data.shapes.truth import load_truth  # noqa: F401  (where scorers find the truth)
 from registry import METRICS
 
@@ -50,29 +52,17 @@ def accuracy(predictions: Mapping[str, str], truth: Mapping[str, Mapping]) -> di
     """Per-attribute accuracy of ``predictions`` against ``truth`` over the ids of ``predictions``.
 
     Attributes whose truth is None are skipped for that id; ``all_attributes`` counts
-    an id right when every attribute it has a truth for is right.
+    an id right when every attribute it has a truth for is right; ``direction_axis``
+    (:data:`~fcap.data.shapes.attributes.AXIS`) counts a direction on the true axis.
     """
     missing = sorted(set(predictions) - set(truth))
     if missing:
         raise ValueError(f"attributes: {len(missing)} predicted ids have no ground truth "
                          f"(e.g. {missing[:3]})")
-    right = {a: 0 for a in ATTRIBUTES}
-    scored = {a: 0 for a in ATTRIBUTES}
-    all_right = 0
-    for key, caption in predictions.items():
-        said, true = parse(caption), truth[key]
-        ok = True
-        for attr in ATTRIBUTES:
-            if true.get(attr) is None:
-                continue
-            scored[attr] += 1
-            hit = said[attr] == true[attr]
-            right[attr] += hit
-            ok &= hit
-        all_right += ok
-    out = {a: right[a] / scored[a] for a in ATTRIBUTES if scored[a]}
+    counts = tally((caption, truth[key]) for key, caption in predictions.items())
+    out = counts.rate(counts.right)
     if predictions:
-        out[ALL] = all_right / len(predictions)
+        out[ALL] = counts.all_right / counts.captions
     return out
 
 

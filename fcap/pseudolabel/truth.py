@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fcap.data.shapes.attributes import ATTRIBUTES, parse
+from fcap.data.shapes.attributes import ATTRIBUTES, tally
 from fcap.data.shapes.truth import load_truth, truth_beside
 
 
@@ -31,23 +31,15 @@ def against_truth(records: list[dict], videos: str | Path) -> dict | None:
     if loaded is None:
         return None
     truth, path = loaded
-    scored = dict.fromkeys(ATTRIBUTES, 0)
-    right, named = dict(scored), dict(scored)
-    missing = 0
-    for record in records:
-        true = truth.get(clip_id(record))
-        if true is None:
-            missing += 1
-            continue
-        said = parse(record["caption"])
-        for attr in ATTRIBUTES:
-            if true.get(attr) is not None:
-                scored[attr] += 1
-                right[attr] += said[attr] == true[attr]
-                named[attr] += said[attr] is not None
-    return {"path": path, "clips": len(records) - missing, "clips_without_truth": missing,
-            "accuracy": {a: round(right[a] / scored[a], 4) for a in ATTRIBUTES if scored[a]},
-            "named": {a: round(named[a] / scored[a], 4) for a in ATTRIBUTES if scored[a]}}
+    known = [r for r in records if clip_id(r) in truth]
+    counts = tally((r["caption"], truth[clip_id(r)]) for r in known)
+    return {"path": path, "clips": len(known), "clips_without_truth": len(records) - len(known),
+            "accuracy": _rounded(counts.rate(counts.right)),
+            "named": _rounded(counts.rate(counts.named))}
+
+
+def _rounded(rates: dict[str, float]) -> dict[str, float]:
+    return {a: round(v, 4) for a, v in rates.items() if a in ATTRIBUTES}
 
 
 def describe(true: dict | None) -> str:

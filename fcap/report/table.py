@@ -6,7 +6,7 @@ import itertools
 import statistics
 from dataclasses import dataclass, replace
 
-from fcap.data.shapes.attributes import ATTRIBUTES
+from fcap.data.shapes.attributes import ATTRIBUTES, AXIS
 from fcap.experiment.variants import seed_group
 from fcap.report import skips
 from fcap.report.data import cell, stage_metrics
@@ -52,8 +52,9 @@ def columns_of(plan) -> list:
         if col.source != "metrics" or col.stage in seen:
             continue
         seen.add(col.stage)
-        if any(a in stage_metrics(plan, v, col.stage) for v in plan.variants() for a in ATTRIBUTES):
-            extra += [replace(col, metric=a, label=a, scale=1.0) for a in ATTRIBUTES]
+        scored = [a for a in (*ATTRIBUTES, AXIS)
+                  if any(a in stage_metrics(plan, v, col.stage) for v in plan.variants())]
+        extra += [replace(col, metric=a, label=a, scale=1.0) for a in scored]
     return cols + extra
 
 

@@ -10,6 +10,8 @@ generated captions can be scored against the world's ground truth
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 from fcap.data.shapes.render import BACKGROUNDS, COLOURS, DIRECTIONS, SHAPES
 
@@ -18,6 +20,12 @@ ATTRIBUTES = ("colour", "shape", "direction", "background")
 # a background never equals the shape's colour, which changes chance little).
 CHANCE = {"colour": 1 / len(COLOURS), "shape": 1 / len(SHAPES),
           "direction": 1 / len(DIRECTIONS), "background": 1 / len(BACKGROUNDS)}
+# Whether a caption names a direction on the true axis of motion (left/right: horizontal,
+# up/down: vertical), right sign or not; chance 0.5. With a clip's frames shuffled the set
+# of positions still shows the axis, so ``direction`` can only fall to ~0.5 (axis right,
+# sign guessed); the sign alone comes from the frames' order.
+AXIS = "direction_axis"
+AXES = {d: "horizontal" if dx else "vertical" for d, (dx, _) in DIRECTIONS.items()}
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -50,3 +58,42 @@ def matches(caption: str, truth: dict, attributes=ATTRIBUTES) -> dict[str, bool]
     """For each attribute, whether ``caption`` names the true value."""
     said = parse(caption)
     return {a: said[a] is not None and said[a] == truth[a] for a in attributes}
+
+
+@dataclass
+class Tally:
+    """Counts of :func:`tally`: per attribute (and :data:`AXIS`) how many captions were
+    scored (the truth has a value), named a value, and named the true one."""
+
+    scored: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*ATTRIBUTES, AXIS), 0))
+    named: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*ATTRIBUTES, AXIS), 0))
+    right: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*ATTRIBUTES, AXIS), 0))
+    all_right: int = 0  # captions with every scored attribute right (not counting AXIS)
+    captions: int = 0
+
+    def rate(self, counts: dict[str, int]) -> dict[str, float]:
+        """``counts / scored`` for every attribute that was scored at all."""
+        return {a: counts[a] / self.scored[a] for a in self.scored if self.scored[a]}
+
+
+def tally(pairs: Iterable[tuple[str, Mapping]]) -> Tally:
+    """Count ``(caption, truth)`` pairs; an attribute whose truth is None (``direction`` of a
+    still image) is not scored for that pair."""
+    out = Tally()
+    for caption, true in pairs:
+        said, ok = parse(caption), True
+        for attr in ATTRIBUTES:
+            if true.get(attr) is None:
+                continue
+            out.scored[attr] += 1
+            out.named[attr] += said[attr] is not None
+            hit = said[attr] == true[attr]
+            out.right[attr] += hit
+            ok &= hit
+        if true.get("direction") is not None:
+            out.scored[AXIS] += 1
+            out.named[AXIS] += said["direction"] is not None
+            out.right[AXIS] += AXES.get(said["direction"]) == AXES[true["direction"]]
+        out.all_right += ok
+        out.captions += 1
+    return out

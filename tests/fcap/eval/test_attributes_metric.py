@@ -39,7 +39,19 @@ def test_attributes_is_a_registered_metric_scored_per_attribute():
     check_metric_names(("cider", "attributes"))
     out = score(PREDICTIONS, REFERENCES, metrics=("attributes",), tokenizer="simple")
     assert out == {"colour": 1.0, "shape": 0.75, "direction": 0.75, "background": 0.5,
-                   "all_attributes": 0.25}
+                   "all_attributes": 0.25, "direction_axis": 1.0}  # video2: down on up's axis
+
+
+def test_direction_axis_counts_the_axis_and_not_the_sign():
+    truth = {"h": parse("a red square moves left on blue"), "v": parse("a red square moves up on blue"),
+             "still": parse("a red square on blue")}
+    predictions = {"h": "a red square moves right on blue",  # sign wrong, axis right
+                   "v": "a red square moves left on blue",  # axis wrong
+                   "still": "a red square moves up on blue"}  # no direction to score
+    references = {k: ["a red square on blue"] for k in truth}
+    out = score(predictions, references, metrics=("attributes",), tokenizer="simple", truth=truth)
+    assert out["direction"] == 0.0
+    assert out["direction_axis"] == 0.5
 
 
 def test_ground_truth_passed_to_score_takes_precedence_over_the_references():

@@ -56,4 +56,5 @@ def test_captions_depend_on_the_video(shapes, trained):
     assert len(preds) == 200 and all(k.startswith("video") for k in preds)
     metrics = json.loads((shapes["root"] / "eval-trained" / "metrics.json").read_text())
     assert metrics["CIDEr"] == good  # and, on the shapes world, the attributes metric beside it
-    assert set(metrics) == {"CIDEr", "colour", "shape", "direction", "background", "all_attributes"}
+    assert set(metrics) == {"CIDEr", "colour", "shape", "direction", "background", "all_attributes",
+                            "direction_axis"}
