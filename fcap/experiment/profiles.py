@@ -45,8 +45,8 @@ def needs_default(doc: dict, *, experiment: Path) -> bool:
 
 def default_note(experiment: Path) -> str:
     return (f"no dataset root configured (datasets.root is null in {experiment}, its variants "
-            f"and the command line): running the "
-            f"built-in '{DEFAULT}' profile (tiny random models, the synthetic shapes world, CPU). "
+            f"and the command line): running the built-in '{DEFAULT}' profile (tiny models "
+            f"pretrained on the synthetic shapes world, CPU). "
             f"For the real experiment: --profile paper datasets.root=/path/to/datasets")
 
 

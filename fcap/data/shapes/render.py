@@ -15,6 +15,13 @@ BACKGROUNDS = {"black": (10, 10, 10), "gray": (120, 120, 120), "blue": (20, 30, 
                "green": (20, 90, 30), "brown": (110, 70, 30)}
 SHAPES = ("square", "circle", "triangle")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+# half the side of a shape, as a fraction of the frame: 0.2 of 32 px is a 13-px shape, more
+# than one of the tiny encoders' 8-px patches (at 1/7, 9 px, the encoder's shape probe stopped
+# at 0.86). Clips and images draw the same size.
+RADIUS = 0.2
+# bump when what a scene looks like changes: the world's digest and the pretrained tiny
+# models' cache keys hold it. 1: radius 1/7 of the frame in clips, 1/6 in images; 2: RADIUS.
+DRAWING = 2
 
 VIDEO_TEMPLATES = ("a {colour} {shape} moves {direction} on a {background} background",
                    "a {colour} {shape} is moving {direction} over a {background} background",
@@ -74,10 +81,13 @@ def _draw(frame: np.ndarray, shape: str, cx: float, cy: float, r: float, rgb) ->
 def render_clip(scene: Scene, *, size: int, frames: int, travel: float = 0.45) -> np.ndarray:
     """(frames, size, size, 3) uint8: the shape crosses ``travel`` of the frame."""
     dx, dy = DIRECTIONS[scene.direction]
-    r = size / 7
-    # along the motion axis, centre the path so that the shape never leaves the frame
-    x0 = (0.5 + (scene.x - 0.5) * 0.5 if dx else scene.x) - dx * travel / 2
-    y0 = (0.5 + (scene.y - 0.5) * 0.5 if dy else scene.y) - dy * travel / 2
+    r = size * RADIUS
+    # Along the motion axis the path is centred, moved by at most ``slack`` (the start
+    # position, 0.3-0.7, scaled): the shape never touches the frame's edge. (A shape cut
+    # by the edge made libx264's output differ from one encode to the next.)
+    slack = max(0.0, (1 - 2 * RADIUS - travel) / 2 - 0.02)
+    x0 = (0.5 + (scene.x - 0.5) / 0.2 * slack if dx else scene.x) - dx * travel / 2
+    y0 = (0.5 + (scene.y - 0.5) / 0.2 * slack if dy else scene.y) - dy * travel / 2
     out = np.empty((frames, size, size, 3), dtype=np.uint8)
     for i in range(frames):
         f = i / max(frames - 1, 1)
@@ -91,5 +101,5 @@ def render_image(scene: Scene, *, size: int) -> np.ndarray:
     """(size, size, 3) uint8: the shape at rest."""
     out = np.empty((size, size, 3), dtype=np.uint8)
     out[:] = BACKGROUNDS[scene.background]
-    _draw(out, scene.shape, scene.x * size, scene.y * size, size / 6, COLOURS[scene.colour])
+    _draw(out, scene.shape, scene.x * size, scene.y * size, size * RADIUS, COLOURS[scene.colour])
     return out

@@ -16,7 +16,7 @@ but never from the world's datasets:
 
 Each is saved in transformers format under
 ``<fcap cache>/models/tiny-pretrained-<kind>-<hash>`` -- the hash covers
-:data:`VERSION`, the model's dims and its recipe -- with ``quality.json``
+:data:`VERSION`, the world's drawing version, the model's dims and its recipe -- with ``quality.json``
 beside the weights, and loads through the same ``from_pretrained`` path as a
 real checkpoint. Builds run single-threaded (same weights on every machine with
 the same torch), show a progress bar on a terminal, and are serialised by a
@@ -33,6 +33,14 @@ from typing import Any
 from fcap.models.pretrain_tiny.common import QUALITY, log, read_quality
 
 VERSION = 1  # bump when a recipe changes what it trains: every cache key changes
+
+
+def _key_version() -> str:
+    """The cache key's version: :data:`VERSION` and the shapes world's drawing (the models
+    are pretrained on drawn scenes; a new drawing must not find the old models)."""
+    from fcap.data.shapes.render import DRAWING
+
+    return f"pretrained-{VERSION}-drawing{DRAWING}"
 # The recipe each kind is pretrained with (part of the cache key). Tests swap in short ones.
 RECIPES: dict[str, Any] = {}
 
@@ -80,7 +88,7 @@ def pretrained_dir(dims: Any) -> Path:
         build(out, spec)
         log.info("pretrained tiny %s: %s", kind, read_quality(out))
 
-    return tiny_dir(kind, spec, build_logged, version=f"pretrained-{VERSION}",
+    return tiny_dir(kind, spec, build_logged, version=_key_version(),
                     prefix="tiny-pretrained")
 
 
@@ -89,7 +97,7 @@ def built_dir(dims: Any) -> Path | None:
     from fcap.models.tiny_cache import DONE, tiny_path
 
     kind, spec, _ = spec_for(dims)
-    folder, _ = tiny_path(kind, spec, version=f"pretrained-{VERSION}", prefix="tiny-pretrained")
+    folder, _ = tiny_path(kind, spec, version=_key_version(), prefix="tiny-pretrained")
     return folder if (folder / DONE).exists() else None
 
 

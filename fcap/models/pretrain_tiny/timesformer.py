@@ -36,7 +36,7 @@ STREAM = 7919  # the rng stream of the pretraining clips: [seed, STREAM] (the wo
 class TimesformerRecipe:
     """How the tiny TimeSformer is pretrained (part of its cache key)."""
 
-    steps: int = 900  # AdamW steps, each on a fresh batch of clips
+    steps: int = 1800  # AdamW steps, each on a fresh batch of clips (bench/README.md: shape probe)
     batch_size: int = 32
     lr: float = 2e-3  # peak; linear warmup, cosine to 10%
     warmup: int = 20
