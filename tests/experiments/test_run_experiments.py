@@ -31,7 +31,7 @@ def test_table1_readme_command_runs_tiny_profile_end_to_end(tmp_path):
     table = proc.stdout.split("Table 1: MSR-VTT val CIDEr-D after pretraining on each dataset")[1]
     lines = [re.split(r"\s{2,}", line.strip()) for line in table.strip().splitlines()[:7]]
     assert lines[0] == ["variant", "MSR-VTT (ours)", "MSR-VTT (paper)", "colour", "shape",
-                        "direction", "background"]
+                        "direction", "background", "direction_axis"]
     rows = {line[0]: line[1:] for line in lines[2:]}
     assert list(rows) == ["ASR", "image captions (pseudolabels)", "LAION-5B",
                           "image captions + LAION-5B",
@@ -55,7 +55,7 @@ def test_table1_readme_command_runs_tiny_profile_end_to_end(tmp_path):
         assert f"path: {labels}" in (run / "config.yaml").read_text()
     metrics = json.loads((out / "asr,seed=0" / "evaluate" / "metrics.json").read_text())
     assert {"CIDEr", "BLEU-4", "METEOR", "ROUGE-L", "colour", "shape", "direction",
-            "background"} <= set(metrics)
+            "background", "direction_axis"} <= set(metrics)
     index = json.loads((out / "all_variants" / "merge" / "index.json").read_text())
     assert index["truth"]["accuracy"]["colour"] > 0.5  # the pretrained tiny BLIP sees colour
     assert index["truth"]["named"]["direction"] < 0.1  # and, from one frame, never motion
