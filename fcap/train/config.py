@@ -37,6 +37,11 @@ class TrainConfig:
     # multiplies `steps` (the tiny profile runs each experiment's schedule at a fraction,
     # keeping the ratios between its stages and variants, e.g. beta2's 10K vs 4K)
     step_scale: float = 1.0
+    # multiplies `steps` again, for one task in a profile's `tasks:` block (the tiny
+    # profile fine-tunes at 2x its scale). Kept apart from step_scale so that a
+    # `train.step_scale` set later (a profile built on tiny, the command line) still
+    # reaches every stage.
+    step_factor: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "keep_last",
@@ -48,13 +53,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
         if self.clip_grad < 0:
             raise ValueError(f"clip_grad must be >= 0 (0 disables), got {self.clip_grad}")
-        if self.step_scale <= 0:
-            raise ValueError(f"step_scale must be > 0, got {self.step_scale}")
+        for name in ("step_scale", "step_factor"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         bad = [s for s in self.debug_nan_steps if s < 1]
         if bad:
             raise ValueError(f"debug_nan_steps must be step numbers >= 1, got {bad}")
 
     @property
     def total_steps(self) -> int:
-        """Optimizer steps this stage runs: ``steps * step_scale`` (at least 1)."""
-        return max(1, round(self.steps * self.step_scale))
+        """Optimizer steps this stage runs: ``steps * step_scale * step_factor`` (at least 1)."""
+        return max(1, round(self.steps * self.step_scale * self.step_factor))

@@ -96,3 +96,26 @@ def test_a_stage_a_variant_adds_gets_the_profiles_task_overlay(fcap_cache):
     assert len(labels) == 1 and labels[0].seed == 0
     moved = build_plan(table1, profile="tiny", overrides=["seed=5"])
     assert [r.seed for r in moved.runs if r.stage == "pretrain"][:3] == [5, 6, 7]
+
+
+def test_tiny_profile_fine_tunes_twice_its_scale_and_a_later_step_scale_reaches_every_stage():
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+
+    def steps(**kw):
+        plan = build_plan(table1, **kw)
+        return {s: plan.get("asr,seed=0", s).cfg.train.total_steps for s in ("pretrain", "finetune")}
+
+    assert steps(profile="tiny") == {"pretrain": 400, "finetune": 400}  # 4K x 0.1, 2K x 0.1 x 2
+    # the command line's step_scale is not shadowed by the profile's per-task factor
+    assert steps(profile="tiny", overrides=["train.step_scale=0.01"]) == {"pretrain": 40,
+                                                                          "finetune": 40}
+    assert steps(profile="tiny", overrides=["stages.finetune.train.step_factor=1"]
+                 ) == {"pretrain": 400, "finetune": 200}
+
+
+def test_step_factor_must_be_positive():
+    from fcap.train.config import TrainConfig
+
+    assert TrainConfig(steps=10, step_scale=0.5, step_factor=3).total_steps == 15
+    with pytest.raises(ValueError, match="step_factor must be > 0, got 0"):
+        TrainConfig(step_factor=0)
