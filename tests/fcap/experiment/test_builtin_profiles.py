@@ -8,6 +8,8 @@ from fcap.config import ConfigError
 from fcap.config.loader import BUILTIN_DIR
 from fcap.experiment import build_plan
 
+TABLE1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+
 # An experiment of a user's own repository: the paper's base setup, one training stage.
 OWN_EXPERIMENT = """
     name: mine
@@ -83,8 +85,7 @@ def test_unknown_builtin_file_lists_what_fcap_ships(tmp_path, in_tmp):
 
 
 def test_a_stage_a_variant_adds_gets_the_profiles_task_overlay(fcap_cache):
-    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
-    plan = build_plan(table1, profile="tiny")
+    plan = build_plan(TABLE1, profile="tiny")
     control = plan.get("pseudolabels_laion,seed=0", "shuffled_frames")
     evaluate = plan.get("pseudolabels_laion,seed=0", "evaluate")
     assert control.cfg.shuffle_frames and not evaluate.cfg.shuffle_frames
@@ -94,15 +95,14 @@ def test_a_stage_a_variant_adds_gets_the_profiles_task_overlay(fcap_cache):
     # and the label stage, shared by every seed, runs once with the experiment's seed
     labels = [r for r in plan.runs if r.stage == "label"]
     assert len(labels) == 1 and labels[0].seed == 0
-    moved = build_plan(table1, profile="tiny", overrides=["seed=5"])
+    moved = build_plan(TABLE1, profile="tiny", overrides=["seed=5"])
     assert [r.seed for r in moved.runs if r.stage == "pretrain"][:3] == [5, 6, 7]
 
 
 def test_tiny_profile_fine_tunes_twice_its_scale_and_a_later_step_scale_reaches_every_stage():
-    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
 
     def steps(**kw):
-        plan = build_plan(table1, **kw)
+        plan = build_plan(TABLE1, **kw)
         return {s: plan.get("asr,seed=0", s).cfg.train.total_steps for s in ("pretrain", "finetune")}
 
     assert steps(profile="tiny") == {"pretrain": 400, "finetune": 400}  # 4K x 0.1, 2K x 0.1 x 2
