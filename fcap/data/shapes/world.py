@@ -3,7 +3,8 @@
 ``ensure_shapes_world(root, cfg)`` writes under ``root``::
 
     msrvtt/     videos/all/videoN.mp4, train_val_videodatainfo.json, test_videodatainfo.json
-    msvd/       YouTubeClips/<name>.avi, AllVideoDescriptions.txt, youtube_mapping.txt
+    msvd/       YouTubeClips/<name>.avi, AllVideoDescriptions.txt, youtube_mapping.txt,
+                {train,val,test}_list.txt (the split, as CLIP4Clip's msvd_data ships it)
     howto100m/  <video_id>.mp4 (several 8-s scenes each), caption.json (ASR-like: partly
                 chit-chat) -- what real HowTo100M holds: no pseudolabels, which exist
                 only as the output of the pseudolabel stage
@@ -43,13 +44,12 @@ from fcap.data.shapes.render import (ASR_CONTENT, CHIT_CHAT, DRAWING, IMAGE_TEMP
 from fcap.data.shapes.writers import json_bytes, jpeg_bytes, write_tar, write_video
 
 # 2: folders carry fcap's ownership marker; 3: truth/clips.jsonl; 4: 200-clip eval splits;
-# 5: references with a usual phrasing (_references), 4 per clip. What the scenes look like
-# has its own version, render.DRAWING, also in the digest.
-GENERATOR_VERSION = 5
+# 5: references with a usual phrasing (_references), 4 per clip; 6: MSVD split lists (200 val
+# clips). What the scenes look like has its own version, render.DRAWING, also in the digest.
+GENERATOR_VERSION = 6
 LAYOUTS = ("msrvtt", "msvd", "howto100m", "laion")
 TRUTH = "truth"  # ground truth beside the layouts (not a dataset folder)
 CLIPS = "clips.jsonl"  # in TRUTH: every item's attributes
-MSVD_SPLIT_SIZES = (1200, 100, 670)  # vid ranges of MSVD's standard split (fcap/data/msvd.py)
 MARKER = "shapes-world.json"
 
 
@@ -62,9 +62,9 @@ class ShapesWorldConfig:
     # train, val, test. 200 clips per evaluation split: with 20, two runs of one commit
     # differed by 10 CIDEr (seed noise), more than the gaps between Table 1's rows.
     msrvtt_videos: tuple[int, int, int] = (200, 200, 200)
-    # train, val, test; MSVD's standard split holds at most 1200 / 100 / 670 (vid numbers),
-    # so its val split stays at 100 clips, the most its real layout can hold
-    msvd_videos: tuple[int, int, int] = (60, 100, 200)
+    # train, val, test; the split is in split list files (MSVD's standard split by vid
+    # number has room for 100 val clips only)
+    msvd_videos: tuple[int, int, int] = (60, 200, 200)
     captions_per_video: int = 4  # references per MSR-VTT / MSVD clip (_references)
     howto_videos: int = 24
     howto_scenes: int = 3  # 8-s scenes (clips) per HowTo100M-style video
@@ -84,11 +84,6 @@ class ShapesWorldConfig:
                              ("msvd_videos", self.msvd_videos)):
             if len(counts) != 3 or min(counts) < 0:
                 raise ValueError(f"{name} must be 3 counts >= 0 (train, val, test), got {counts}")
-        for split, count, most in zip(("train", "val", "test"), self.msvd_videos,
-                                      MSVD_SPLIT_SIZES):
-            if count > most:
-                raise ValueError(f"msvd_videos: at most {most} {split} videos fit MSVD's "
-                                 f"standard split (vid numbers), got {count}")
         if not 0.0 <= self.asr_chit_chat <= 1.0:
             raise ValueError(f"asr_chit_chat must be in [0, 1], got {self.asr_chit_chat}")
 
@@ -202,15 +197,21 @@ def _write_msrvtt(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *
 def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
                 truth: str) -> list:
     os.makedirs(os.path.join(root, "YouTubeClips"))
-    first_vid = {"train": 1, "val": 1201, "test": 1301}
+    # vid numbers start where MSVD's standard ranges do, never shared between splits; the
+    # split itself is in the list files (fcap/data/msvd.py)
+    n_train, n_val, _ = cfg.msvd_videos
+    first_vid = {"train": 1, "val": max(1201, n_train + 1)}
+    first_vid["test"] = max(1301, first_vid["val"] + n_val)
     mapping, descriptions = [], ["# MSVD-style descriptions of the fcap shapes world",
                                  "# <clip name> <caption>"]
-    written = []
+    written, lists = [], {}
     for split, count in zip(("train", "val", "test"), cfg.msvd_videos):
+        lists[split] = []
         for k in range(count):
             scene, vid = random_scene(rng), first_vid[split] + k
             name = f"shp{vid:05d}_{k}_{k + 2}"
             written.append((split, f"vid{vid}", scene, True))
+            lists[split].append(name)
             write_video(os.path.join(root, "YouTubeClips", f"{name}.avi"),
                         render_clip(scene, size=cfg.frame_size, frames=cfg.frames), fps=cfg.fps)
             mapping.append(f"{name} vid{vid}")
@@ -219,6 +220,9 @@ def _write_msvd(root: str, cfg: ShapesWorldConfig, rng: np.random.Generator, *,
         f.write("\n".join(mapping) + "\n")
     with open(os.path.join(root, "AllVideoDescriptions.txt"), "w") as f:
         f.write("\n".join(descriptions) + "\n")
+    for split, names in lists.items():
+        with open(os.path.join(root, f"{split}_list.txt"), "w") as f:
+            f.write("".join(f"{name}\n" for name in names))
     return written
 
 

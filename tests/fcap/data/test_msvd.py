@@ -69,5 +69,50 @@ def test_shapes_world_in_msvd_layout(shapes_roots, env):
     loader = build_loader(msvd(shapes_roots["msvd"], split="val"), env=env,
                           **loader_kwargs(train=False, batch_size=8, num_frames=8))
     batch = next(iter(loader))
-    assert batch["ids"] == ["vid1201", "vid1202", "vid1203"]
+    assert batch["ids"] == ["vid1201", "vid1202", "vid1203"]  # from val_list.txt
     assert batch["frame_mask"].all()
+
+
+def _lists(root, **names):
+    for split, clips in names.items():
+        (root / f"{split}_list.txt").write_text("".join(f"{c}\n" for c in clips))
+
+
+def test_split_lists_decide_the_split_when_all_three_exist(real_msvd, env):
+    _lists(real_msvd, train=["bikeA_1_3"], val=["bikeB_0_2", "bikeE_3_5"], test=["bikeD_2_4"])
+    loader = build_loader(msvd(real_msvd, split="val"), env=env,
+                          **loader_kwargs(train=False, batch_size=8))
+    assert next(iter(loader))["ids"] == ["vid1200", "vid1970"]  # not vid1201-1300
+
+
+def test_split_lists_off_keeps_the_standard_split(real_msvd, env):
+    _lists(real_msvd, train=["bikeA_1_3"], val=["bikeB_0_2"], test=["bikeD_2_4"])
+    loader = build_loader(msvd(real_msvd, split="val", split_list=None), env=env,
+                          **loader_kwargs(train=False, batch_size=8))
+    assert next(iter(loader))["ids"] == ["vid1201"]
+
+
+def test_some_split_lists_without_the_others_are_refused(real_msvd, env):
+    _lists(real_msvd, val=["bikeB_0_2"])
+    with pytest.raises(AnnotationError, match=r"val_list.txt: found beside it no train_list.txt, "
+                                              r"test_list.txt: split lists come as all three"):
+        msvd(real_msvd).build(env=env)
+
+
+@pytest.mark.parametrize("lists, message", [
+    ({"train": ["bikeA_1_3"], "val": ["bikeA_1_3"], "test": []},
+     r"val_list.txt: line 1: clip 'bikeA_1_3' is also in train_list.txt"),
+    ({"train": ["bikeA_1_3", "bikeA_1_3"], "val": [], "test": []},
+     r"train_list.txt: line 2: clip 'bikeA_1_3' is listed twice"),
+    ({"train": ["nosuchclip"], "val": [], "test": []},
+     r"train_list.txt: line 1: clip 'nosuchclip' is not described"),
+])
+def test_bad_split_list_names_file_and_line(real_msvd, env, lists, message):
+    _lists(real_msvd, **lists)
+    with pytest.raises(AnnotationError, match=message):
+        msvd(real_msvd).build(env=env)
+
+
+def test_split_list_pattern_needs_the_split_name(real_msvd):
+    with pytest.raises(ValueError, match=r"split_list must contain '\{split\}'"):
+        msvd(real_msvd, split_list="lists.txt")

@@ -84,7 +84,22 @@ def test_howto100m_truth_direction_is_the_motion_in_the_pixels(world, env):
         assert dx * ex + dy * ey > 8, item.id  # moved > 8 px (of 32) the recorded way
 
 
-def test_msvd_counts_beyond_its_standard_split_are_refused():
-    with pytest.raises(ValueError, match=r"msvd_videos: at most 100 val videos fit MSVD's "
-                                         r"standard split \(vid numbers\), got 101"):
-        ShapesWorldConfig(msvd_videos=(1, 101, 1))
+def test_default_world_evaluates_on_200_clips_per_split():
+    cfg = ShapesWorldConfig()
+    assert min(cfg.msrvtt_videos[1:]) >= 200 and min(cfg.msvd_videos[1:]) >= 200
+
+
+def test_msvd_val_beyond_the_standard_vid_range_reads_from_the_split_lists(tmp_path, env):
+    cfg = ShapesWorldConfig(msrvtt_videos=(0, 0, 0), msvd_videos=(2, 150, 3), howto_videos=1,
+                            howto_scenes=1, laion_images=1)
+    world = os.path.dirname(ensure_shapes_world(str(tmp_path / "w"), cfg)["msvd"])
+    block = {"name": "shapes", "root": world, "layout": "msvd", "world": dict(cfg.__dict__)}
+    ids = {}
+    for split in ("train", "val", "test"):
+        reader = build_component(DATA_SOURCES, {**block, "split": split}).build(env=env).reader
+        ids[split] = [item.id for item in reader.items(split, train=False)]
+    assert [len(ids[s]) for s in ("train", "val", "test")] == [2, 150, 3]
+    assert ids["val"][0] == "vid1201" and ids["test"][0] == "vid1351"  # never a shared number
+    truth = load_truth(world, "msvd")
+    assert {split: {truth[vid]["split"] for vid in ids[split]} for split in ids} == {
+        "train": {"train"}, "val": {"val"}, "test": {"test"}}
