@@ -38,8 +38,12 @@ def rows_of(plan, *, per_seed: bool = False) -> list[Row]:
         members = tuple(v for v in plan.variants() if seed_group(v) == control.variant
                         or v == control.variant)
         instead = control.instead_of or (cfg.columns[0].stage if cfg.columns else "")
-        rows.append(Row(control.label or f"{control.variant} ({control.stage})", members,
-                        swap=((instead, control.stage),)))
+        label = control.label or f"{control.variant} ({control.stage})"
+        swap = ((instead, control.stage),)
+        if per_seed and len(members) > 1:  # one row per seed, as the variants' rows above
+            rows += [Row(f"{label} ({v})", (v,), swap=swap) for v in members]
+        else:
+            rows.append(Row(label, members, swap=swap))
     return rows
 
 

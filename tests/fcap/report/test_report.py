@@ -76,3 +76,22 @@ def test_repeated_seeds_are_reported_as_mean_std_and_per_seed(tmp_path, fix, in_
     for variant, value in (("Alpha (a,seed=0)", "2.0"), ("Alpha (a,seed=2)", "4.0"),
                            ("b,seed=1", "11.0")):
         assert f"| {variant} | {value} | - |" in per_seed
+
+
+def test_a_control_row_is_listed_per_seed_too(tmp_path, fix, in_tmp):
+    exp = tmp_path / "control.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: controlled
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        seeds: 2
+        stages: {{first: {{task: toy_write, value: 2}}, check: {{task: toy_write, value: 7}}}}
+        variants: {{base: {{}}}}
+        report:
+          columns: [{{stage: first, metric: seeded, label: S}}]
+          controls: [{{variant: base, stage: check, label: Ctl}}]
+    """))
+    assert main([str(exp)]) == 0
+    report = (in_tmp / "runs/controlled/report.md").read_text()
+    table, per_seed = report.split("### Per seed", 1)
+    assert "| Ctl | 7.5 ± 0.7 (n=2) | - |" in table
+    assert "| Ctl (base,seed=0) | 7.0 | - |" in per_seed and "| Ctl (base,seed=1) | 8.0 | - |" in per_seed
