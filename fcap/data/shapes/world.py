@@ -61,7 +61,7 @@ class ShapesWorldConfig:
     fps: int = 4  # frames per second of every video
     # train, val, test. With 20 val clips two runs of one commit differed by 10 CIDEr-D.
     # With 200 train / 200 val the adapters named 3-4% of shapes wrong and a wrong clip
-    # cost 1.8 CIDEr-D points (x100): std 3.4-3.8 over seeds; 1,000 train clips (MSR-VTT
+    # cost 1.8 CIDEr-D points (x100): std 2.1-3.8 over seeds; 1,000 train clips (MSR-VTT
     # has 6,513) and 500 val (MSR-VTT has 497) give 0.6-1.8 (bench/README.md)
     msrvtt_videos: tuple[int, int, int] = (1000, 500, 200)
     # train, val, test; the split is in split list files (MSVD's standard split by vid
