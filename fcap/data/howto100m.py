@@ -13,10 +13,13 @@ ASR segments are short; as in the paper (footnote 4) consecutive segments are
 concatenated into windows of about ``window_seconds`` (8 s), the window being
 the clip. Videos named in the captions but absent from root are either
 skipped and counted like unreadable files (``missing: skip``) or dropped at
-start-up with one log line (``missing: drop``, for partial downloads).
+start-up with one log line (``missing: drop``, for partial downloads). When the
+pseudolabels are a merge's output whose ``index.json`` names another videos folder
+than ``root`` (labels of one collection read over another), a warning says so.
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -58,6 +61,21 @@ def read_pseudolabels(path: str) -> list[dict]:
                                         f"{record['start']}")
         out.append(record)
     return out
+
+
+def labelled_collection(path: str) -> str | None:
+    """The videos folder the pseudolabel task captioned for the merged file ``path``, from the
+    merge's ``index.json`` beside it (None: no such index, e.g. labels from elsewhere)."""
+    index = os.path.join(os.path.dirname(path), "index.json")
+    try:
+        with open(index, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("pseudolabels") != os.path.basename(path):
+        return None
+    videos = (data.get("collection") or {}).get("videos")
+    return videos if isinstance(videos, str) else None
 
 
 def asr_windows(video_id: str, entry: dict, window_seconds: float,
@@ -114,6 +132,14 @@ class Howto100m(MapSource):
         if cfg.captions == "pseudolabel":
             path = self.env.resolve(cfg.pseudolabels) or os.path.join(self._root,
                                                                       "pseudolabels.jsonl")
+            labelled = labelled_collection(path)
+            if labelled and os.path.realpath(labelled) != os.path.realpath(self._root):
+                self.env.logger.warning(
+                    "data source howto100m: the pseudolabels %s caption the videos of %s (its "
+                    "index.json) but this source reads %s; unless those are the same videos "
+                    "copied, a clip whose video is not here is %s (missing: %s) and one whose "
+                    "id names another video gets that video's caption wrong", path, labelled,
+                    self._root, "skipped" if cfg.missing == "skip" else "dropped", cfg.missing)
             for r in read_pseudolabels(path):
                 vid, s, e = r["video_id"], float(r["start"]), float(r["end"])
                 items.append(Item(f"{vid}#{r['clip_index']}", self._path(vid), "video",

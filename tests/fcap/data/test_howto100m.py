@@ -129,3 +129,19 @@ def test_shapes_world_in_howto100m_layout(shapes_roots, env, captions):
     else:
         assert any(chat in text for chat in CHIT_CHAT)  # ASR is partly unrelated chit-chat
         assert any(f" {colour} " in text for colour in COLOURS)  # and partly about the video
+
+
+def test_pseudolabels_of_another_collection_are_reported(real_howto, tmp_path_factory, env,
+                                                         caplog):
+    merged = tmp_path_factory.mktemp("merge")
+    (merged / "pseudolabels.jsonl").write_text((real_howto / "pseudolabels.jsonl").read_text())
+    index = {"pseudolabels": "pseudolabels.jsonl", "collection": {"videos": str(real_howto)}}
+    (merged / "index.json").write_text(json.dumps(index))
+    howto(real_howto, pseudolabels=str(merged / "pseudolabels.jsonl")).build(env=env)
+    assert "caption the videos of" not in caplog.text  # the collection it labelled
+    index["collection"]["videos"] = "/data/another/howto100m"
+    (merged / "index.json").write_text(json.dumps(index))
+    howto(real_howto, pseudolabels=str(merged / "pseudolabels.jsonl")).build(env=env)
+    assert (f"the pseudolabels {merged / 'pseudolabels.jsonl'} caption the videos of "
+            f"/data/another/howto100m (its index.json) but this source reads {real_howto}"
+            in caplog.text)
