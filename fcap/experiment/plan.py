@@ -128,9 +128,11 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     notes = []
     cli = [parse_override(o) for o in overrides]
     # The automatic profile is decided on the fully merged config: a datasets.root set by the
-    # file, a variant or the command line means real data, never the generated world.
+    # file, a variant or the command line means real data, never the generated world. A
+    # command-line datasets.shapes_world.* tunes the tiny profile's world (left out here).
+    probe = [kv for kv in cli if not profiles.tunes_world(*kv)]
     if profile is None and all(profiles.needs_default(merged, experiment=path)
-                               for merged in _merged_variants(doc, origins, cli)):
+                               for merged in _merged_variants(doc, origins, probe)):
         profile = profiles.DEFAULT
         notes.append(profiles.default_note(path))
     profile_path = str(profiles.find(profile, experiment=path)) if profile else None

@@ -13,7 +13,7 @@ every stage that runs that task. Variants and command-line overrides still win.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import (BUILTIN_DIR, BUILTIN_SCHEME, Origins, builtin_path, deep_merge,
@@ -41,6 +41,14 @@ def needs_default(doc: dict, *, experiment: Path) -> bool:
     except ConfigError:
         return False
     return True
+
+
+def tunes_world(key: str, value: Any) -> bool:
+    """A command-line override of the shapes world's settings (``datasets.shapes_world.seed=1``
+    or ``datasets.shapes_world={...}``): it changes the tiny profile's world, so it does not by
+    itself turn the automatic tiny profile off (a ``datasets.root`` does)."""
+    world = "datasets.shapes_world"
+    return key.startswith(world + ".") or (key == world and isinstance(value, dict))
 
 
 def default_note(experiment: Path) -> str:

@@ -40,6 +40,16 @@ def test_no_dataset_root_means_tiny_profile_said_first(tmp_path, monkeypatch):
                                                         "pseudolabels_laion") for k in range(3)]
 
 
+def test_a_command_line_world_setting_tunes_the_automatic_tiny_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(ROOT / "experiments" / "table1.yaml",
+                      overrides=["datasets.shapes_world.msrvtt_videos=[10, 6, 6]"])
+    assert plan.profile == "tiny" and plan.notes[0].startswith("no dataset root configured")
+    cfg = plan.get("asr,seed=0", "evaluate").cfg
+    assert cfg.datasets.shapes_world.msrvtt_videos == (10, 6, 6)
+    assert cfg.model.lm.cfg.source == "tiny-pretrained"
+
+
 def test_paper_profile_requires_existing_dataset_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as err:
