@@ -167,6 +167,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                 if key == "seed":  # applied to the whole experiment above
                     continue
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
+            profiles.share_world(vdoc, vorigins)
+            off = profiles.world_off_problem(vdoc, cli, experiment=path)
+            if off is not None:
+                raise ConfigError(off)
         except ConfigError as err:
             problems.extend(err.problems)
             continue
