@@ -40,6 +40,12 @@ class DataSource:
                             f"{given!r} under datasets.root = {self.env.data_root!r}); "
                             f"datasets.root must hold the {self.name} dataset in its layout "
                             "(fcap/data/README.md)")
+        if (given and not self.env.data_root and not os.path.isabs(os.path.expanduser(given))
+                and not os.path.isdir(path)):
+            raise DataError(f"data source '{self.name}': key 'root' = {given!r} is relative and "
+                            f"datasets.root is not set, so it was looked for in the working "
+                            f"folder {os.getcwd()}: not a directory there. Set datasets.root "
+                            f"(the folder holding {given}/) or an absolute root")
         return require_root(self.name, path)
 
     def split_of(self, spec: LoaderSpec) -> str:

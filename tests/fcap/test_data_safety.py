@@ -103,6 +103,17 @@ def test_missing_layout_under_datasets_root_names_the_folder_and_key(tmp_path):
         Msrvtt(MsrvttConfig(root="msrvtt"), env=env).root()
 
 
+def test_a_relative_root_without_datasets_root_says_where_it_looked(tmp_path, monkeypatch):
+    from fcap.data import DataEnv
+    from fcap.data.errors import DataError
+    from fcap.data.msrvtt import Msrvtt, MsrvttConfig
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"'root' = 'msrvtt' is relative and datasets\.root is not "
+                                        rf"set, .* working folder {tmp_path}: not a directory"):
+        Msrvtt(MsrvttConfig(root="msrvtt"), env=DataEnv()).root()
+
+
 def test_shapes_world_with_an_explicit_root_refuses_a_users_folder(user_data):
     from fcap.data.shapes import ShapesWorldConfig, ensure_shapes_world
 
