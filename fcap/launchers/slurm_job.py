@@ -34,7 +34,7 @@ import submitit
 
 from fcap.io import write_json_atomic
 from fcap.launchers.slurm_env import export_distributed_env, restart_count
-from fcap.launchers.slurm_status import ARRAY_DIR
+from fcap.launchers.slurm_status import ARRAY_DIR, read_elements
 
 log = logging.getLogger("fcap.launcher.slurm")
 REQUEUE_LOCK_WAIT_S = 300.0
@@ -224,18 +224,3 @@ def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | No
     if len(elements) == count:
         markers.mark_done(run, {"array": count, "elements": [e["summary"] for e in elements]},
                           sum(e["wall_s"] for e in elements))
-
-
-def read_elements(run_dir: Path, count: int, config_hash: str) -> list[dict]:
-    import json
-
-    out = []
-    for i in range(count):
-        try:
-            data = json.loads((run_dir / ARRAY_DIR / f"{i}.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if data.get("config_hash") == config_hash:
-            out.append(data)
-    return out
-

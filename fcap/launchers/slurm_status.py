@@ -48,6 +48,19 @@ def write_record(run_dir: Path, record: dict) -> None:
     write_json_atomic(Path(run_dir) / RECORD, record)
 
 
+def read_elements(run_dir: Path, count: int, config_hash: str) -> list[dict]:
+    """The completion markers of an array's elements that carry ``config_hash``."""
+    out = []
+    for i in range(count):
+        try:
+            data = json.loads((run_dir / ARRAY_DIR / f"{i}.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("config_hash") == config_hash:
+            out.append(data)
+    return out
+
+
 def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:
     """Rows per base job id (array elements grouped); {} when sacct is unavailable."""
     ids = sorted({str(j).split("_")[0] for j in job_ids if j})
@@ -107,9 +120,10 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     rows = table.get(job_id, [])
     array = record.get("array")
     logs = f"log: {run.run_dir / markers.LOG}; slurm log: {slurm_log(run.run_dir, job_id, array=array)}"
+    if markers.is_complete(run):  # the elements' own markers: sacct can lag by seconds
+        done = len(read_elements(run.run_dir, array, run.config_hash)) if array else 0
+        return "done", f"job {job_id}" + (f" (array of {array}: {done} completed)" if array else "")
     job = f"job {job_id}" + (f" (array of {array}: {_count(rows, array)})" if array else "")
-    if markers.is_complete(run):
-        return "done", job
     if record.get("config_hash") != run.config_hash:
         return "pending", f"config changed since {job} was submitted"
     state = job_state(rows)
