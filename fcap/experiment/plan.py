@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
-from fcap.experiment import profiles, refs
+from fcap.experiment import label_inputs, profiles, refs
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
 from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand, seed_group
@@ -167,7 +167,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                 if key == "seed":  # applied to the whole experiment above
                     continue
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
-            profiles.share_world(vdoc, vorigins)
+            label_inputs.share_collection(vdoc, vorigins)
             off = profiles.world_off_problem(vdoc, cli, experiment=path)
             if off is not None:
                 raise ConfigError(off)

@@ -12,7 +12,6 @@ every stage that runs that task. Variants and command-line overrides still win.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -50,25 +49,6 @@ def tunes_world(key: str, value: Any) -> bool:
     itself turn the automatic tiny profile off (a ``datasets.root`` does)."""
     world = "datasets.shapes_world"
     return key.startswith(world + ".") or (key == world and isinstance(value, dict))
-
-
-def share_world(doc: dict, origins: Origins) -> None:
-    """Label stages on the shapes world read the caption stages' world (``doc`` in place).
-
-    A ``pseudolabel`` stage with a ``shapes:`` block that names no world of its own
-    (``shapes.world``, as in the tiny profile) labels ``datasets.shapes_world``, so
-    ``datasets.shapes_world.seed=1`` moves the pseudolabels with the clips they describe.
-    The default world is unchanged by this (its config hash too): ``{}`` is the default.
-    """
-    datasets = doc.get("datasets")
-    world = datasets.get("shapes_world") if isinstance(datasets, dict) else None
-    if not isinstance(world, dict):
-        return
-    for sname, block in (doc.get("stages") or {}).items():
-        shapes = block.get("shapes") if isinstance(block, dict) else None
-        if isinstance(shapes, dict) and block.get("task") == "pseudolabel" and "world" not in shapes:
-            shapes["world"] = copy.deepcopy(world)
-            origins.record(world, origins("datasets.shapes_world"), f"stages.{sname}.shapes.world")
 
 
 def world_off_problem(doc: dict, cli: list, *, experiment: Path) -> Problem | None:

@@ -50,22 +50,6 @@ def test_a_command_line_world_setting_tunes_the_automatic_tiny_profile(tmp_path,
     assert cfg.model.lm.cfg.source == "tiny-pretrained"
 
 
-def test_the_label_stage_labels_the_world_the_caption_stages_read(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    table1 = ROOT / "experiments" / "table1.yaml"
-    default = build_plan(table1).get("all_variants", "label")
-    moved = build_plan(table1, overrides=["datasets.shapes_world.seed=1"])
-    label = moved.get("all_variants", "label")
-    evaluate = moved.get("laion,seed=0", "evaluate")
-    assert label.cfg.shapes.world.seed == 1 == evaluate.cfg.datasets.shapes_world.seed
-    assert label.config_hash != default.config_hash  # new labels for the new world's clips
-    assert default.cfg.shapes.world.seed == 0
-    # a world named on the label stage itself is kept
-    own = build_plan(table1, overrides=["datasets.shapes_world.seed=1",
-                                        "stages.label.shapes.world.seed=2"])
-    assert own.get("all_variants", "label").cfg.shapes.world.seed == 2
-
-
 def test_turning_the_world_off_without_a_root_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for profile in (None, "tiny"):

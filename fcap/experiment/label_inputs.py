@@ -1,0 +1,46 @@
+"""The label stage reads the collection the caption stages read.
+
+A ``pseudolabel`` stage does not take the shared ``datasets:`` block (its config
+hash would change with every loader option), so the planner hands it the two
+things it shares with the caption stages, in each variant's document:
+
+- ``videos:`` given as a relative path resolves against ``datasets.root``, as the
+  data sources' relative ``root:``s do: ``videos: howto100m`` with
+  ``datasets.root=/data`` labels ``/data/howto100m``, the folder the ``howto100m``
+  source reads. Without a ``datasets.root`` it stays relative to the working folder.
+- on the shapes world (``shapes:`` set, no ``shapes.world`` of its own, as in the
+  tiny profile) it labels ``datasets.shapes_world``, so ``datasets.shapes_world.seed=1``
+  moves the pseudolabels with the clips they describe. The default world's ``{}``
+  leaves the stage's config (and its hash) as it was.
+"""
+from __future__ import annotations
+
+import copy
+import os
+
+from fcap.config.loader import Origins
+
+TASK = "pseudolabel"
+
+
+def share_collection(doc: dict, origins: Origins) -> None:
+    """Apply both rules of the module docstring to ``doc``'s label stages, in place."""
+    datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {}
+    root, world = datasets.get("root"), datasets.get("shapes_world")
+    for sname, block in (doc.get("stages") or {}).items():
+        if not isinstance(block, dict) or block.get("task") != TASK:
+            continue
+        videos = block.get("videos")
+        if root and isinstance(videos, str) and videos and not _absolute(videos):
+            block["videos"] = os.path.join(os.path.expanduser(str(root)), videos)
+            origins.record(block["videos"], f"{origins(f'stages.{sname}.videos')} under "
+                                            f"datasets.root ({origins('datasets.root')})",
+                           f"stages.{sname}.videos")
+        shapes = block.get("shapes")
+        if isinstance(world, dict) and isinstance(shapes, dict) and "world" not in shapes:
+            shapes["world"] = copy.deepcopy(world)
+            origins.record(world, origins("datasets.shapes_world"), f"stages.{sname}.shapes.world")
+
+
+def _absolute(path: str) -> bool:
+    return os.path.isabs(os.path.expanduser(path))

@@ -1,0 +1,57 @@
+"""The label stage reads the collection the caption stages read (fcap/experiment/label_inputs.py)."""
+from pathlib import Path
+
+from fcap.experiment import build_plan
+
+ROOT = Path(__file__).resolve().parents[3]
+TABLE1 = ROOT / "experiments" / "table1.yaml"
+LABELS_ONLY = ROOT / "experiments" / "pseudolabel_howto100m.yaml"
+
+
+def _data(tmp_path) -> Path:
+    for name in ("howto100m", "laion", "msrvtt", "msvd"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    return tmp_path / "data"
+
+
+def test_the_paper_table1_labels_the_videos_pretraining_reads(tmp_path, monkeypatch):
+    from fcap.data import DataEnv
+
+    monkeypatch.chdir(tmp_path)
+    data = _data(tmp_path)
+    plan = build_plan(TABLE1, profile="paper", overrides=[f"datasets.root={data}"])
+    label = plan.get("all_variants", "label")
+    pretrain = plan.get("pseudolabels,seed=0", "pretrain").cfg
+    read = DataEnv(data_root=pretrain.datasets.root).resolve(pretrain.data.cfg.root)  # as the source does
+    assert label.cfg.videos == str(data / "howto100m") == read
+    # another data root is another collection: new labels
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = build_plan(TABLE1, profile="paper", overrides=[f"datasets.root={other}"])
+    assert moved.get("all_variants", "label").config_hash != label.config_hash
+
+
+def test_relative_videos_without_a_root_stay_relative_and_absolute_ones_stay(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert build_plan(LABELS_ONLY).get("default", "label").cfg.videos == "howto100m"
+    data = _data(tmp_path)
+    rooted = build_plan(LABELS_ONLY, profile="paper", overrides=[f"datasets.root={data}"])
+    assert rooted.get("default", "label").cfg.videos == str(data / "howto100m")
+    mine = build_plan(LABELS_ONLY, profile="paper",
+                      overrides=[f"datasets.root={data}", "stages.label.videos=/videos/mine"])
+    assert mine.get("default", "label").cfg.videos == "/videos/mine"
+
+
+def test_the_label_stage_labels_the_world_the_caption_stages_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = build_plan(TABLE1).get("all_variants", "label")
+    moved = build_plan(TABLE1, overrides=["datasets.shapes_world.seed=1"])
+    label = moved.get("all_variants", "label")
+    evaluate = moved.get("laion,seed=0", "evaluate")
+    assert label.cfg.shapes.world.seed == 1 == evaluate.cfg.datasets.shapes_world.seed
+    assert label.config_hash != default.config_hash  # new labels for the new world's clips
+    assert default.cfg.shapes.world.seed == 0
+    # a world named on the label stage itself is kept
+    own = build_plan(TABLE1, overrides=["datasets.shapes_world.seed=1",
+                                        "stages.label.shapes.world.seed=2"])
+    assert own.get("all_variants", "label").cfg.shapes.world.seed == 2
