@@ -12,12 +12,17 @@ things it shares with the caption stages, in each variant's document:
   tiny profile) it labels ``datasets.shapes_world``, so ``datasets.shapes_world.seed=1``
   moves the pseudolabels with the clips they describe. The default world's ``{}``
   leaves the stage's config (and its hash) as it was.
+
+A label stage on the shapes world while the caption stages read a ``datasets.root``
+with the world off (``--profile tiny datasets.shapes_world=null datasets.root=...``)
+would label clips nothing reads: refused, naming the keys that label the root.
 """
 from __future__ import annotations
 
 import copy
 import os
 
+from fcap.config.errors import Problem
 from fcap.config.loader import Origins
 
 TASK = "pseudolabel"
@@ -44,3 +49,19 @@ def share_collection(doc: dict, origins: Origins) -> None:
 
 def _absolute(path: str) -> bool:
     return os.path.isabs(os.path.expanduser(path))
+
+
+def world_label_problem(doc: dict, origins: Origins) -> Problem | None:
+    """The refusal of the module docstring's last paragraph, or None."""
+    datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {}
+    if not datasets.get("root") or datasets.get("shapes_world") is not None:
+        return None
+    for sname, block in (doc.get("stages") or {}).items():
+        if isinstance(block, dict) and block.get("task") == TASK and block.get("shapes") is not None:
+            key = f"stages.{sname}.shapes"
+            return Problem(origins(key), key, (
+                f"stage '{sname}' labels the shapes world, but the other stages read "
+                f"datasets.root = {datasets['root']!r} (datasets.shapes_world is null): its "
+                f"labels would describe clips nothing reads. To label the root's videos: "
+                f"{key}=null stages.{sname}.videos=howto100m"))
+    return None

@@ -168,7 +168,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                     continue
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
             label_inputs.share_collection(vdoc, vorigins)
-            off = profiles.world_off_problem(vdoc, cli, experiment=path)
+            off = (profiles.world_off_problem(vdoc, cli, experiment=path)
+                   or label_inputs.world_label_problem(vdoc, vorigins))
             if off is not None:
                 raise ConfigError(off)
         except ConfigError as err:

@@ -1,6 +1,9 @@
 """The label stage reads the collection the caption stages read (fcap/experiment/label_inputs.py)."""
 from pathlib import Path
 
+import pytest
+
+from fcap.config import ConfigError
 from fcap.experiment import build_plan
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,3 +58,18 @@ def test_the_label_stage_labels_the_world_the_caption_stages_read(tmp_path, monk
     own = build_plan(TABLE1, overrides=["datasets.shapes_world.seed=1",
                                         "stages.label.shapes.world.seed=2"])
     assert own.get("all_variants", "label").cfg.shapes.world.seed == 2
+
+
+def test_tiny_models_on_a_data_root_label_that_root_or_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _data(tmp_path)
+    real = ["datasets.shapes_world=null", f"datasets.root={data}"]
+    with pytest.raises(ConfigError) as err:  # the profile's label stage is on the world
+        build_plan(TABLE1, profile="tiny", overrides=real)
+    assert ("stages.label.shapes: stage 'label' labels the shapes world, but the other stages "
+            f"read datasets.root = '{data}'") in str(err.value)
+    assert "stages.label.shapes=null stages.label.videos=howto100m" in str(err.value)
+    plan = build_plan(TABLE1, profile="tiny",
+                      overrides=[*real, "stages.label.shapes=null", "stages.label.videos=howto100m"])
+    assert plan.get("all_variants", "label").cfg.videos == str(data / "howto100m")
+    assert plan.get("asr,seed=0", "evaluate").cfg.datasets.root == str(data)
