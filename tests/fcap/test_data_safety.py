@@ -57,6 +57,13 @@ def test_datasets_root_set_by_a_variant_also_means_real_data(user_data, tmp_path
     doc["base"] = str(ROOT / "experiments" / "base" / "frozen_captioner.yaml")
     doc["variants"]["real"] = {"datasets.root": str(user_data)}
     exp.write_text(yaml.safe_dump(doc))
+    # the label stage's relative videos: would follow that variant's root, and it runs once
+    # for all variants: refused, not a silent mix of collections
+    with pytest.raises(ConfigError, match=r"stages\.label\.once: stage 'label' runs once for all "
+                                          r"variants .* variant 'real,seed=0' changes its config"):
+        build_plan(exp)
+    doc["stages"]["label"]["videos"] = str(tmp_path / "videos")  # one collection for all
+    exp.write_text(yaml.safe_dump(doc))
     plan = build_plan(exp)
     assert plan.profile is None  # one variant names real data: no silent tiny profile
     assert plan.get("real,seed=0", "pretrain").cfg.datasets.root == str(user_data)
