@@ -151,7 +151,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         set_dotted(doc, key, value, source="command line", origins=origins)
     base_seed = doc.get("seed", 0)  # once-stages run with it, whatever the variant's seed
     problems: list[Problem] = [*load_problems]
-    externals = _Externals(profile_path, (*_chain, path.resolve()))
+    # another experiment's stages are planned with this command line's shared settings
+    # (datasets.root=..., model.*): the run it would be if started with that command line
+    shared_cli = [o for o, (key, _) in zip(overrides, cli) if not key.startswith("stages.")]
+    externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli)
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     header, runs = None, []
@@ -213,15 +216,17 @@ def _merged_variants(doc: dict, origins: Origins, cli: list) -> list[dict]:
 class _Externals:
     """Stages of other experiment files that this plan reads (``{from: other.yaml:stage}``).
 
-    Each file is planned once, with this plan's profile and ``output_root``; the
+    Each file is planned once, with this plan's profile, ``output_root`` and command-line
+    overrides outside ``stages.`` (``datasets.root=/data`` reaches its label stage); the
     referenced run and the runs it depends on join this plan (complete ones are
     skipped by the launchers, so nothing is labelled twice). A reference that
     carries ``hash`` and ``run_dir`` (a resolved config.yaml) is pinned to that
     run instead of re-planning the other file.
     """
 
-    def __init__(self, profile_path: str | None, chain: tuple[Path, ...]) -> None:
-        self.profile_path, self.chain = profile_path, chain
+    def __init__(self, profile_path: str | None, chain: tuple[Path, ...],
+                 overrides: Sequence[str] = ()) -> None:
+        self.profile_path, self.chain, self.overrides = profile_path, chain, list(overrides)
         self.plans: dict[tuple[str, str], Plan] = {}
         self.found: dict[str, Run] = {}  # key -> run, in insertion order
 
@@ -242,7 +247,7 @@ class _Externals:
         plan = self.plans.get((str(other), output_root))
         if plan is None:
             plan = build_plan(other, profile=self.profile_path, _chain=self.chain,
-                              overrides=[f"output_root={output_root}"])
+                              overrides=[*self.overrides, f"output_root={output_root}"])
             self.plans[(str(other), output_root)] = plan
         matches = [r for r in plan.runs if r.stage == ref.stage and not r.external
                    and (ref.variant is None or r.variant == ref.variant)]

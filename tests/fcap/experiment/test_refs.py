@@ -171,6 +171,22 @@ def test_table2_reads_table1s_pseudolabels_by_reference(fcap_cache, tmp_path):
     assert child.pseudolabels == str(merge.run_dir / "pseudolabels.jsonl")
 
 
+def test_table2_on_real_data_reads_the_labels_table1_makes_with_the_same_command_line(tmp_path):
+    for name in ("howto100m", "laion", "msrvtt", "msvd"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    line = [f"datasets.root={tmp_path / 'data'}", f"output_root={tmp_path / 'runs'}"]
+    t2 = build_plan(ROOT / "experiments" / "table2.yaml", profile="paper", overrides=line)
+    t1 = build_plan(ROOT / "experiments" / "table1.yaml", profile="paper", overrides=line)
+    label, merge = (r for r in t2.runs if r.external)
+    assert merge.config_hash == t1.get("all_variants", "merge").config_hash
+    assert label.cfg.videos == str(tmp_path / "data" / "howto100m")
+    # a stage override is this experiment's own: table1's stages are planned without it
+    own = build_plan(ROOT / "experiments" / "table2.yaml", profile="paper",
+                     overrides=[*line, "stages.pretrain.train.steps=7"])
+    assert own.get("default", "pretrain").cfg.train.steps == 7
+    assert [r.config_hash for r in own.runs if r.external] == [label.config_hash, merge.config_hash]
+
+
 def test_list_shows_each_tasks_outputs(capsys):
     assert main(["--list", "task"]) == 0
     out = capsys.readouterr().out
