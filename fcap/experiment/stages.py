@@ -165,6 +165,7 @@ class VariantResolver:
                 msg = "; ".join(p.message for p in err.problems) if isinstance(err, ConfigError) \
                     else str(err)
                 self._problem(at, f"bad reference {_short(value)}: {msg}")
+                refs.set_at(merged, where, "")  # reported once: not again as a wrong type
                 ok = False
                 continue
             refs.set_at(merged, where, ref.path)
