@@ -86,6 +86,7 @@ stages:
     with pytest.raises(ConfigError, match=r"stages\.second\.upstream: bad reference") as err:
         build_plan(exp)
     assert err.match(expected)
+    assert len(err.value.problems) == 1  # not also "expected str, got dict"
 
 
 def test_another_experiments_stage_runs_once_and_is_reused(tmp_path, in_tmp):
