@@ -152,8 +152,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     base_seed = doc.get("seed", 0)  # once-stages run with it, whatever the variant's seed
     problems: list[Problem] = [*load_problems]
     # another experiment's stages are planned with this command line's shared settings
-    # (datasets.root=..., model.*): the run it would be if started with that command line
-    shared_cli = [o for o, (key, _) in zip(overrides, cli) if not key.startswith("stages.")]
+    # (datasets.root=..., model.*): the run it would be if started with that command line.
+    # Not its stages, and not seed=K: its labels (a day of GPUs) are made once and reused.
+    shared_cli = [o for o, (key, _) in zip(overrides, cli)
+                  if not key.startswith("stages.") and key not in ("seed", "seeds")]
     externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli)
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
@@ -217,7 +219,8 @@ class _Externals:
     """Stages of other experiment files that this plan reads (``{from: other.yaml:stage}``).
 
     Each file is planned once, with this plan's profile, ``output_root`` and command-line
-    overrides outside ``stages.`` (``datasets.root=/data`` reaches its label stage); the
+    overrides outside ``stages.`` but ``seed`` (``datasets.root=/data`` reaches its label
+    stage; ``seed=1`` does not relabel); the
     referenced run and the runs it depends on join this plan (complete ones are
     skipped by the launchers, so nothing is labelled twice). A reference that
     carries ``hash`` and ``run_dir`` (a resolved config.yaml) is pinned to that

@@ -181,10 +181,12 @@ def test_table2_on_real_data_reads_the_labels_table1_makes_with_the_same_command
     label, merge = (r for r in t2.runs if r.external)
     assert merge.config_hash == t1.get("all_variants", "merge").config_hash
     assert label.cfg.videos == str(tmp_path / "data" / "howto100m")
-    # a stage override is this experiment's own: table1's stages are planned without it
+    # a stage override and the seed are this experiment's own: table1's stages are planned
+    # without them (its labels are reused, not made again for seed=1)
     own = build_plan(ROOT / "experiments" / "table2.yaml", profile="paper",
-                     overrides=[*line, "stages.pretrain.train.steps=7"])
+                     overrides=[*line, "stages.pretrain.train.steps=7", "seed=1"])
     assert own.get("default", "pretrain").cfg.train.steps == 7
+    assert own.get("default", "pretrain").seed == 1
     assert [r.config_hash for r in own.runs if r.external] == [label.config_hash, merge.config_hash]
 
 
