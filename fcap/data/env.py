@@ -37,7 +37,18 @@ class DataEnv:
         """``path`` with ``~`` expanded, relative to ``data_root`` when that is set."""
         if path is None or path == "":
             return path
-        path = os.path.expanduser(str(path))
-        if self.data_root and not os.path.isabs(path):
-            return os.path.join(os.path.expanduser(self.data_root), path)
-        return path
+        return under_root(path, self.data_root)
+
+
+def is_relative(path: str) -> bool:
+    """True when ``path`` (``~`` expanded) is relative: ``datasets.root`` then prefixes it."""
+    return not os.path.isabs(os.path.expanduser(str(path)))
+
+
+def under_root(path: str, data_root: str | None) -> str:
+    """``path`` with ``~`` expanded, joined to ``data_root`` when relative and a root is set
+    (how a relative ``root:`` of a source, or a label stage's ``videos:``, is read)."""
+    path = os.path.expanduser(str(path))
+    if data_root and not os.path.isabs(path):
+        return os.path.join(os.path.expanduser(data_root), path)
+    return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-from fcap.data.env import DataEnv
+from fcap.data.env import DataEnv, is_relative
 from fcap.data.errors import DataError, FeatureCacheError, require_root
 from fcap.data.features import FeatureCache, cache_key
 from fcap.data.items import Item, LoaderSpec, Modality
@@ -34,14 +34,12 @@ class DataSource:
     def root(self) -> str:
         given = getattr(self.cfg, "root", None)
         path = self.env.resolve(given)
-        if (given and self.env.data_root and not os.path.isabs(os.path.expanduser(given))
-                and not os.path.isdir(path)):
-            raise DataError(f"data source '{self.name}': no folder {path} (key 'root' = "
-                            f"{given!r} under datasets.root = {self.env.data_root!r}); "
-                            f"datasets.root must hold the {self.name} dataset in its layout "
-                            "(fcap/data/README.md)")
-        if (given and not self.env.data_root and not os.path.isabs(os.path.expanduser(given))
-                and not os.path.isdir(path)):
+        if given and is_relative(given) and not os.path.isdir(path):
+            if self.env.data_root:
+                raise DataError(f"data source '{self.name}': no folder {path} (key 'root' = "
+                                f"{given!r} under datasets.root = {self.env.data_root!r}); "
+                                f"datasets.root must hold the {self.name} dataset in its layout "
+                                "(fcap/data/README.md)")
             raise DataError(f"data source '{self.name}': key 'root' = {given!r} is relative and "
                             f"datasets.root is not set, so it was looked for in the working "
                             f"folder {os.getcwd()}: not a directory there. Set datasets.root "

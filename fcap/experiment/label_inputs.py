@@ -20,7 +20,6 @@ would label clips nothing reads: refused, naming the keys that label the root.
 from __future__ import annotations
 
 import copy
-import os
 
 from fcap.config.errors import Problem
 from fcap.config.loader import Origins
@@ -30,14 +29,16 @@ TASK = "pseudolabel"
 
 def share_collection(doc: dict, origins: Origins) -> None:
     """Apply both rules of the module docstring to ``doc``'s label stages, in place."""
-    datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {}
+    from fcap.data.env import is_relative, under_root  # fcap.data loads torch: not at import
+
+    datasets = _datasets(doc)
     root, world = datasets.get("root"), datasets.get("shapes_world")
     for sname, block in (doc.get("stages") or {}).items():
         if not isinstance(block, dict) or block.get("task") != TASK:
             continue
         videos = block.get("videos")
-        if root and isinstance(videos, str) and videos and not _absolute(videos):
-            block["videos"] = os.path.join(os.path.expanduser(str(root)), videos)
+        if root and isinstance(videos, str) and videos and is_relative(videos):
+            block["videos"] = under_root(videos, str(root))
             origins.record(block["videos"], f"{origins(f'stages.{sname}.videos')} under "
                                             f"datasets.root ({origins('datasets.root')})",
                            f"stages.{sname}.videos")
@@ -47,13 +48,13 @@ def share_collection(doc: dict, origins: Origins) -> None:
             origins.record(world, origins("datasets.shapes_world"), f"stages.{sname}.shapes.world")
 
 
-def _absolute(path: str) -> bool:
-    return os.path.isabs(os.path.expanduser(path))
+def _datasets(doc: dict) -> dict:
+    return doc["datasets"] if isinstance(doc.get("datasets"), dict) else {}
 
 
 def world_label_problem(doc: dict, origins: Origins) -> Problem | None:
     """The refusal of the module docstring's last paragraph, or None."""
-    datasets = doc.get("datasets") if isinstance(doc.get("datasets"), dict) else {}
+    datasets = _datasets(doc)
     if not datasets.get("root") or datasets.get("shapes_world") is not None:
         return None
     for sname, block in (doc.get("stages") or {}).items():
