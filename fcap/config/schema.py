@@ -167,7 +167,8 @@ class _Ctx:
             raise ConfigError(self.problems)
 
     # -- dataclasses ----------------------------------------------------------
-    def dataclass(self, cls: type, data: Any, key: str) -> Any:
+    def dataclass(self, cls: type, data: Any, key: str,
+                  unknown_note: Callable[[str], str] = lambda _name: "") -> Any:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -179,7 +180,7 @@ class _Ctx:
         before = len(self.problems)
         for name in data:
             if name not in fields:
-                self.add(_join(key, str(name)), _unknown_key(str(name), cls))
+                self.add(_join(key, str(name)), _unknown_key(str(name), cls) + unknown_note(str(name)))
         kwargs = {}
         for name, f in fields.items():
             sub = _join(key, name)
@@ -230,10 +231,26 @@ class _Ctx:
         rest = {k: v for k, v in data.items() if k != name_key}
         if entry.config is None:
             for k in rest:
-                self.add(_join(key, str(k)), f"{registry.kind} '{name}' takes no options")
+                self.add(_join(key, str(k)), f"{registry.kind} '{name}' takes no options"
+                         + self._other_component(key, name_key, name, registry.kind, str(k)))
             return Component(registry, name, None)
-        cfg = self.dataclass(entry.config, rest, key)
+        cfg = self.dataclass(entry.config, rest, key,
+                             unknown_note=lambda k: self._other_component(key, name_key, name,
+                                                                          registry.kind, k))
         return None if cfg is None else Component(registry, name, cfg)
+
+    def _other_component(self, key: str, name_key: str, name: str, kind: str,
+                         option: str) -> str:
+        """Why a block holds an option its component does not take, when the block's
+        ``name:`` and that option come from different places: a dotted override
+        (``launcher.name=local``) switched the component and kept the old one's options."""
+        named_by = self.source_of(_join(key, name_key))
+        set_by = self.source_of(_join(key, option))
+        if named_by == set_by:
+            return ""
+        return (f" ({named_by} set '{_join(key, name_key)}: {name}', which keeps the options "
+                f"given for the previous {kind}; to replace the whole block, set "
+                f"{key}={{{name_key}: {name}, ...}})")
 
     # -- scalar and container values ----------------------------------------------
     def value(self, tp: Any, value: Any, key: str) -> Any:

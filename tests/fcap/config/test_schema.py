@@ -96,3 +96,18 @@ def test_bool_is_not_an_int_and_int_is_a_float():
     with pytest.raises(ConfigError, match="count: expected int, got bool True"):
         from_dict(Outer, {"count": True})
     assert from_dict(Outer, {"count": 1, "rate": 2}).rate == 2.0
+
+
+def test_an_option_left_by_a_switched_component_says_who_switched_it():
+    # `widget.name=plain` on the command line over a file's {name: round, radius: 2}
+    sources = {"widget.name": "command line", "widget.radius": "f.yaml"}
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"count": 1, "widget": {"name": "plain", "radius": 2}},
+                  source_of=lambda k: sources.get(k, "f.yaml"))
+    assert ("f.yaml: widget.radius: widget 'plain' takes no options (command line set "
+            "'widget.name: plain', which keeps the options given for the previous widget; to "
+            "replace the whole block, set widget={name: plain, ...})") in str(err.value)
+    # one source for both: a plain unknown key, no story about a switch
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"count": 1, "widget": {"name": "round", "size": 2}}, source="f.yaml")
+    assert str(err.value).endswith("unknown key 'size' allowed keys: radius=1.0")

@@ -43,6 +43,21 @@ def test_builtin_base_and_profile_by_name_from_any_folder(tmp_path, in_tmp):
     assert list(cfg.model.adapters.layers) == [12, 14, 16, 18, 20, 22] and cfg.train.log_every == 20
 
 
+def test_paper_profile_on_a_local_launcher(tmp_path, in_tmp):
+    exp = write(tmp_path / "mine.yaml", OWN_EXPERIMENT)
+    root = f"datasets.root={tmp_path}"
+    assert build_plan(exp, profile="paper", overrides=[root],
+                      launcher="local").header.launcher.name == "local"
+    assert build_plan(exp, profile="paper", overrides=[root, "launcher={name: local}"]
+                      ).header.launcher.name == "local"
+    # the dotted form keeps the paper profile's `profile: example_gpu`: say so, and the way out
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp, profile="paper", overrides=[root, "launcher.name=local"])
+    assert ("launcher.profile: unknown key 'profile' allowed keys: nproc=1 (command line set "
+            "'launcher.name: local', which keeps the options given for the previous launcher; "
+            "to replace the whole block, set launcher={name: local, ...})") in str(err.value)
+
+
 def test_no_dataset_root_runs_the_builtin_tiny_profile_outside_the_checkout(tmp_path, in_tmp):
     exp = write(tmp_path / "elsewhere" / "mine.yaml", OWN_EXPERIMENT)
     plan = build_plan(exp)
