@@ -48,6 +48,15 @@ class CaptionTrainConfig:
     def __post_init__(self) -> None:
         if self.val_max_items is not None and self.val_max_items < 1:
             raise ValueError(f"val_max_items must be >= 1, got {self.val_max_items}")
+        # refused when planned, not after a queued job has started: a warmup longer than
+        # the stage would leave the learning rate below its value for the whole run
+        warmup = getattr(self.scheduler.cfg, "warmup_steps", None) if self.scheduler else None
+        if warmup is not None and warmup > self.train.total_steps:
+            raise ValueError(  # "train" first: reported at this stage's train block
+                f"train: the stage runs {self.train.total_steps} steps (steps "
+                f"{self.train.steps} x step_scale {self.train.step_scale:g} x step_factor "
+                f"{self.train.step_factor:g}), fewer than scheduler.warmup_steps={warmup}: "
+                f"raise train.steps or lower scheduler.warmup_steps")
 
 
 @dataclass(frozen=True, kw_only=True)

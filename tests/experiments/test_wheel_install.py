@@ -68,7 +68,8 @@ def test_wheel_install_runs_an_outside_experiment_on_builtin_profile_and_base(tm
     assert "source: tiny" in (runs / "default" / "pretrain" / "config.yaml").read_text()
     # the base's own values (the tiny profile overrides them, the paper profile does not)
     plan = ("from fcap.experiment import build_plan; "
-            "cfg = build_plan('quick.yaml', profile='paper', overrides=['datasets.root=.'])"
+            "cfg = build_plan('quick.yaml', profile='paper', overrides=['datasets.root=.', "
+            "'scheduler.warmup_steps=10'])"
             ".get('default', 'pretrain').cfg; "
             "print(cfg.model.visual.cfg.source, cfg.train.log_every)")
     assert sh(venv / "bin" / "python", "-c", plan, cwd=user, env=env).stdout.split() == [

@@ -17,7 +17,7 @@ OWN_EXPERIMENT = """
     stages:
       pretrain:
         task: caption_pretrain
-        train: {steps: 40}
+        train: {steps: 400}
         data: {name: msrvtt, root: msrvtt, split: train}
 """
 

@@ -184,8 +184,8 @@ def test_table2_on_real_data_reads_the_labels_table1_makes_with_the_same_command
     # a stage override and the seed are this experiment's own: table1's stages are planned
     # without them (its labels are reused, not made again for seed=1)
     own = build_plan(ROOT / "experiments" / "table2.yaml", profile="paper",
-                     overrides=[*line, "stages.pretrain.train.steps=7", "seed=1"])
-    assert own.get("default", "pretrain").cfg.train.steps == 7
+                     overrides=[*line, "stages.pretrain.train.steps=700", "seed=1"])
+    assert own.get("default", "pretrain").cfg.train.steps == 700
     assert own.get("default", "pretrain").seed == 1
     assert [r.config_hash for r in own.runs if r.external] == [label.config_hash, merge.config_hash]
 

@@ -83,3 +83,19 @@ def test_validation_scores_cider_alone_unless_told():
     assert from_dict(PretrainConfig, {"data": source}).scoring.metrics == ("cider",)
     cfg = from_dict(PretrainConfig, {"data": source, "scoring": {"tokenizer": "simple"}})
     assert cfg.scoring.metrics == ("cider",) and cfg.scoring.tokenizer == "simple"
+
+
+def test_a_warmup_longer_than_the_stage_is_refused_when_planned():
+    from fcap.tasks.caption_train import PretrainConfig
+
+    source = {"name": "msrvtt", "root": "msrvtt", "split": "train"}
+    sched = {"name": "warmup_cosine", "warmup_steps": 200}
+    with pytest.raises(ConfigError) as err:
+        from_dict(PretrainConfig, {"data": source, "scheduler": sched,
+                                   "train": {"steps": 4000, "step_scale": 0.01}}, source="f.yaml")
+    assert ("f.yaml: train: PretrainConfig: train: the stage runs 40 steps (steps 4000 x "
+            "step_scale 0.01 x step_factor 1), fewer than scheduler.warmup_steps=200: raise "
+            "train.steps or lower scheduler.warmup_steps") in str(err.value)
+    cfg = from_dict(PretrainConfig, {"data": source, "scheduler": sched, "train": {"steps": 200}})
+    assert cfg.train.total_steps == 200  # a warmup as long as the stage is allowed
+    assert from_dict(PretrainConfig, {"data": source, "train": {"steps": 1}}).scheduler.name == "constant"
