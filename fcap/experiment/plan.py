@@ -370,20 +370,38 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
                                         f"'{w}'{suggest(w, known)} known: {', '.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
-    chosen = [r for r in local if (not only or r.variant in only or r.variant == ONCE_VARIANT
-                                   or seed_group(r.variant) in only)
-              and (not stages or r.stage in stages)]
-    # Another experiment's runs are launched when a chosen run needs them (done ones are skipped).
     by_key = {r.key: r for r in runs}
-    needed: set[str] = set()
-    todo = [k for r in chosen for k in r.dep_keys]
-    while todo:
-        key = todo.pop()
-        run = by_key.get(key)
-        if run is not None and run.external and key not in needed:
-            needed.add(key)
-            todo.extend(run.dep_keys)
-    return [r for r in runs if (r.external and r.key in needed)] + chosen
+    picked = {r.key for r in local if r.variant != ONCE_VARIANT
+              and (not only or r.variant in only or seed_group(r.variant) in only)}
+    # once-stages (labelling HowTo100M: 64 GPU-days at paper scale) run for every variant,
+    # but under --only only when a chosen variant's stages read them
+    once = {r.key for r in local if r.variant == ONCE_VARIANT}
+    if only:
+        once = _closure([k for key in picked for k in by_key[key].dep_keys], by_key, once)
+    chosen = [r for r in local if r.key in picked | once and (not stages or r.stage in stages)]
+    if not chosen:
+        offered = list(dict.fromkeys(r.stage for r in local if r.key in picked | once))
+        unread = [r.stage for r in local if r.variant == ONCE_VARIANT and r.key not in once]
+        raise ConfigError(Problem("command line", "--stages", (
+            f"selects no run of variant(s) {', '.join(only or ())}: their stages are "
+            f"{', '.join(offered) or '(none)'}"
+            + (f" (once-stages {', '.join(unread)} are not read by them: select those with "
+               f"--stages alone)" if unread else ""))), title=f"invalid selection for {path}")
+    # Another experiment's runs are launched when a chosen run needs them (done ones are skipped).
+    needed = _closure([k for r in chosen for k in r.dep_keys], by_key,
+                      {r.key for r in runs if r.external})
+    return [r for r in runs if r.key in needed] + chosen
+
+
+def _closure(keys: list[str], by_key: dict[str, Run], among: set[str]) -> set[str]:
+    """The runs of ``among`` that ``keys`` name, with those they depend on in turn."""
+    out: set[str] = set()
+    while keys:
+        key = keys.pop()
+        if key in among and key not in out:
+            out.add(key)
+            keys.extend(by_key[key].dep_keys)
+    return out
 
 
 def plan_from_argv(prog: str, argv: list[str]) -> Plan:

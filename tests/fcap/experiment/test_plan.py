@@ -106,6 +106,32 @@ def test_selection_flags(fix, in_tmp):
         build_plan(exp, stages=["secnd"])
 
 
+def test_only_runs_the_once_stages_its_variants_read(tmp_path, fix, in_tmp):
+    # Table 1's shape: labels made once, read by some variants only (asr and laion do not)
+    exp = tmp_path / "once.yaml"
+    exp.write_text(f"""
+name: toy
+plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+stages:
+  label: {{task: toy_write, value: 100, once: true}}
+  merge: {{task: toy_write, init_from: label, value: 1, once: true}}
+  use: {{task: toy_write, init_from: merge, value: 1}}
+variants:
+  labels: {{}}
+  own: {{stages.use: {{task: toy_write, value: 2}}}}
+""")
+    keys = lambda **kw: [r.key for r in build_plan(exp, **kw).selected]  # noqa: E731
+    assert keys() == ["all_variants/label", "all_variants/merge", "labels/use", "own/use"]
+    assert keys(only=["own"]) == ["own/use"]
+    assert keys(only=["labels"]) == ["all_variants/label", "all_variants/merge", "labels/use"]
+    assert keys(only=["labels"], stages=["use"]) == ["labels/use"]
+    with pytest.raises(ConfigError, match="--stages: selects no run of variant.s. own: their "
+                                          "stages are use .once-stages label, merge are not "
+                                          "read by them: select those with --stages alone.$"):
+        keys(only=["own"], stages=["label"])
+    assert keys(stages=["label"]) == ["all_variants/label"]
+
+
 def test_profile_overlay_and_tasks_block(fix, in_tmp, tmp_path):
     prof = tmp_path / "profiles"
     prof.mkdir()
