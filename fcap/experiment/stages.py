@@ -148,6 +148,12 @@ class VariantResolver:
             return None
         if (entry.config and cfg is None) or resources is None or bad_name or found is None:
             return None
+        shards = getattr(cfg, "num_shards", None)
+        if resources.array is not None and shards is not None and resources.array != shards:
+            self._problem(f"{key}.resources.array", (
+                f"{resources.array} array elements for {shards} shards ({key}.num_shards): one "
+                f"element labels one shard; set both to the same number"))
+            return None
         init_from = block.get("init_from")
         return StageSpec(name=sname, task=task, cfg=cfg, resources=resources, once=once,
                          init_from=None if init_from is None else str(init_from),

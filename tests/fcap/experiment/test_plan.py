@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from fcap.config import ConfigError
@@ -130,6 +132,23 @@ variants:
                                           "read by them: select those with --stages alone.$"):
         keys(only=["own"], stages=["label"])
     assert keys(stages=["label"]) == ["all_variants/label"]
+
+
+def test_an_array_stage_has_one_element_per_shard(tmp_path):
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+    line = [f"datasets.root={tmp_path}"]
+    with pytest.raises(ConfigError) as err:
+        build_plan(table1, profile="paper", overrides=[*line, "stages.label.num_shards=2"])
+    assert ("table1.yaml: stages.label.resources.array: 64 array elements for 2 shards "
+            "(stages.label.num_shards): one element labels one shard; set both to the same "
+            "number") in str(err.value)
+    plan = build_plan(table1, profile="paper", overrides=[
+        *line, "stages.label.num_shards=2", "stages.label.resources.array=2"])
+    assert plan.get("all_variants", "label").resources.array == 2
+    # no array: one job labels every shard in turn
+    plan = build_plan(table1, profile="paper", overrides=[
+        *line, "stages.label.num_shards=2", "stages.label.resources.array=null"])
+    assert plan.get("all_variants", "label").resources.array is None
 
 
 def test_profile_overlay_and_tasks_block(fix, in_tmp, tmp_path):

@@ -1,0 +1,73 @@
+"""The dataset folders the selected runs read are checked before anything runs or is queued."""
+from pathlib import Path
+
+import pytest
+
+from fcap.cli import main
+from fcap.config import ConfigError
+from fcap.experiment import build_plan
+from fcap.experiment.preflight import check_data
+
+TABLE1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+
+
+def data_root(tmp_path, *names):
+    for name in names:
+        (tmp_path / "data" / name).mkdir(parents=True)
+    return tmp_path / "data"
+
+
+def plan(root, *extra, **kw):
+    return build_plan(TABLE1, profile="paper", overrides=[f"datasets.root={root}", *extra], **kw)
+
+
+def test_every_missing_folder_is_named_with_its_keys_and_readers(tmp_path):
+    root = data_root(tmp_path, "howto100m", "msrvtt")  # no laion/
+    with pytest.raises(ConfigError) as err:
+        check_data(plan(root))
+    text = str(err.value)
+    assert text.startswith(f"missing data for {TABLE1}: 1 problem")
+    assert (f"stages.pretrain.data.root, stages.pretrain.data.children[0].source.root: no folder "
+            f"{root / 'laion'}, read by laion,seed=0/pretrain, laion,seed=1/pretrain, "
+            f"laion,seed=2/pretrain and 3 more: put the dataset there") in text
+    # runs that do not read it are not held up by it
+    check_data(plan(root, only=["asr", "pseudolabels"]))
+    check_data(plan(root, only=["pseudolabels_laion"], stages=["finetune", "evaluate"]))
+
+
+def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path):
+    root = data_root(tmp_path, "laion", "msrvtt")  # no howto100m/
+    with pytest.raises(ConfigError) as err:
+        check_data(plan(root, only=["pseudolabels"]))
+    assert (f"stages.label.videos, stages.pretrain.data.root: no folder {root / 'howto100m'}, "
+            f"read by all_variants/label, pseudolabels,seed=0/pretrain, "
+            f"pseudolabels,seed=1/pretrain and 1 more") in str(err.value)
+    # an absolute videos folder of the user's: checked as given
+    with pytest.raises(ConfigError, match=f"stages.label.videos: no folder {tmp_path / 'elsewhere'},"):
+        check_data(plan(root, f"stages.label.videos={tmp_path / 'elsewhere'}",
+                        only=["pseudolabels"], stages=["label"]))
+
+
+def test_a_complete_root_and_the_tiny_world_pass(tmp_path, in_tmp):
+    check_data(plan(data_root(tmp_path, "howto100m", "laion", "msrvtt")))
+    check_data(build_plan(TABLE1))  # no datasets.root: the world is generated when a stage starts
+
+
+def test_the_command_line_refuses_before_anything_is_planned_to_run(tmp_path, in_tmp, capsys):
+    root = data_root(tmp_path, "howto100m", "msrvtt")
+    assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--launcher", "local",
+                 f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"no folder {root / 'laion'}" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_relative_collection_without_a_root_names_the_working_folder(tmp_path, in_tmp):
+    exp = TABLE1.parent / "pseudolabel_howto100m.yaml"
+    with pytest.raises(ConfigError) as err:
+        check_data(build_plan(exp))
+    assert (f"stages.label.videos: no folder howto100m in the working folder {in_tmp} "
+            f"(datasets.root is not set: set it to the folder holding howto100m/, or give an "
+            f"absolute path), read by default/label") in str(err.value)
+    (in_tmp / "howto100m").mkdir()
+    check_data(build_plan(exp))
