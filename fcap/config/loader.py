@@ -63,11 +63,10 @@ class Origins:
         self._map.update(other._map)
 
     def __call__(self, key: str) -> str:
-        key = key.split("[", 1)[0]
-        while key:
+        while key:  # a.b[1].c, a.b[1], a.b, a
             if key in self._map:
                 return self._map[key]
-            key = key.rpartition(".")[0]
+            key = key[:max(key.rfind("."), key.rfind("["), 0)]
         return self.default
 
     def copy(self) -> "Origins":
@@ -182,20 +181,71 @@ def parse_override(text: str) -> tuple[str, Any]:
 def set_dotted(data: dict, key: str, value: Any, *, source: str, origins: Origins) -> None:
     """Replace the value at dotted ``key`` (creating missing parent mappings).
 
+    A part may index a list: ``stages.pretrain.data.children[1].p=0.1`` sets the second
+    mixture child's ``p`` (the list must exist and be long enough; lists are not created).
+
     Whether the key is *allowed* is decided later by validation against the
     component dataclasses, so a misspelt override is reported like a misspelt
     YAML key (with the source, allowed keys and the closest match).
     """
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            where = ".".join(parts[: i + 1])
-            raise ConfigError(Problem(source, key, f"cannot set a sub-key: '{where}' is "
-                                                   f"{type(child).__name__} {child!r}, not a mapping"))
+    steps = _key_steps(key, source)
+    node: Any = data
+    for i, step in enumerate(steps[:-1]):
+        where = _steps_text(steps[: i + 1])
+        if isinstance(step, int):
+            node = _list_item(node, step, key=key, where=where, source=source)
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(Problem(source, key, f"cannot set a sub-key: '{_steps_text(steps[:i])}' "
+                                                   f"is {type(node).__name__} {node!r}, not a mapping"))
+        child = node.get(step)
+        if child is None and not isinstance(steps[i + 1], int):
+            child = node[step] = {}
         node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    last = steps[-1]
+    where = _steps_text(steps)
+    if isinstance(last, int):
+        _list_item(node, last, key=key, where=where, source=source)
+        node[last] = copy.deepcopy(value)
+    elif isinstance(node, dict):
+        node[last] = copy.deepcopy(value)
+    else:
+        raise ConfigError(Problem(source, key, f"cannot set a sub-key: '{_steps_text(steps[:-1])}' "
+                                               f"is {type(node).__name__} {node!r}, not a mapping"))
     origins.record(value, source, key)
+
+
+def _key_steps(key: str, source: str) -> list[str | int]:
+    """``a.b[1].c`` -> ["a", "b", 1, "c"]; a malformed index is a ConfigError."""
+    steps: list[str | int] = []
+    for part in key.split("."):
+        name, bracket, rest = part.partition("[")
+        if not name:
+            raise ConfigError(Problem(source, key, "an empty key part (write a.b.c, a.list[0].c)"))
+        steps.append(name)
+        while bracket:
+            index, close, rest = rest.partition("]")
+            if not close or not index.isdigit() or (rest and not rest.startswith("[")):
+                raise ConfigError(Problem(source, key, f"bad list index in '{part}' (write "
+                                                       f"{name}[0], {name}[1], ...)"))
+            steps.append(int(index))
+            bracket, rest = rest[:1], rest[1:]
+    return steps
+
+
+def _steps_text(steps: list[str | int]) -> str:
+    out = ""
+    for s in steps:
+        out += f"[{s}]" if isinstance(s, int) else (f".{s}" if out else s)
+    return out
+
+
+def _list_item(node: Any, index: int, *, key: str, where: str, source: str) -> Any:
+    if not isinstance(node, list):
+        what = "nothing" if node is None else f"{type(node).__name__} {node!r}"
+        raise ConfigError(Problem(source, key, f"'{where}' indexes a list, but "
+                                               f"'{where.rpartition('[')[0]}' is {what}"))
+    if index >= len(node):
+        raise ConfigError(Problem(source, key, f"'{where}': the list has {len(node)} item(s) "
+                                               f"(indices 0..{len(node) - 1})"))
+    return node[index]

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,25 @@ def test_override_values_are_yaml(text, value):
 def test_override_without_equals_is_rejected():
     with pytest.raises(ConfigError, match="an override must look like key.sub=value"):
         parse_override("a.b")
+
+
+def test_an_override_indexes_lists_and_names_itself_as_the_source():
+    from fcap.config.loader import Origins, set_dotted
+
+    doc = {"data": {"children": [{"p": 0.95}, {"p": 0.05, "source": {"name": "howto100m"}}]}}
+    origins = Origins("f.yaml")
+    origins.record(doc, "f.yaml")
+    set_dotted(doc, "data.children[1].p", 0.2, source="command line", origins=origins)
+    set_dotted(doc, "data.children[0]", {"p": 0.8}, source="command line", origins=origins)
+    assert doc == {"data": {"children": [{"p": 0.8}, {"p": 0.2, "source": {"name": "howto100m"}}]}}
+    assert origins("data.children[1].p") == "command line"
+    assert origins("data.children[1].source.name") == "f.yaml"  # the item's other keys: the file's
+    for key, message in [
+        ("data.children[2].p", "'data.children[2]': the list has 2 item(s) (indices 0..1)"),
+        ("data[0]", "'data[0]' indexes a list, but 'data' is dict"),
+        ("data.none[0].p", "'data.none[0]' indexes a list, but 'data.none' is nothing"),
+        ("data.children[x]", "bad list index in 'children[x]' (write children[0], children[1], ...)"),
+        ("data..p", "an empty key part"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(f"command line: {key}: {message}")):
+            set_dotted(doc, key, 1, source="command line", origins=origins)

@@ -151,6 +151,16 @@ def test_an_array_stage_has_one_element_per_shard(tmp_path):
     assert plan.get("all_variants", "label").resources.array is None
 
 
+def test_a_mixture_child_is_overridden_by_index(in_tmp):
+    attention = Path(__file__).resolve().parents[3] / "experiments" / "attention.yaml"
+    plan = build_plan(attention, overrides=["stages.pretrain.data.children[1].p=0.2"])
+    children = plan.get("separable", "pretrain").cfg.data.cfg.children
+    assert [c.p for c in children] == [0.95, 0.2]
+    with pytest.raises(ConfigError, match=r"command line: stages.pretrain.data.children\[1\].q: "
+                                          r"unknown key 'q' allowed keys: source \(required\)"):
+        build_plan(attention, overrides=["stages.pretrain.data.children[1].q=0.2"])
+
+
 def test_profile_overlay_and_tasks_block(fix, in_tmp, tmp_path):
     prof = tmp_path / "profiles"
     prof.mkdir()
