@@ -37,7 +37,8 @@ def main(argv: list[str]) -> int:
     from fcap.launchers import slurm_status
 
     submitted = slurm_status.rows(plan)  # runs sent to SLURM: sacct state, job ids, logs
-    print(f"{'variant/stage':<40} {'state':<8} detail")
+    width = max([40, *(len(run.key) + 1 for run in plan.runs)])
+    print(f"{'variant/stage':<{width}} {'state':<8} detail")
     for run in plan.runs:
         if run.key in submitted:
             state, extra = submitted[run.key]
@@ -45,5 +46,5 @@ def main(argv: list[str]) -> int:
             state, detail = stage_state(run)
             log = run.run_dir / markers.LOG
             extra = f"{detail}  log: {log}" if state == "failed" else detail
-        print(f"{run.key:<40} {state:<8} {extra}")
+        print(f"{run.key:<{width}} {state:<8} {extra}".rstrip())
     return 0
