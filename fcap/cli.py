@@ -139,7 +139,7 @@ def _run(args) -> int:
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=_split(args.only), stages=_split(args.stages), plugins=args.plugin,
                       launcher=args.launcher, seeds=args.seeds)
-    check_data(plan)
+    check_data(plan, force=args.force)
     for note in plan.notes:
         print(f"fcap: {note}", flush=True)
     launcher = plan.header.launcher.build()

@@ -11,6 +11,9 @@ here for the selected runs only (``--only asr`` does not need ``laion/``):
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
   output and is not there yet.
 
+A run already complete with this config (skipped unless ``--force``) reads nothing: a
+finished pretraining does not need ``laion/`` to be evaluated again.
+
 The tiny profile's world (``datasets.root`` null) is generated when a stage starts.
 """
 from __future__ import annotations
@@ -21,16 +24,19 @@ from typing import Any, Iterator
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.schema import Component
+from fcap.experiment import markers
 from registry import DATA_SOURCES
 
 
-def check_data(plan) -> None:
+def check_data(plan, *, force: bool = False) -> None:
     """A ConfigError listing every missing folder and the selected runs that read it."""
     from fcap.data.env import is_relative, under_root  # fcap.data loads torch: not at import
 
     missing: dict[str, dict[str, None]] = {}  # folder -> dotted keys (ordered)
     readers: dict[str, list[str]] = {}  # folder -> run keys
     for run in plan.selected:
+        if not force and markers.is_complete(run):
+            continue
         datasets = getattr(run.cfg, "datasets", None)
         root = getattr(datasets, "root", None)
         found = [(f"{key}.root", under_root(given, root))

@@ -71,3 +71,17 @@ def test_a_relative_collection_without_a_root_names_the_working_folder(tmp_path,
             f"absolute path), read by default/label") in str(err.value)
     (in_tmp / "howto100m").mkdir()
     check_data(build_plan(exp))
+
+
+def test_a_complete_run_reads_nothing_unless_forced(tmp_path):
+    from fcap.experiment import markers
+
+    root = data_root(tmp_path, "howto100m", "msrvtt")  # laion/ gone after pretraining
+    done = plan(root, f"output_root={tmp_path / 'runs'}", only=["laion"], seeds=1)
+    pretrain = done.get("laion,seed=0", "pretrain")
+    markers.claim(pretrain)
+    markers.write_config(pretrain)
+    markers.mark_done(pretrain, {}, 1.0)
+    check_data(done)  # only finetune / evaluate run, and they read msrvtt/
+    with pytest.raises(ConfigError, match=f"no folder {root / 'laion'}, read by laion,seed=0/pretrain:"):
+        check_data(done, force=True)
