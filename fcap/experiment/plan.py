@@ -20,6 +20,7 @@ from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
 from fcap.experiment import label_inputs, profiles, refs
+from fcap.experiment.shadowed import Shadowed
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
 from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand, seed_group
@@ -157,6 +158,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     shared_cli = [o for o, (key, _) in zip(overrides, cli)
                   if not key.startswith("stages.") and key not in ("seed", "seeds")]
     externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli)
+    # (another experiment's stages, planned for a reference, may keep their own values)
+    shadow = Shadowed([kv for kv in cli if kv[0] != "seed"] if not _chain else [])
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     header, runs = None, []
@@ -172,6 +175,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                 if key == "seed":  # applied to the whole experiment above
                     continue
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
+            shadow.add(vdoc)
             label_inputs.share_collection(vdoc, vorigins)
             off = (profiles.world_off_problem(vdoc, cli, experiment=path)
                    or label_inputs.world_label_problem(vdoc, vorigins))
@@ -187,7 +191,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         if h is not None and specs is not None:
             _add_runs(runs, _make_runs(h, vname, specs, resolver, path, externals,
                                        base_seed=base_seed), vname, problems)
-    problems = list(dict.fromkeys(problems))
+    problems = list(dict.fromkeys([*problems, *shadow.problems()]))
+    notes.extend(shadow.notes())
     if problems or header is None:
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
                           title=f"invalid experiment {path}")
