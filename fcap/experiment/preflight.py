@@ -29,8 +29,9 @@ from registry import DATA_SOURCES
 
 
 def check_data(plan, *, force: bool = False) -> None:
-    """A ConfigError listing every missing folder and the selected runs that read it."""
+    """A DataError listing every missing folder and the selected runs that read it."""
     from fcap.data.env import is_relative, under_root  # fcap.data loads torch: not at import
+    from fcap.data.errors import DataError
 
     missing: dict[str, dict[str, None]] = {}  # folder -> dotted keys (ordered)
     readers: dict[str, list[str]] = {}  # folder -> run keys
@@ -49,10 +50,10 @@ def check_data(plan, *, force: bool = False) -> None:
                 missing.setdefault(folder, {})[f"stages.{run.stage}.{key}"] = None
                 if run.key not in readers.setdefault(folder, []):
                     readers[folder].append(run.key)
-    if missing:
-        raise ConfigError([_problem(plan, folder, list(keys), readers[folder])
-                           for folder, keys in missing.items()],
-                          title=f"missing data for {plan.source}")
+    if missing:  # a data error (exit 3), like the same folder missing when a stage starts
+        raise DataError(str(ConfigError([_problem(plan, folder, list(keys), readers[folder])
+                                         for folder, keys in missing.items()],
+                                        title=f"missing data for {plan.source}")))
 
 
 def _problem(plan, folder: str, keys: list[str], runs: list[str]) -> Problem:

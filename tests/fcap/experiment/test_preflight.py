@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from fcap.cli import main
-from fcap.config import ConfigError
+from fcap.data.errors import DataError
 from fcap.experiment import build_plan
 from fcap.experiment.preflight import check_data
 
@@ -23,7 +23,7 @@ def plan(root, *extra, **kw):
 
 def test_every_missing_folder_is_named_with_its_keys_and_readers(tmp_path):
     root = data_root(tmp_path, "howto100m", "msrvtt")  # no laion/
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(DataError) as err:
         check_data(plan(root))
     text = str(err.value)
     assert text.startswith(f"missing data for {TABLE1}: 1 problem")
@@ -37,13 +37,13 @@ def test_every_missing_folder_is_named_with_its_keys_and_readers(tmp_path):
 
 def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path):
     root = data_root(tmp_path, "laion", "msrvtt")  # no howto100m/
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(DataError) as err:
         check_data(plan(root, only=["pseudolabels"]))
     assert (f"stages.label.videos, stages.pretrain.data.root: no folder {root / 'howto100m'}, "
             f"read by all_variants/label, pseudolabels,seed=0/pretrain, "
             f"pseudolabels,seed=1/pretrain and 1 more") in str(err.value)
     # an absolute videos folder of the user's: checked as given
-    with pytest.raises(ConfigError, match=f"stages.label.videos: no folder {tmp_path / 'elsewhere'},"):
+    with pytest.raises(DataError, match=f"stages.label.videos: no folder {tmp_path / 'elsewhere'},"):
         check_data(plan(root, f"stages.label.videos={tmp_path / 'elsewhere'}",
                         only=["pseudolabels"], stages=["label"]))
 
@@ -56,7 +56,7 @@ def test_a_complete_root_and_the_tiny_world_pass(tmp_path, in_tmp):
 def test_the_command_line_refuses_before_anything_is_planned_to_run(tmp_path, in_tmp, capsys):
     root = data_root(tmp_path, "howto100m", "msrvtt")
     assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--launcher", "local",
-                 f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 2
+                 f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 3  # a data error
     err = capsys.readouterr().err
     assert f"no folder {root / 'laion'}" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
@@ -64,7 +64,7 @@ def test_the_command_line_refuses_before_anything_is_planned_to_run(tmp_path, in
 
 def test_a_relative_collection_without_a_root_names_the_working_folder(tmp_path, in_tmp):
     exp = TABLE1.parent / "pseudolabel_howto100m.yaml"
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(DataError) as err:
         check_data(build_plan(exp))
     assert (f"stages.label.videos: no folder howto100m in the working folder {in_tmp} "
             f"(datasets.root is not set: set it to the folder holding howto100m/, or give an "
@@ -83,5 +83,5 @@ def test_a_complete_run_reads_nothing_unless_forced(tmp_path):
     markers.write_config(pretrain)
     markers.mark_done(pretrain, {}, 1.0)
     check_data(done)  # only finetune / evaluate run, and they read msrvtt/
-    with pytest.raises(ConfigError, match=f"no folder {root / 'laion'}, read by laion,seed=0/pretrain:"):
+    with pytest.raises(DataError, match=f"no folder {root / 'laion'}, read by laion,seed=0/pretrain:"):
         check_data(done, force=True)
