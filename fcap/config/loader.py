@@ -191,9 +191,8 @@ def set_dotted(data: dict, key: str, value: Any, *, source: str, origins: Origin
     steps = _key_steps(key, source)
     node: Any = data
     for i, step in enumerate(steps[:-1]):
-        where = _steps_text(steps[: i + 1])
         if isinstance(step, int):
-            node = _list_item(node, step, key=key, where=where, source=source)
+            node = _list_item(node, step, key=key, where=_steps_text(steps[: i + 1]), source=source)
             continue
         if not isinstance(node, dict):
             raise ConfigError(Problem(source, key, f"cannot set a sub-key: '{_steps_text(steps[:i])}' "
@@ -203,9 +202,8 @@ def set_dotted(data: dict, key: str, value: Any, *, source: str, origins: Origin
             child = node[step] = {}
         node = child
     last = steps[-1]
-    where = _steps_text(steps)
     if isinstance(last, int):
-        _list_item(node, last, key=key, where=where, source=source)
+        _list_item(node, last, key=key, where=_steps_text(steps), source=source)
         node[last] = copy.deepcopy(value)
     elif isinstance(node, dict):
         node[last] = copy.deepcopy(value)

@@ -159,7 +159,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                   if not key.startswith("stages.") and key not in ("seed", "seeds")]
     externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli)
     # (another experiment's stages, planned for a reference, may keep their own values)
-    shadow = Shadowed([kv for kv in cli if kv[0] != "seed"] if not _chain else [])
+    shadow = Shadowed(cli if not _chain else [])
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     header, runs = None, []
@@ -383,9 +383,10 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     once = {r.key for r in local if r.variant == ONCE_VARIANT}
     if only:
         once = _closure([k for key in picked for k in by_key[key].dep_keys], by_key, once)
-    chosen = [r for r in local if r.key in picked | once and (not stages or r.stage in stages)]
+    pool = picked | once
+    chosen = [r for r in local if r.key in pool and (not stages or r.stage in stages)]
     if not chosen:
-        offered = list(dict.fromkeys(r.stage for r in local if r.key in picked | once))
+        offered = list(dict.fromkeys(r.stage for r in local if r.key in pool))
         unread = [r.stage for r in local if r.variant == ONCE_VARIANT and r.key not in once]
         raise ConfigError(Problem("command line", "--stages", (
             f"selects no run of variant(s) {', '.join(only or ())}: their stages are "

@@ -9,6 +9,7 @@ where it can be and the plan says where it was not, with the key that reaches th
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fcap.config.errors import Problem
@@ -30,7 +31,7 @@ class Shadowed:
             if not isinstance(block, dict) or block.get("task") not in TASKS:
                 continue
             config = TASKS.get(block["task"]).config
-            takes = set(getattr(config, "__dataclass_fields__", {}))
+            takes = {f.name for f in dataclasses.fields(config)} if config else set()
             for key in self.leaves:
                 parts = key.split(".")
                 if parts[0] not in takes:
