@@ -51,7 +51,9 @@ def claim_dir(path: str | os.PathLike, *, kind: str, key: str | None = None) -> 
     if path.exists() and not path.is_dir():
         raise OwnershipError(_refusal(path, kind, key, "it is a file, not a folder"))
     if path.is_dir() and not is_owned(path):
-        if any(path.iterdir()):
+        # another process claiming it at the same moment (a SLURM array's elements) may be
+        # writing its marker: that temporary file is fcap's own, not the user's
+        if any(not _marker_in_progress(p.name) for p in path.iterdir()):
             raise OwnershipError(_refusal(path, kind, key, "it exists, holds files fcap did not "
                                           f"write and has no {MARKER} marker"))
     path.mkdir(parents=True, exist_ok=True)
@@ -60,6 +62,11 @@ def claim_dir(path: str | os.PathLike, *, kind: str, key: str | None = None) -> 
                 "host": socket.gethostname(), "pid": os.getpid()}
         write_text_atomic(path / MARKER, json.dumps(body, indent=1) + "\n")
     return path
+
+
+def _marker_in_progress(name: str) -> bool:
+    """The temporary name write_text_atomic gives the marker while writing it."""
+    return name.startswith(f".{MARKER}.tmp")
 
 
 def _refusal(path: Path, kind: str, key: str | None, why: str) -> str:

@@ -29,6 +29,21 @@ def test_claim_refuses_a_folder_with_foreign_files_naming_path_and_key(tmp_path)
     assert (tmp_path / "theirs.txt").read_text() == "precious"
 
 
+def test_claim_while_another_process_writes_the_marker(tmp_path):
+    # two SLURM array elements claim one shards folder: the first has made it and is
+    # writing its marker under write_text_atomic's temporary name when the second looks
+    out = tmp_path / "shards"
+    out.mkdir()
+    (out / f".{MARKER}.tmp4242").write_text("{}")
+    assert claim_dir(out, kind="pseudolabel shards") == out and is_owned(out)
+    # a user's file beside it is still refused
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / f".{MARKER}.tmp1").write_text("{}")
+    (tmp_path / "theirs" / "notes.txt").write_text("mine")
+    with pytest.raises(OwnershipError, match="holds files fcap did not write"):
+        claim_dir(tmp_path / "theirs", kind="run")
+
+
 def test_claim_refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OwnershipError, match="is a file"):
