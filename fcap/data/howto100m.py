@@ -27,7 +27,7 @@ from typing import Literal, Optional
 from fcap.data.annotations import read_json, read_jsonl, require_keys
 from fcap.data.errors import AnnotationError, DataError
 from fcap.data.items import Item
-from fcap.data.source import MapSource
+from fcap.data.source import MapSource, Needed
 from registry import DATA_SOURCES
 
 EXTENSIONS = (".mp4", ".webm", ".mkv")
@@ -78,6 +78,11 @@ def labelled_collection(path: str) -> str | None:
     return videos if isinstance(videos, str) else None
 
 
+def asr_path(cfg: Howto100mConfig, root: str, resolve) -> str:
+    """The ASR file: ``caption_json`` (relative to ``datasets.root``), else root/caption.json."""
+    return resolve(cfg.caption_json) or os.path.join(root, "caption.json")
+
+
 def asr_windows(video_id: str, entry: dict, window_seconds: float,
                 path: str = "caption.json") -> list[tuple[float, float, str]]:
     """Consecutive ASR segments joined into (start, end, text) windows of ~window_seconds."""
@@ -113,6 +118,15 @@ class Howto100m(MapSource):
     modality = "video"
     splits = ("train",)
 
+    @classmethod
+    def needs(cls, cfg: Howto100mConfig, root: str, resolve) -> list[Needed]:
+        # pseudolabels are the merge stage's output (a reference, not written yet): the
+        # reader reports them when the stage starts
+        if cfg.captions != "asr":
+            return []
+        return [Needed("caption_json", asr_path(cfg, root, resolve), False,
+                       f"HowTo100M's ASR captions, {ASR_FORMAT}")]
+
     def __init__(self, cfg: Howto100mConfig, *, env) -> None:
         super().__init__(cfg, env=env)
         self._root = self.root()
@@ -145,7 +159,7 @@ class Howto100m(MapSource):
                 items.append(Item(f"{vid}#{r['clip_index']}", self._path(vid), "video",
                                   (r["caption"].strip(),), f"{vid}@{s:.3f}-{e:.3f}", s, e))
         else:
-            path = self.env.resolve(cfg.caption_json) or os.path.join(self._root, "caption.json")
+            path = asr_path(cfg, self._root, self.env.resolve)
             data = read_json(path, what=ASR_FORMAT)
             if not isinstance(data, dict):
                 raise AnnotationError(path, f"expected a JSON object {ASR_FORMAT}, got "

@@ -26,7 +26,7 @@ from typing import Iterator, Literal, Optional
 from fcap.data.annotations import read_jsonl, require_keys
 from fcap.data.errors import AnnotationError, DataError
 from fcap.data.items import Item
-from fcap.data.source import MapSource, StreamSource
+from fcap.data.source import MapSource, Needed, StreamSource
 from registry import DATA_SOURCES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
@@ -90,6 +90,13 @@ class Laion(MapSource, StreamSource):
     name = "laion"
     modality = "image"
     splits = ("train",)
+
+    @classmethod
+    def needs(cls, cfg: LaionConfig, root: str, resolve) -> list[Needed]:
+        if cfg.format != "jsonl":
+            return []
+        return [Needed("jsonl", os.path.join(root, cfg.jsonl), False,
+                       '{"image": <path relative to root>, "caption": str} per line')]
 
     def __init__(self, cfg: LaionConfig, *, env) -> None:
         super().__init__(cfg, env=env)

@@ -19,7 +19,7 @@ from typing import Literal, Optional
 from fcap.data.annotations import read_json, require_keys
 from fcap.data.errors import AnnotationError
 from fcap.data.items import Item
-from fcap.data.source import MapSource
+from fcap.data.source import MapSource, Needed
 from registry import DATA_SOURCES
 
 FILES = {"train": "train_val_videodatainfo.json", "val": "train_val_videodatainfo.json",
@@ -69,6 +69,14 @@ class Msrvtt(MapSource):
     name = "msrvtt"
     modality = "video"
     splits = ("train", "val", "test")
+
+    @classmethod
+    def needs(cls, cfg: MsrvttConfig, root: str, resolve) -> list[Needed]:
+        splits = " and ".join(s for s, name in FILES.items() if name == FILES[cfg.split])
+        return [Needed("split", os.path.join(root, FILES[cfg.split]), False,
+                       f"MSR-VTT's {splits} annotations, {FORMAT}"),
+                Needed("videos", os.path.join(root, cfg.videos), True,
+                       "MSR-VTT's videos, videoN.mp4")]
 
     def __init__(self, cfg: MsrvttConfig, *, env) -> None:
         super().__init__(cfg, env=env)

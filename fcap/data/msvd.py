@@ -25,7 +25,7 @@ from typing import Literal, Optional
 from fcap.data.annotations import read_lines
 from fcap.data.errors import AnnotationError
 from fcap.data.items import Item
-from fcap.data.source import MapSource
+from fcap.data.source import MapSource, Needed
 from registry import DATA_SOURCES
 
 SPLIT_RANGES = {"train": (1, 1200), "val": (1201, 1300), "test": (1301, 1970)}
@@ -118,6 +118,15 @@ class Msvd(MapSource):
     name = "msvd"
     modality = "video"
     splits = ("train", "val", "test")
+
+    @classmethod
+    def needs(cls, cfg: MsvdConfig, root: str, resolve) -> list[Needed]:
+        return [Needed("descriptions", os.path.join(root, cfg.descriptions), False,
+                       "MSVD's captions, '<clip name> <caption>' per line"),
+                Needed("mapping", os.path.join(root, cfg.mapping), False,
+                       "'<clip name> vid<N>' per line"),
+                Needed("videos", os.path.join(root, cfg.videos), True,
+                       "MSVD's clips, <clip name>.avi")]
 
     def __init__(self, cfg: MsvdConfig, *, env) -> None:
         super().__init__(cfg, env=env)

@@ -9,7 +9,7 @@ streamed from tar shards subclass :class:`StreamSource` and implement
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from fcap.data.env import DataEnv, is_relative
 from fcap.data.errors import DataError, FeatureCacheError, require_root
@@ -18,6 +18,15 @@ from fcap.data.items import Item, LoaderSpec, Modality
 from fcap.data.loader import BaseLoader, MapLoader
 from fcap.data.stream import StreamLoader
 from fcap.data.transform import as_stats
+
+
+class Needed(NamedTuple):
+    """A file or folder a source opens by name when it starts."""
+
+    key: str  # the option naming it ('split', 'descriptions', 'videos', ...)
+    path: str
+    folder: bool  # a folder, else a file
+    what: str  # what it holds, for the message
 
 
 class DataSource:
@@ -30,6 +39,15 @@ class DataSource:
     def __init__(self, cfg: Any, *, env: DataEnv) -> None:
         self.cfg = cfg
         self.env = env
+
+    @classmethod
+    def needs(cls, cfg: Any, root: str, resolve: Callable[[str], str]) -> list[Needed]:
+        """The files and folders under ``root`` (the source's folder) this config makes the
+        source open by name when it starts; ``resolve`` reads a path option as the source
+        does (relative to ``datasets.root``). The data preflight checks that they exist
+        before anything is queued (fcap/experiment/preflight.py); the readers still report
+        a missing one when the stage starts. Default: nothing beyond ``root``."""
+        return []
 
     def root(self) -> str:
         given = getattr(self.cfg, "root", None)

@@ -1,15 +1,21 @@
-"""Before anything runs or is queued: the dataset folders the selected runs read exist.
+"""Before anything runs or is queued: the dataset folders and files the selected runs read exist.
 
 ``datasets.root`` itself is checked when the config is validated. The folders under it
 are read only when a stage starts, which on a cluster is after the label array and the
-queue: a missing ``laion/`` failed the LAION variants hours after submitting. Checked
-here for the selected runs only (``--only asr`` does not need ``laion/``):
+queue: a missing ``laion/`` failed the LAION variants hours after submitting, and a
+missing ``msrvtt/train_val_videodatainfo.json`` would fail fine-tuning after a day of
+pretraining. Checked here for the selected runs only (``--only asr`` does not need
+``laion/``):
 
 - a data source's relative ``root:`` under ``datasets.root`` (``root: laion``), at any
-  depth (a mixture's children);
+  depth (a mixture's children), and, when it is there, the files and folders in it that
+  the source opens by name for its config (``DataSource.needs``: MSR-VTT's annotation
+  file of the split and ``videos/all``, MSVD's descriptions, mapping and clips, the ASR
+  ``caption.json``, LAION's ``jsonl``). What is inside them (formats, each video) is
+  the readers' business when the stage starts;
 - a label stage's ``videos:`` given as a path (relative ones already resolved against
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
-  output and is not there yet.
+  output and is not there yet, and so are the pseudolabels pretraining reads.
 
 A run already complete with this config (skipped unless ``--force``) reads nothing: a
 finished pretraining does not need ``laion/`` to be evaluated again.
@@ -29,52 +35,70 @@ from registry import DATA_SOURCES
 
 
 def check_data(plan, *, force: bool = False) -> None:
-    """A DataError listing every missing folder and the selected runs that read it."""
-    from fcap.data.env import is_relative, under_root  # fcap.data loads torch: not at import
-    from fcap.data.errors import DataError
+    """A DataError listing every missing folder or file and the selected runs that read it."""
+    from fcap.data.errors import DataError  # fcap.data loads torch: not at import
 
-    missing: dict[str, dict[str, None]] = {}  # folder -> dotted keys (ordered)
-    readers: dict[str, list[str]] = {}  # folder -> run keys
+    missing: dict[str, tuple[dict[str, None], Any]] = {}  # path -> (dotted keys, Needed)
+    readers: dict[str, list[str]] = {}  # path -> run keys
     for run in plan.selected:
         if not force and markers.is_complete(run):
             continue
-        datasets = getattr(run.cfg, "datasets", None)
-        root = getattr(datasets, "root", None)
-        found = [(f"{key}.root", under_root(given, root))
-                 for key, given in (_source_roots(run.cfg) if root else ()) if is_relative(given)]
-        videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
-        if isinstance(videos, str) and videos:
-            found.append(("videos", run.cfg.videos))
-        for key, folder in found:
-            if not os.path.isdir(folder):
-                missing.setdefault(folder, {})[f"stages.{run.stage}.{key}"] = None
-                if run.key not in readers.setdefault(folder, []):
-                    readers[folder].append(run.key)
+        for key, needed in _needed(run):
+            there = os.path.isdir(needed.path) if needed.folder else os.path.isfile(needed.path)
+            if not there:
+                missing.setdefault(needed.path, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
+                if run.key not in readers.setdefault(needed.path, []):
+                    readers[needed.path].append(run.key)
     if missing:  # a data error (exit 3), like the same folder missing when a stage starts
-        raise DataError(str(ConfigError([_problem(plan, folder, list(keys), readers[folder])
-                                         for folder, keys in missing.items()],
+        raise DataError(str(ConfigError([_problem(plan, needed, list(keys), readers[path])
+                                         for path, (keys, needed) in missing.items()],
                                         title=f"missing data for {plan.source}")))
 
 
-def _problem(plan, folder: str, keys: list[str], runs: list[str]) -> Problem:
+def _needed(run) -> Iterator[tuple[str, Any]]:
+    """(dotted key, Needed) of what one run opens by name: each source's root and, when the
+    root is there, the files in it (DataSource.needs); a label stage's videos folder."""
+    from fcap.data.env import is_relative, under_root
+    from fcap.data.source import Needed
+
+    data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
+    resolve = lambda path: under_root(path, data_root) if path else path  # noqa: E731
+    for key, source in _sources(run.cfg) if data_root else ():
+        given = source.cfg.root
+        if not is_relative(given):
+            continue  # an absolute root is the user's own folder, checked when the stage starts
+        root = under_root(given, data_root)
+        yield f"{key}.root", Needed("root", root, True, "")
+        if os.path.isdir(root):
+            for needed in source.entry.obj.needs(source.cfg, root, resolve):
+                yield f"{key}.{needed.key}", needed
+    videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
+    if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
+        yield "videos", Needed("videos", run.cfg.videos, True, "")
+
+
+def _problem(plan, needed, keys: list[str], runs: list[str]) -> Problem:
     shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
-    where = "" if os.path.isabs(folder) else (
+    where = "" if os.path.isabs(needed.path) else (
         f" in the working folder {os.getcwd()} (datasets.root is not set: set it to the folder "
-        f"holding {folder}/, or give an absolute path)")
+        f"holding {needed.path}/, or give an absolute path)")
+    noun = "folder" if needed.folder else "file"
+    what = f" ({needed.what})" if needed.what else ""
     return Problem(str(plan.source), ", ".join(keys), (
-        f"no folder {folder}{where}, read by {shown}: put the dataset there in its layout "
-        f"(fcap/data/README.md), or leave those runs out (--only / --stages)"))
+        f"no {noun} {needed.path}{where}{what}, read by {shown}: put the dataset there in its "
+        f"layout (fcap/data/README.md), or leave those runs out (--only / --stages)"))
 
 
-def _source_roots(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """(dotted key, root) of every data source in a config, nested ones included."""
+def _sources(value: Any, key: str = "") -> Iterator[tuple[str, Component]]:
+    """(dotted key, component) of every data source with a ``root:`` in a config, nested
+    ones included."""
     if isinstance(value, Component):
         if value.registry is DATA_SOURCES and isinstance(getattr(value.cfg, "root", None), str):
-            yield key, value.cfg.root
+            yield key, value
         value = value.cfg
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from _source_roots(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
+            yield from _sources(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _source_roots(item, f"{key}[{i}]")
+            yield from _sources(item, f"{key}[{i}]")

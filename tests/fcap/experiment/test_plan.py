@@ -71,6 +71,7 @@ def test_unknown_top_level_key_stage_and_dependency(tmp_path, fix):
 name: bad
 plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
 optimiser: {{lr: 1}}
+zzzq: 1
 stages:
   a: {{task: toy_writ}}
   b: {{task: toy_write, init_from: aa}}
@@ -80,6 +81,7 @@ stages:
         build_plan(exp)
     msg = str(err.value)
     assert "optimiser: unknown top-level key 'optimiser'; did you mean 'optimizer'?" in msg
+    assert "zzzq: unknown top-level key 'zzzq' (it is not an experiment key and no stage's " in msg
     assert "stages.a.task: no task 'toy_writ' in registry 'task'; did you mean 'toy_write'?" in msg
     assert "stages.b.init_from: no stage 'aa'; did you mean 'a'?" in msg
     assert "stages.c.task: missing required key 'task'" in msg

@@ -11,9 +11,17 @@ from fcap.experiment.preflight import check_data
 TABLE1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
 
 
+# what Table 1's readers open by name in each dataset folder (DataSource.needs)
+NEEDS = {"howto100m": ["caption.json"], "msrvtt": ["train_val_videodatainfo.json", "videos/all/"],
+         "laion": []}
+
+
 def data_root(tmp_path, *names):
     for name in names:
         (tmp_path / "data" / name).mkdir(parents=True)
+        for rel in NEEDS[name]:
+            path = tmp_path / "data" / name / rel
+            path.mkdir(parents=True) if rel.endswith("/") else path.write_text("{}")
     return tmp_path / "data"
 
 
@@ -85,3 +93,25 @@ def test_a_complete_run_reads_nothing_unless_forced(tmp_path):
     check_data(done)  # only finetune / evaluate run, and they read msrvtt/
     with pytest.raises(DataError, match=f"no folder {root / 'laion'}, read by laion,seed=0/pretrain:"):
         check_data(done, force=True)
+
+
+def test_the_files_a_reader_opens_by_name_are_checked_in_a_present_folder(tmp_path):
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    (root / "msrvtt" / "train_val_videodatainfo.json").unlink()
+    (root / "howto100m" / "caption.json").unlink()
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["asr"], seeds=1))
+    text = str(err.value)
+    assert text.startswith(f"missing data for {TABLE1}: 2 problems")
+    assert (f"stages.pretrain.data.caption_json: no file {root / 'howto100m' / 'caption.json'} "
+            f"(HowTo100M's ASR captions, ") in text
+    assert (f"stages.finetune.data.split, stages.evaluate.data.split: no file "
+            f"{root / 'msrvtt' / 'train_val_videodatainfo.json'} (MSR-VTT's train and val "
+            f"annotations, the official MSR-VTT format") in text
+    assert "read by asr,seed=0/finetune, asr,seed=0/evaluate: put the dataset there" in text
+    # the pseudolabels variant reads the merge's output, not the ASR file
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["pseudolabels"], seeds=1))
+    assert "caption.json" not in str(err.value) and "1 problem" in str(err.value)
+    (root / "msrvtt" / "train_val_videodatainfo.json").write_text("{}")
+    check_data(plan(root, only=["pseudolabels"], seeds=1))
