@@ -124,7 +124,7 @@ class Msvd(MapSource):
         return [Needed("descriptions", os.path.join(root, cfg.descriptions), False,
                        "MSVD's captions, '<clip name> <caption>' per line"),
                 Needed("mapping", os.path.join(root, cfg.mapping), False,
-                       "'<clip name> vid<N>' per line"),
+                       "MSVD's clip numbers, '<clip name> vid<N>' per line"),
                 Needed("videos", os.path.join(root, cfg.videos), True,
                        "MSVD's clips, <clip name>.avi")]
 
