@@ -170,7 +170,7 @@ def _after_run(plan) -> None:
 
 def _list(kind: str, plugins: list[str]) -> int:
     from fcap.components import load_builtins
-    from fcap.config.schema import describe_fields
+    from fcap.config.schema import describe_fields, run_options
     from fcap.plugins import load_entry_point_plugins, load_plugins
     from registry import ALL, suggest
 
@@ -189,8 +189,10 @@ def _list(kind: str, plugins: list[str]) -> int:
             print(f"  {entry.name:<20} {entry.doc}  ({entry.origin})")
             if entry.outputs:  # what {from: <stage>, output: NAME} reads (first: the default)
                 print("      outputs: " + ", ".join(f"{n} ({rel})" for n, rel in entry.outputs))
+            run_only = run_options(entry.config) if name == "task" else frozenset()
             for fname, ftype, default in describe_fields(entry.config):
-                print(f"      {fname}: {ftype} = {default}")
+                note = "  (run option: not in the config hash)" if fname in run_only else ""
+                print(f"      {fname}: {ftype} = {default}{note}")
         print()
     return 0
 

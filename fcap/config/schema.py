@@ -61,6 +61,20 @@ def component(registry: Registry, default: str | None = None, *, required: bool 
     return dataclasses.field(default_factory=factory, metadata=meta)
 
 
+def run_option(default: Any) -> Any:
+    """A task option that changes how a stage runs, not what it writes (decode workers, a
+    failure budget): it is left out of the stage's config hash, so changing it resumes the
+    stage, or leaves a complete one complete, instead of starting it from scratch."""
+    return dataclasses.field(default=default, metadata={"run_option": True})
+
+
+def run_options(cls: type | None) -> frozenset[str]:
+    """The names of ``cls``'s fields declared with :func:`run_option`."""
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("run_option"))
+
+
 def build_component(registry: Registry, data: Any, *, name_key: str = "name",
                     source: str = "<config>", key: str = "") -> Component:
     """Validate one ``{name: ..., **options}`` block; raise ConfigError on problems."""

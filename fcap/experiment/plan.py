@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
-from fcap.experiment import label_inputs, profiles, refs
+from fcap.experiment import label_inputs, profiles, refs, rerun
 from fcap.experiment.shadowed import Shadowed
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
 from fcap.experiment.stages import StageSpec, VariantResolver
@@ -315,8 +315,7 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
     keys: dict[str, str] = {}
     runs = []
     for spec in specs:
-        body = copy.deepcopy({k: v for k, v in resolved_stages[spec.name].items()
-                              if k != "resources"})
+        body = copy.deepcopy(rerun.hashed(resolved_stages[spec.name]))
         for ref in spec.refs:  # the hash sees the reference, not the output_root-dependent path
             refs.set_at(body, ref.key, ref.hash_form())
         dep_keys, dep_hashes = [], {}

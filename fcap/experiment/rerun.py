@@ -17,7 +17,9 @@ import os
 import time
 from pathlib import Path
 
+from fcap.config.schema import run_options
 from fcap.io import MARKER, OwnershipError, is_owned, remove_scratch
+from registry import TASKS
 
 PREVIOUS = ".previous-"
 KEEP_PREFIXES = (".fcap-owned", ".fcap-lock", PREVIOUS)
@@ -50,11 +52,11 @@ def config_changes(old_doc: dict, run) -> list[str]:
     new_doc = run.resolved
     stages_old = old_doc.get("stages") or {}
     stages_new = new_doc.get("stages") or {}
-    out = _diff(_body(stages_old.get(run.stage)), _body(stages_new.get(run.stage)), "")
+    out = _diff(hashed(stages_old.get(run.stage)), hashed(stages_new.get(run.stage)), "")
     if old_doc.get("seed") != new_doc.get("seed"):
         out.append(f"seed {old_doc.get('seed')!r} -> {new_doc.get('seed')!r}")
     for dep in _upstream(stages_new, run):
-        out += _diff(_body(stages_old.get(dep)), _body(stages_new.get(dep)), f"stages.{dep}.")
+        out += _diff(hashed(stages_old.get(dep)), hashed(stages_new.get(dep)), f"stages.{dep}.")
     return out
 
 
@@ -90,8 +92,15 @@ def move_aside(run_dir: Path) -> Path | None:
     return target
 
 
-def _body(stage: dict | None) -> dict:
-    return {k: v for k, v in (stage or {}).items() if k != "resources"}  # not in the hash
+def hashed(stage: dict | None) -> dict:
+    """The part of a resolved stage block its config hash covers: all but ``resources:``
+    and the task's run options (fcap.config.schema.run_option: workers, failure budget)."""
+    stage = stage or {}
+    try:
+        skip = run_options(TASKS.get(stage.get("task")).config)
+    except KeyError:  # a task no longer registered (an old config.yaml): compare it all
+        skip = frozenset()
+    return {k: v for k, v in stage.items() if k != "resources" and k not in skip}
 
 
 def _upstream(stages: dict, run) -> list[str]:

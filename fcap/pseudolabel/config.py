@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from fcap.config import component
+from fcap.config import component, run_option
 from fcap.data.shapes import ShapesWorldConfig
 from registry import MODELS
 
@@ -98,17 +98,20 @@ class PseudolabelConfig:
     captioner: Any = component(MODELS, "blip")
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     seed: Optional[int] = None  # None: the experiment's seed
-    batch_size: int = 64  # frames per captioning batch (spans clips and videos)
-    num_workers: int = 2  # DataLoader decode workers (0: decode in the main process)
-    prefetch_videos: int = 4  # decoded videos queued per worker
+    # run_option: not in the stage's config hash (captions are seeded per clip, so the
+    # batching does not change them): lowering batch_size after an out-of-memory error
+    # resumes the finished shards instead of labelling everything again
+    batch_size: int = run_option(64)  # frames per captioning batch (spans clips and videos)
+    num_workers: int = run_option(2)  # DataLoader decode workers (0: decode in the main process)
+    prefetch_videos: int = run_option(4)  # decoded videos queued per worker
     num_shards: int = 1
     shard_index: Optional[int] = None  # None: run every shard in turn (SLURM: the array index)
-    flush_every: int = 256  # clips between progress flushes (resume granularity)
+    flush_every: int = run_option(256)  # clips between progress flushes (resume granularity)
     # Stop (SkipLimitError) when more than this fraction of the videos failed (unreadable,
     # truncated, missing, too short to give a clip); no labelled clip at all always stops.
     # The data readers' max_skip_fraction rule (fcap/data/skips.py); not a label setting,
     # so raising it lets a finished shard pass without labelling again.
-    max_failure_fraction: float = 0.05
+    max_failure_fraction: float = run_option(0.05)
 
     def __post_init__(self) -> None:
         if bool(self.videos) == (self.shapes is not None):

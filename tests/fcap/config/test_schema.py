@@ -111,3 +111,17 @@ def test_an_option_left_by_a_switched_component_says_who_switched_it():
     with pytest.raises(ConfigError) as err:
         from_dict(Outer, {"count": 1, "widget": {"name": "round", "size": 2}}, source="f.yaml")
     assert str(err.value).endswith("unknown key 'size' allowed keys: radius=1.0")
+
+
+def test_run_options_are_the_fields_declared_so():
+    from dataclasses import dataclass
+
+    from fcap.config import run_option, run_options
+
+    @dataclass(frozen=True)
+    class Cfg:
+        size: int = 3
+        workers: int = run_option(2)
+
+    assert run_options(Cfg) == {"workers"} and Cfg().workers == 2
+    assert run_options(None) == frozenset()

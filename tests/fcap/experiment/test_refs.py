@@ -196,6 +196,9 @@ def test_list_shows_each_tasks_outputs(capsys):
     merge = out.split("pseudolabel_merge", 1)[1]
     assert "outputs: pseudolabels (pseudolabels.jsonl), index (index.json), report (report)" in merge
     assert "outputs: adapters (adapters)" in out.split("caption_pretrain", 1)[1]
+    label = out.split("\n  pseudolabel ", 1)[1].split("pseudolabel_merge", 1)[0]
+    assert "      max_failure_fraction: float = 0.05  (run option: not in the config hash)" in label
+    assert "      frame_size: int = 320\n" in label
 
 
 def test_an_output_outside_the_run_directory_cannot_be_registered():

@@ -162,3 +162,43 @@ def test_a_small_shard_of_many_is_judged_with_the_whole_collection(tmp_path, vid
                                              r"container 1"):
         _merge(tmp_path / "merge", tmp_path / "label")
     assert _merge(tmp_path / "merge", tmp_path / "label", max_failure_fraction=0.2)["failures"] == 1
+
+
+def test_through_fcap_run_a_raised_budget_or_smaller_batch_resumes_the_finished_shards(
+        tmp_path, videos, odd_videos, fcap_cache, in_tmp):
+    """The failure message's advice, followed as a user does: the budget and the batching are
+    run options, out of the stage's config hash, so the labels already made are kept (at
+    paper scale, 64 GPU-days). A label setting still starts from scratch."""
+    from fcap.cli import main
+    from fcap.experiment import build_plan
+
+    good, _ = videos
+    root = collection(tmp_path / "videos", {**{p.name: p for p in list(good.iterdir())[:3]},
+                                            "truncated.avi": odd_videos / "truncated.avi"})
+    exp = tmp_path / "label.yaml"
+    exp.write_text(f"""
+name: label
+output_root: {tmp_path / 'runs'}
+stages:
+  label:
+    task: pseudolabel
+    videos: {root}
+    extensions: [mp4, avi]
+    captioner: {{name: blip, source: tiny, cpu_threads: 1}}
+    num_workers: 0
+""")
+    run_dir = tmp_path / "runs" / "label" / "default" / "label"
+    assert main([str(exp)]) == 3  # 1 of 4 videos failed: over the default budget
+    assert "raise max_failure_fraction to accept the failures" in (run_dir / "log.txt").read_text()
+    made = _manifest(run_dir)["created"]
+    assert main([str(exp), "stages.label.max_failure_fraction=0.3",
+                 "stages.label.batch_size=3", "stages.label.num_workers=1"]) == 0
+    log = (run_dir / "log.txt").read_text()
+    assert "shard-00000-of-00001 already finished, skipped" in log
+    assert "config changed" not in log and not list(run_dir.glob(".previous-*"))
+    assert _manifest(run_dir)["created"] == made
+    hashes = {o: build_plan(exp, overrides=[o]).get("default", "label").config_hash
+              for o in ("seed=0", "stages.label.flush_every=7", "stages.label.prefetch_videos=1",
+                        "stages.label.frame_size=64")}
+    assert len({hashes[o] for o in list(hashes)[:3]}) == 1
+    assert hashes["stages.label.frame_size=64"] != hashes["seed=0"]
