@@ -189,10 +189,11 @@ def _list(kind: str, plugins: list[str]) -> int:
             print(f"  {entry.name:<20} {entry.doc}  ({entry.origin})")
             if entry.outputs:  # what {from: <stage>, output: NAME} reads (first: the default)
                 print("      outputs: " + ", ".join(f"{n} ({rel})" for n, rel in entry.outputs))
-            run_only = run_options(entry.config) if name == "task" else frozenset()
             for fname, ftype, default in describe_fields(entry.config):
-                note = "  (run option: not in the config hash)" if fname in run_only else ""
-                print(f"      {fname}: {ftype} = {default}{note}")
+                print(f"      {fname}: {ftype} = {default}")
+            run_only = run_options(entry.config) if name == "task" else frozenset()
+            if run_only:  # changing one resumes the stage (fcap.config.schema.run_option)
+                print(f"      run options, not in the config hash: {', '.join(sorted(run_only))}")
         print()
     return 0
 

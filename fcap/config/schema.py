@@ -62,17 +62,31 @@ def component(registry: Registry, default: str | None = None, *, required: bool 
 
 
 def run_option(default: Any) -> Any:
-    """A task option that changes how a stage runs, not what it writes (decode workers, a
-    failure budget): it is left out of the stage's config hash, so changing it resumes the
-    stage, or leaves a complete one complete, instead of starting it from scratch."""
+    """A task option that changes how a stage runs, not the result it computes (decode
+    workers, a failure budget, how often to log or save): it is left out of the stage's
+    config hash, so changing it resumes the stage, or leaves a complete one complete,
+    instead of moving its outputs aside and starting from scratch."""
     return dataclasses.field(default=default, metadata={"run_option": True})
 
 
-def run_options(cls: type | None) -> frozenset[str]:
-    """The names of ``cls``'s fields declared with :func:`run_option`."""
+def run_options(cls: type | None, prefix: str = "") -> frozenset[str]:
+    """The dotted keys of ``cls``'s fields declared with :func:`run_option`, nested config
+    blocks included (``train.save_every``); a registry component's options are not."""
     if cls is None or not dataclasses.is_dataclass(cls):
         return frozenset()
-    return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("run_option"))
+    hints = typing.get_type_hints(cls)
+    out: set[str] = set()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("run_option"):
+            out.add(prefix + f.name)
+            continue
+        tp = hints.get(f.name)
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+            tp = args[0]  # Optional[Block]
+        if "registry" not in f.metadata and dataclasses.is_dataclass(tp):
+            out |= run_options(tp, f"{prefix}{f.name}.")
+    return frozenset(out)
 
 
 def build_component(registry: Registry, data: Any, *, name_key: str = "name",

@@ -39,8 +39,9 @@ def why_fresh(run, *, old_hash: str | None, old_doc: dict | None, force: bool) -
         return "--force: starting from scratch"
     changes = config_changes(old_doc, run) if old_doc is not None else []
     if old_hash is not None and old_hash != run.config_hash:
-        return "config changed: " + (_shorten(changes) if changes
-                                     else f"config hash {old_hash} -> {run.config_hash}")
+        return "config changed: " + (_shorten(changes) if changes else (
+            f"config hash {old_hash} -> {run.config_hash} with no option changed (how fcap "
+            f"hashes this config changed: another fcap version, or a plugin's task)"))
     if old_hash is None and changes:
         return "config changed: " + _shorten(changes)
     return ""
@@ -100,7 +101,18 @@ def hashed(stage: dict | None) -> dict:
         skip = run_options(TASKS.get(stage.get("task")).config)
     except KeyError:  # a task no longer registered (an old config.yaml): compare it all
         skip = frozenset()
-    return {k: v for k, v in stage.items() if k != "resources" and k not in skip}
+    return _without({k: v for k, v in stage.items() if k != "resources"}, skip)
+
+
+def _without(block: dict, dotted: frozenset[str]) -> dict:
+    """``block`` less the dotted keys ``dotted`` (copied where something is left out)."""
+    out = {}
+    for key, value in block.items():
+        if key in dotted:
+            continue
+        inner = frozenset(d[len(key) + 1:] for d in dotted if d.startswith(key + "."))
+        out[key] = _without(value, inner) if inner and isinstance(value, dict) else value
+    return out
 
 
 def _upstream(stages: dict, run) -> list[str]:

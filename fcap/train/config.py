@@ -6,6 +6,8 @@ from typing import Literal, Optional
 
 import torch
 
+from fcap.config.schema import run_option
+
 # Numeric precision of a stage: of training (DeepSpeed's fp16 / bf16 modes, engine.py)
 # and of evaluation (the dtype the model runs in).
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -26,10 +28,12 @@ class TrainConfig:
     clip_grad: float = 1.0  # global gradient-norm clip; 0 disables
     zero_stage: Literal[1, 2] = 2  # DeepSpeed ZeRO stage (paper: 2)
     precision: Precision = "fp32"  # paper: fp16 on V100s
-    log_every: int = 10  # steps between logged scalars
+    # run options (not in the config hash): a stage resumes from its checkpoint to the same
+    # weights whatever they are, so changing one resumes the stage instead of restarting it
+    log_every: int = run_option(10)  # steps between logged scalars
     eval_every: int = 0  # steps between evaluations on val_data; 0: never
-    save_every: int = 500  # steps between checkpoints; 0: only at the end
-    keep_last: int = 2  # checkpoints kept on disk (the newest ones)
+    save_every: int = run_option(500)  # steps between checkpoints; 0: only at the end
+    keep_last: int = run_option(2)  # checkpoints kept on disk (the newest ones)
     max_bad_steps: int = 10  # consecutive non-finite steps before the stage stops
     seed: Optional[int] = None  # None: the experiment's seed
     max_text_length: int = 32  # caption tokens fed to the LM (BOS/EOS included)

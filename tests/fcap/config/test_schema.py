@@ -119,9 +119,16 @@ def test_run_options_are_the_fields_declared_so():
     from fcap.config import run_option, run_options
 
     @dataclass(frozen=True)
+    class Inner:
+        steps: int = 1
+        log_every: int = run_option(10)
+
+    @dataclass(frozen=True)
     class Cfg:
         size: int = 3
         workers: int = run_option(2)
+        inner: Inner = field(default_factory=Inner)
+        maybe: Optional[Inner] = None
 
-    assert run_options(Cfg) == {"workers"} and Cfg().workers == 2
-    assert run_options(None) == frozenset()
+    assert run_options(Cfg) == {"workers", "inner.log_every", "maybe.log_every"}
+    assert Cfg().workers == 2 and run_options(None) == frozenset()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fcap.config import run_option
 from registry import TASKS
 
 
@@ -18,6 +19,7 @@ from registry import TASKS
 class AppendConfig:
     value: int = 1  # written on each attempt's line
     fail_if: str = ""  # fail (once) when this file exists in the working directory
+    workers: int = run_option(1)  # changes nothing the task writes: not in the config hash
 
 
 @TASKS.register("rerun_append", config=AppendConfig)

@@ -175,3 +175,20 @@ def test_profile_overlay_and_tasks_block(fix, in_tmp, tmp_path):
     assert run.cfg.optimizer.cfg.lr == 0.5 and run.cfg.scale == 9.0 and run.cfg.value == 10
     with pytest.raises(ConfigError, match="no profile 'smal' .*did you mean 'small'"):
         build_plan(exp, profile="smal")
+
+
+def test_run_options_stay_out_of_the_config_hash_and_the_rest_stays_in():
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+
+    def hashes(*overrides):
+        plan = build_plan(table1, overrides=list(overrides), seeds=1)
+        return {r.key: r.config_hash for r in plan.runs}
+
+    base = hashes()
+    assert hashes("stages.pretrain.train.save_every=7", "stages.pretrain.train.log_every=3",
+                  "stages.pretrain.train.keep_last=5", "stages.label.batch_size=2",
+                  "stages.label.max_failure_fraction=0.5") == base
+    changed = hashes("stages.pretrain.train.max_text_length=20")
+    assert [k for k in base if changed[k] != base[k]] == [
+        k for k in base if k.split("/")[1] in ("pretrain", "finetune", "evaluate",
+                                               "shuffled_frames")]

@@ -197,8 +197,10 @@ def test_list_shows_each_tasks_outputs(capsys):
     assert "outputs: pseudolabels (pseudolabels.jsonl), index (index.json), report (report)" in merge
     assert "outputs: adapters (adapters)" in out.split("caption_pretrain", 1)[1]
     label = out.split("\n  pseudolabel ", 1)[1].split("pseudolabel_merge", 1)[0]
-    assert "      max_failure_fraction: float = 0.05  (run option: not in the config hash)" in label
-    assert "      frame_size: int = 320\n" in label
+    assert ("      run options, not in the config hash: batch_size, flush_every, "
+            "max_failure_fraction, num_workers, prefetch_videos\n") in label
+    assert ("run options, not in the config hash: train.keep_last, train.log_every, "
+            "train.save_every\n") in out.split("caption_pretrain", 1)[1]
 
 
 def test_an_output_outside_the_run_directory_cannot_be_registered():

@@ -77,6 +77,23 @@ def test_same_config_resumes_changed_config_starts_fresh_keeping_one_previous(tm
     assert (run_dir / ".fcap-owned").is_file()
 
 
+def test_a_changed_run_option_resumes_and_leaves_a_complete_stage_complete(tmp_path, in_tmp):
+    exp = experiment(tmp_path, {"work": {"task": "rerun_append", "fail_if": "FAIL"},
+                                "after": {"task": "rerun_append", "after": ["work"]}})
+    run_dir = in_tmp / "runs/re/default/work"
+    (in_tmp / "FAIL").write_text("")
+    assert main([exp]) == 1
+    assert main([exp, "stages.work.workers=4"]) == 0  # resumes over the failed attempt
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 2}
+    assert previous_dirs(run_dir) == [] and "config changed" not in (run_dir / "log.txt").read_text()
+    done = {s: read(in_tmp / f"runs/re/default/{s}/DONE.json") for s in ("work", "after")}
+    assert main([exp, "stages.work.workers=2"]) == 0  # complete: nothing runs again
+    assert {s: read(in_tmp / f"runs/re/default/{s}/DONE.json") for s in done} == done
+    assert main([exp, "stages.work.workers=2", "stages.work.value=2"]) == 0  # not a run option
+    why = read(run_dir / "RUN.json")["fresh_start"]
+    assert why == "config changed: value 1 -> 2"  # the run option is not named as a change
+
+
 def test_an_upstream_change_restarts_the_dependent_and_names_the_change(tmp_path, in_tmp):
     exp = experiment(tmp_path, {"first": {"task": "rerun_append", "value": 1},
                                 "second": {"task": "rerun_append", "after": ["first"]}})
@@ -105,3 +122,17 @@ def test_a_folder_fcap_did_not_create_is_refused_not_wiped_even_with_force(tmp_p
             assert sorted(p.name for p in run_dir.iterdir()) == ["DONE.json", "notes.txt"]
             assert (run_dir / "notes.txt").read_text() == "my notes"
         (run_dir.parents[1] / ".fcap-owned").write_text("{}")  # as if fcap had created it
+
+
+def test_a_hash_change_without_an_option_change_says_so(tmp_path, in_tmp):
+    exp = experiment(tmp_path, {"work": {"task": "rerun_append"}})
+    run_dir = in_tmp / "runs/re/default/work"
+    assert main([exp]) == 0
+    for name in ("RUN.json", "DONE.json"):  # as an older fcap hashed the same config
+        doc = read(run_dir / name)
+        (run_dir / name).write_text(json.dumps({**doc, "config_hash": "0123456789abcdef"}))
+    assert main([exp]) == 0
+    why = read(run_dir / "RUN.json")["fresh_start"]
+    assert why.startswith("config changed: config hash 0123456789abcdef -> ")
+    assert why.endswith(" with no option changed (how fcap hashes this config changed: another "
+                        "fcap version, or a plugin's task)")
