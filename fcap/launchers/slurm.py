@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass
 
 from fcap.config.errors import ConfigError, Problem
@@ -23,8 +24,9 @@ from fcap.experiment import markers
 from fcap.experiment.spec import control_char
 from fcap.launchers import slurm_status as st
 from fcap.launchers.slurm_env import describe as describe_env
-from fcap.launchers.slurm_profile import (ClusterProfile, load_profile, make_executor, python_of,
-                                          render_sbatch, sbatch_parameters)
+from fcap.launchers.slurm_profile import (REPO_ROOT, ClusterProfile, load_profile,
+                                          make_executor, python_of, render_sbatch,
+                                          sbatch_parameters)
 from registry import LAUNCHERS
 
 log = logging.getLogger("fcap.launcher")
@@ -69,6 +71,11 @@ class SlurmLauncher:
 
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
         profile, source = load_profile(self.cfg.profile)
+        if Path(source).resolve() == (REPO_ROOT / "slurm" / "example_gpu.yaml").resolve():
+            print(f"fcap: warning: launcher.profile is fcap's example {source} (partition "
+                  f"{profile.partition}, account {profile.account}): copy it to "
+                  "slurm/<your_cluster>.yaml, edit it and pass "
+                  "launcher.profile=<your_cluster>", file=sys.stderr)
         records = {r.key: st.read_record(r.run_dir) for r in plan.runs}
         table = st.sacct([rec["job_id"] for rec in records.values() if rec])
         jobs: dict[str, str] = {}  # run key -> job id its dependents wait for

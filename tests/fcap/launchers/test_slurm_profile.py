@@ -84,13 +84,14 @@ def test_rendering_never_runs_the_real_sbatch_and_needs_no_slurm(tmp_path, monke
     assert os.environ["PATH"] == str(traps)  # restored
 
 
-def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, in_tmp):
+def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, in_tmp, capsys):
     path = experiment(tmp_path, "dry", {
         "label": {"task": "slurm_shard", "resources": {"array": 3, "cpus_per_task": 1, "time_min": 5}},
         "merge": {"task": "slurm_merge_shards", "after": ["label"],
                   "resources": {"tasks_per_node": 2, "cpus_per_task": 1, "time_min": 5}}})
     code, out = fcap_run(path, "--launcher", "slurm", "--dry-run")
     assert code == 0, out
+    assert "fcap's example" not in capsys.readouterr().err  # the tests' own profile
     assert out.count("#!/bin/bash") == 2 and "#SBATCH --array=0-2%3" in out
     assert "=== default/merge  task=slurm_merge_shards" in out and "(afterok default/label)" in out
     assert "#SBATCH --dependency='afterok:<default/label>'" in out
@@ -132,7 +133,8 @@ def test_every_task_on_every_node_derives_the_same_rendezvous(monkeypatch):
     assert all(20000 <= master_port(str(j), r) < 60000 for j in (1, 99999, 123456789) for r in range(3))
 
 
-def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_path, in_tmp):
+def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_path, in_tmp,
+                                                                        capsys):
     """The environment handling the multinode tests exercise, run for a 2 x 8 stage."""
     root = Path(__file__).resolve().parents[3]
     (tmp_path / "data" / "laion").mkdir(parents=True)  # what the selected stage reads
@@ -140,6 +142,10 @@ def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_pat
                          f"datasets.root={tmp_path / 'data'}", "--only", "laion",
                          "--stages", "pretrain", "--dry-run")
     assert code == 0, out
+    # the paper profile's launcher.profile is the shipped example: say so
+    assert (f"fcap: warning: launcher.profile is fcap's example {root / 'slurm' / 'example_gpu.yaml'}"
+            f" (partition gpu, account my_lab): copy it to slurm/<your_cluster>.yaml") in (
+        capsys.readouterr().err)
     block = out.split("# torch.distributed environment", 1)[1].splitlines()[1:17]
     envs = [dict(kv.split("=", 1) for kv in line.lstrip("# ").split()) for line in block]
     assert [e["RANK"] for e in envs] == [str(r) for r in range(16)]
