@@ -15,7 +15,9 @@ pretraining. Checked here for the selected runs only (``--only asr`` does not ne
   the readers' business when the stage starts;
 - a label stage's ``videos:`` given as a path (relative ones already resolved against
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
-  output and is not there yet, and so are the pseudolabels pretraining reads.
+  output and is not there yet, and so are the pseudolabels pretraining reads;
+- a frozen model's or the captioner's ``source:`` written as a path (``/ckpt/opt``): the
+  folder must be there. A hub id (``facebook/opt-1.3b``) is resolved when the model loads.
 
 A run already complete with this config (skipped unless ``--force``) reads nothing: a
 finished pretraining does not need ``laion/`` to be evaluated again.
@@ -75,6 +77,13 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
     if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
         yield "videos", Needed("videos", run.cfg.videos, True, "")
+    from fcap.models.sources import missing_directory
+
+    for key, source in _model_sources(run.cfg):
+        if missing_directory(source):  # a path, not a hub id
+            yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,
+                              "a model checkpoint, as save_pretrained writes it; or give a "
+                              "hub id org/name")
 
 
 def _problem(plan, needed, keys: list[str], runs: list[str]) -> Problem:
@@ -84,9 +93,11 @@ def _problem(plan, needed, keys: list[str], runs: list[str]) -> Problem:
         f"holding {needed.path}/, or give an absolute path)")
     noun = "folder" if needed.folder else "file"
     what = f" ({needed.what})" if needed.what else ""
+    fix = ("put the checkpoint there" if needed.key == "source"
+           else "put the dataset there in its layout (fcap/data/README.md)")
     return Problem(str(plan.source), ", ".join(keys), (
-        f"no {noun} {needed.path}{where}{what}, read by {shown}: put the dataset there in its "
-        f"layout (fcap/data/README.md), or leave those runs out (--only / --stages)"))
+        f"no {noun} {needed.path}{where}{what}, read by {shown}: {fix}, or leave those runs "
+        f"out (--only / --stages)"))
 
 
 def _sources(value: Any, key: str = "") -> Iterator[tuple[str, Component]]:
@@ -102,3 +113,20 @@ def _sources(value: Any, key: str = "") -> Iterator[tuple[str, Component]]:
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             yield from _sources(item, f"{key}[{i}]")
+
+
+def _model_sources(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, value) of every ``source:`` string in a config (the frozen models' and
+    the captioner's checkpoints: a hub id, a folder, or tiny)."""
+    if isinstance(value, Component):
+        value = value.cfg
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            item, sub = getattr(value, f.name), f"{key}.{f.name}" if key else f.name
+            if f.name == "source" and isinstance(item, str):
+                yield sub, item
+            else:
+                yield from _model_sources(item, sub)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _model_sources(item, f"{key}[{i}]")

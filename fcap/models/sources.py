@@ -45,12 +45,23 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
 
         with quiet_loading():
             return str(pretrained_dir(tiny_options))
-    if os.path.isdir(source):
-        return source
-    if source.startswith(("/", ".", "~")) or source.count("/") > 1:  # hub ids are "org/name"
-        raise FileNotFoundError(f"{key}: no such model directory {source!r} (give a hub id, "
-                                "an existing directory, 'tiny' or 'tiny-pretrained')")
+    if os.path.isdir(os.path.expanduser(source)):
+        return os.path.expanduser(source)
+    problem = missing_directory(source)
+    if problem:
+        raise FileNotFoundError(f"{key}: {problem}")
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
+
+
+def missing_directory(source: str) -> str | None:
+    """Why ``source`` cannot be loaded: it is written as a path (not a hub id "org/name",
+    nor ``tiny``) and names no directory; None otherwise. The data preflight asks this
+    before anything is queued (fcap/experiment/preflight.py), loading asks it again."""
+    looks_local = source.startswith(("/", ".", "~")) or source.count("/") > 1
+    if not looks_local or os.path.isdir(os.path.expanduser(source)):
+        return None
+    return (f"no such model directory {source!r} (give a hub id, an existing directory, "
+            "'tiny' or 'tiny-pretrained')")
 
 
 _VOLATILE = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache",

@@ -115,3 +115,24 @@ def test_the_files_a_reader_opens_by_name_are_checked_in_a_present_folder(tmp_pa
     assert "caption.json" not in str(err.value) and "1 problem" in str(err.value)
     (root / "msrvtt" / "train_val_videodatainfo.json").write_text("{}")
     check_data(plan(root, only=["pseudolabels"], seeds=1))
+
+
+def test_a_model_checkpoint_given_as_a_missing_folder_is_refused_a_hub_id_is_not(tmp_path):
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, f"model.lm.source={tmp_path / 'opt'}", "model.visual.source=~/no-tsf",
+                        "stages.label.captioner.source=./blip", only=["asr"], seeds=1))
+    text = str(err.value)
+    assert text.startswith(f"missing data for {TABLE1}: 2 problems")  # asr does not label
+    assert (f"stages.pretrain.model.lm.source, stages.finetune.model.lm.source, "
+            f"stages.evaluate.model.lm.source: no folder {tmp_path / 'opt'} (a model checkpoint, "
+            f"as save_pretrained writes it; or give a hub id org/name), read by "
+            f"asr,seed=0/pretrain, asr,seed=0/finetune, asr,seed=0/evaluate: put the checkpoint "
+            f"there, or leave those runs out") in text
+    assert f"no folder {Path('~/no-tsf').expanduser()} (a model checkpoint" in text
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, "stages.label.captioner.source=./blip", stages=["label"]))
+    assert f"stages.label.captioner.source: no folder {Path.cwd() / 'blip'} (" in str(err.value)
+    # hub ids (the paper profile's defaults) and existing folders pass
+    (tmp_path / "opt").mkdir()
+    check_data(plan(root, f"model.lm.source={tmp_path / 'opt'}", only=["asr"], seeds=1))

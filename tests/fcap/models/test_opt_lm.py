@@ -79,6 +79,18 @@ def test_missing_local_directory_is_named():
         build_component(MODELS, {"name": "opt", "source": "/nope/opt"}).build()
 
 
+def test_a_home_relative_directory_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "ckpt").mkdir()
+    found = sources.resolve_source("~/ckpt", key="model.lm.source", tiny_options=None,
+                                   build_tiny=None)
+    assert found == str(tmp_path / "ckpt")
+    with pytest.raises(FileNotFoundError, match=r"model.lm.source: no such model directory '~/no'"):
+        sources.resolve_source("~/no", key="model.lm.source", tiny_options=None, build_tiny=None)
+    assert sources.resolve_source("facebook/opt-1.3b", key="k", tiny_options=None,
+                                  build_tiny=None) == "facebook/opt-1.3b"  # a hub id
+
+
 def test_models_registry_contract_roles():
     for name, role in (("opt", "lm"), ("timesformer", "visual"), ("frozen_captioner", "captioner")):
         assert MODELS.get(name).obj.role == role
