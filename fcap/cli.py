@@ -10,8 +10,12 @@ A stage whose config changed since it last ran (its options, the seed, or a
 stage it depends on), or any selected stage under --force, starts from scratch:
 its old outputs move to <run_dir>/.previous-<time>.old/ (only the latest such
 folder is kept) and the log says why. Otherwise an interrupted or failed stage
-resumes. One process at a time runs a stage: a second one stops with "stage X
-is being run by pid P on host H since T" (exit 4). fcap writes only into run
+resumes; so does one whose only changes are run options (--list task names them:
+workers, failure budget, how often to log or save). Before anything runs or is
+queued, the dataset folders, annotation files and local model checkpoints the
+selected runs read must exist (exit 3 naming each). One process at a time runs a
+stage: a second one stops with "stage X is being run by pid P on host H since T"
+(exit 4). fcap writes only into run
 directories it created (marked .fcap-owned) or that were empty.
 
 Exit codes:
