@@ -15,8 +15,8 @@ workers, failure budget, how often to log or save). Before anything runs or is
 queued, the dataset folders, annotation files and local model checkpoints the
 selected runs read must exist (exit 3 naming each). One process at a time runs a
 stage: a second one stops with "stage X is being run by pid P on host H since T"
-(exit 4). fcap writes only into run
-directories it created (marked .fcap-owned) or that were empty.
+(exit 4). fcap writes only into run directories it created (marked .fcap-owned) or
+that were empty.
 
 Exit codes:
   0    success (or nothing left to do)
