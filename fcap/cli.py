@@ -138,12 +138,14 @@ def _guard(fn) -> int:
 
 def _run(args) -> int:
     from fcap.experiment import build_plan
-    from fcap.experiment.preflight import check_data
+    from fcap.experiment.preflight import check_data, check_java
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=_split(args.only), stages=_split(args.stages), plugins=args.plugin,
                       launcher=args.launcher, seeds=args.seeds)
     check_data(plan, force=args.force)
+    if plan.header.launcher.name == "local":
+        check_java(plan, force=args.force)
     for note in plan.notes:
         print(f"fcap: {note}", flush=True)
     launcher = plan.header.launcher.build()

@@ -12,6 +12,10 @@ UNAVAILABLE = {"spice": "SPICE is not offered: pycocoevalcap's SPICE downloads S
                         "at run time, which an offline run cannot do"}
 
 
+# metrics that start a Java process (pycocoevalcap's METEOR 1.5 jar)
+JAVA_METRICS = ("meteor",)
+
+
 def _lists(predictions: dict[str, str]) -> dict[str, list[str]]:
     return {k: [v] for k, v in predictions.items()}
 

@@ -5,7 +5,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Mapping
 
-from fcap.eval.metrics import UNAVAILABLE
+from fcap.eval.metrics import JAVA_METRICS, UNAVAILABLE
 from fcap.eval.tokenize import Tokenizer, tokenize
 from registry import METRICS
 
@@ -21,6 +21,12 @@ class ScoringConfig:
 
     def __post_init__(self) -> None:
         check_metric_names(self.metrics)
+
+
+def java_uses(cfg: ScoringConfig) -> list[str]:
+    """What in ``cfg`` runs Java ('tokenizer ptb', 'metrics meteor'); [] when nothing does."""
+    uses = ["tokenizer ptb"] if cfg.tokenizer == "ptb" else []
+    return uses + [f"metrics {m}" for m in cfg.metrics if m in JAVA_METRICS]
 
 
 def check_metric_names(names) -> None:

@@ -162,6 +162,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     shadow = Shadowed(cli if not _chain else [])
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
+    every_stage = _stage_names(base_doc, variant_sets)
+    problems += _unknown_stage_overrides(cli, every_stage)
     header, runs = None, []
     for vname, vset in variant_sets:
         vdoc, vorigins = copy.deepcopy(base_doc), origins.copy()
@@ -174,6 +176,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
             for key, value in cli:
                 if key == "seed":  # applied to the whole experiment above
                     continue
+                if _stage_of(key) not in (None, *(vdoc.get("stages") or {})):
+                    continue  # an option of a stage only other variants have (shuffled_frames)
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
             shadow.add(vdoc)
             label_inputs.share_collection(vdoc, vorigins)
@@ -200,6 +204,30 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     selected = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
                 profile=profile, notes=notes)
+
+
+def _stage_of(key: str) -> str | None:
+    """The stage an override sets an option of (``stages.X.k...`` -> X), else None: a whole
+    stage (``stages.X={...}``) or a key outside ``stages.``."""
+    parts = key.split(".")
+    return parts[1] if len(parts) >= 3 and parts[0] == "stages" else None
+
+
+def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:
+    """The stages of the file and those its variants add (``stages.X: {...}`` in a variant)."""
+    names = set(base_doc.get("stages") or {}) if isinstance(base_doc.get("stages"), dict) else set()
+    for _, vset in variant_sets:
+        names |= {key.split(".")[1] for key, _ in vset
+                  if key.startswith("stages.") and len(key.split(".")) >= 2}
+    return names
+
+
+def _unknown_stage_overrides(cli: list, every_stage: set[str]) -> list[Problem]:
+    """A command-line option of a stage no variant has (a typo in its name)."""
+    return [Problem("command line", key, f"no stage '{_stage_of(key)}' in any variant"
+                    f"{suggest(_stage_of(key), sorted(every_stage))} stages: "
+                    f"{', '.join(sorted(every_stage))}")
+            for key, _ in cli if _stage_of(key) is not None and _stage_of(key) not in every_stage]
 
 
 def _merged_variants(doc: dict, origins: Origins, cli: list) -> list[dict]:

@@ -130,3 +130,57 @@ def _model_sources(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             yield from _model_sources(item, f"{key}[{i}]")
+
+
+def check_java(plan, *, force: bool = False) -> None:
+    """A ConfigError when the selected, not-yet-complete runs score captions with Java tools
+    (Stanford's PTB tokenizer, METEOR) and ``java`` is not on PATH. Run for the local launcher
+    only: a cluster's compute nodes are not the machine that submits. A task config whose
+    ``scores_captions()`` is False (training without validation) is not asked."""
+    import shutil
+
+    from fcap.eval.scoring import ScoringConfig, java_uses
+
+    if shutil.which("java") is not None:
+        return
+    found: dict[str, tuple[list[str], list[str]]] = {}  # dotted key -> (Java uses, run keys)
+    for run in plan.selected:
+        if not force and markers.is_complete(run):
+            continue
+        if not getattr(run.cfg, "scores_captions", lambda: True)():
+            continue
+        for key, scoring in _instances(run.cfg, ScoringConfig):
+            uses = java_uses(scoring)
+            if uses:
+                found.setdefault(f"stages.{run.stage}.{key}", (uses, []))[1].append(run.key)
+    if found:
+        raise ConfigError([_java_problem(plan, key, uses, runs)
+                           for key, (uses, runs) in found.items()],
+                          title=f"missing tool for {plan.source}")
+
+
+def _java_problem(plan, key: str, uses: list[str], runs: list[str]) -> Problem:
+    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    without = " and ".join(([f"{key}.tokenizer=simple"] if "tokenizer ptb" in uses else [])
+                           + ([f"no meteor in {key}.metrics"] if len(uses) > 1 or
+                              "tokenizer ptb" not in uses else []))
+    return Problem(str(plan.source), key, (
+        f"{' and '.join(uses)} run{'s' if len(uses) == 1 else ''} Java and java is not on "
+        f"PATH (read by {shown}): install a Java runtime (Debian / Ubuntu: apt install "
+        f"default-jre-headless), or score without Java: {without} (scores then differ from "
+        f"the published ones)"))
+
+
+def _instances(value: Any, cls: type, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, instance) of every ``cls`` in a config, nested ones included."""
+    if isinstance(value, cls):
+        yield key, value
+        return
+    if isinstance(value, Component):
+        value = value.cfg
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _instances(getattr(value, f.name), cls, f"{key}.{f.name}" if key else f.name)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _instances(item, cls, f"{key}[{i}]")

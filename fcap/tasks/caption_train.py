@@ -45,6 +45,10 @@ class CaptionTrainConfig:
     val_max_items: Optional[int] = None  # cap on validation items; None: the whole split
     shuffle_videos: bool = False  # control run: each caption paired with another item's video
 
+    def scores_captions(self) -> bool:
+        """Whether the stage runs ``scoring:`` (the data preflight's Java check asks)."""
+        return self.val_data is not None and self.train.eval_every > 0
+
     def __post_init__(self) -> None:
         if self.val_max_items is not None and self.val_max_items < 1:
             raise ValueError(f"val_max_items must be >= 1, got {self.val_max_items}")

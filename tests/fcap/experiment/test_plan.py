@@ -192,3 +192,17 @@ def test_run_options_stay_out_of_the_config_hash_and_the_rest_stays_in():
     assert [k for k in base if changed[k] != base[k]] == [
         k for k in base if k.split("/")[1] in ("pretrain", "finetune", "evaluate",
                                                "shuffled_frames")]
+
+
+def test_an_option_of_a_stage_some_variants_add_reaches_those_and_a_typo_is_named():
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+    plan = build_plan(table1, overrides=["stages.shuffled_frames.scoring.tokenizer=simple"],
+                      seeds=1)
+    control = [r for r in plan.runs if r.stage == "shuffled_frames"]
+    assert [r.key for r in control] == ["pseudolabels_laion,seed=0/shuffled_frames"]
+    assert control[0].cfg.scoring.tokenizer == "simple"
+    assert plan.get("asr,seed=0", "evaluate").cfg.scoring.tokenizer == "ptb"
+    with pytest.raises(ConfigError, match=r"command line: stages.shufled_frames.scoring.tokenizer: "
+                                          r"no stage 'shufled_frames' in any variant; did you mean "
+                                          r"'shuffled_frames'\? stages: evaluate, finetune, label"):
+        build_plan(table1, overrides=["stages.shufled_frames.scoring.tokenizer=simple"])

@@ -136,3 +136,38 @@ def test_a_model_checkpoint_given_as_a_missing_folder_is_refused_a_hub_id_is_not
     # hub ids (the paper profile's defaults) and existing folders pass
     (tmp_path / "opt").mkdir()
     check_data(plan(root, f"model.lm.source={tmp_path / 'opt'}", only=["asr"], seeds=1))
+
+
+def test_scoring_with_java_tools_and_no_java_on_path_is_refused_naming_the_keys(
+        tmp_path, in_tmp, monkeypatch, capsys):
+    from fcap.config import ConfigError
+    from fcap.experiment.preflight import check_java
+
+    check_java(build_plan(TABLE1))  # java is on this machine's PATH
+    monkeypatch.setenv("PATH", str(tmp_path))  # and now it is not
+    with pytest.raises(ConfigError) as err:
+        check_java(build_plan(TABLE1, seeds=1))
+    text = str(err.value)
+    assert text.startswith(f"missing tool for {TABLE1}: 2 problems")  # training does not score
+    assert ("stages.evaluate.scoring: tokenizer ptb and metrics meteor run Java and java is not "
+            "on PATH (read by asr,seed=0/evaluate, pseudolabels,seed=0/evaluate, "
+            "laion,seed=0/evaluate and 1 more): install a Java runtime (Debian / Ubuntu: apt "
+            "install default-jre-headless), or score without Java: "
+            "stages.evaluate.scoring.tokenizer=simple and no meteor in "
+            "stages.evaluate.scoring.metrics (scores then differ") in text
+    assert "stages.shuffled_frames.scoring: tokenizer ptb and metrics meteor run Java" in text
+    without = ["stages.evaluate.scoring.tokenizer=simple",
+               "stages.shuffled_frames.scoring.tokenizer=simple"]
+    with pytest.raises(ConfigError, match="stages.evaluate.scoring: metrics meteor runs Java and "
+                                          "java is not on PATH .*: no meteor in "
+                                          "stages.evaluate.scoring.metrics"):
+        check_java(build_plan(TABLE1, overrides=without, seeds=1))
+    check_java(build_plan(TABLE1, overrides=without + [
+        f"stages.{s}.scoring.metrics=[cider, attributes]" for s in ("evaluate", "shuffled_frames")]))
+    # a training stage that validates scores too; fcap-run stops before anything runs
+    assert main([str(TABLE1), "--only", "asr", "--stages", "finetune", "--seeds", "1",
+                 "stages.finetune.train.eval_every=10", "stages.finetune.val_data={name: msrvtt}",
+                 "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "stages.finetune.scoring: tokenizer ptb runs Java and java is not on PATH" in err
+    assert not (in_tmp / "runs").exists()
