@@ -100,36 +100,35 @@ def _problem(plan, needed, keys: list[str], runs: list[str]) -> Problem:
         f"out (--only / --stages)"))
 
 
-def _sources(value: Any, key: str = "") -> Iterator[tuple[str, Component]]:
-    """(dotted key, component) of every data source with a ``root:`` in a config, nested
-    ones included."""
+def _nodes(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every value in a config, a component's options and list items
+    included (``model.lm.source``, ``data.children[0].source``)."""
+    if key:
+        yield key, value
     if isinstance(value, Component):
-        if value.registry is DATA_SOURCES and isinstance(getattr(value.cfg, "root", None), str):
-            yield key, value
         value = value.cfg
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            yield from _sources(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
+            yield from _nodes(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _sources(item, f"{key}[{i}]")
+            yield from _nodes(item, f"{key}[{i}]")
 
 
-def _model_sources(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+def _sources(cfg: Any) -> Iterator[tuple[str, Component]]:
+    """(dotted key, component) of every data source with a ``root:`` in a config."""
+    for key, value in _nodes(cfg):
+        if (isinstance(value, Component) and value.registry is DATA_SOURCES
+                and isinstance(getattr(value.cfg, "root", None), str)):
+            yield key, value
+
+
+def _model_sources(cfg: Any) -> Iterator[tuple[str, str]]:
     """(dotted key, value) of every ``source:`` string in a config (the frozen models' and
     the captioner's checkpoints: a hub id, a folder, or tiny)."""
-    if isinstance(value, Component):
-        value = value.cfg
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            item, sub = getattr(value, f.name), f"{key}.{f.name}" if key else f.name
-            if f.name == "source" and isinstance(item, str):
-                yield sub, item
-            else:
-                yield from _model_sources(item, sub)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _model_sources(item, f"{key}[{i}]")
+    for key, value in _nodes(cfg):
+        if key.rsplit(".", 1)[-1] == "source" and isinstance(value, str):
+            yield key, value
 
 
 def check_java(plan, *, force: bool = False) -> None:
@@ -149,8 +148,8 @@ def check_java(plan, *, force: bool = False) -> None:
             continue
         if not getattr(run.cfg, "scores_captions", lambda: True)():
             continue
-        for key, scoring in _instances(run.cfg, ScoringConfig):
-            uses = java_uses(scoring)
+        for key, scoring in _nodes(run.cfg):
+            uses = java_uses(scoring) if isinstance(scoring, ScoringConfig) else []
             if uses:
                 found.setdefault(f"stages.{run.stage}.{key}", (uses, []))[1].append(run.key)
     if found:
@@ -169,18 +168,3 @@ def _java_problem(plan, key: str, uses: list[str], runs: list[str]) -> Problem:
         f"PATH (read by {shown}): install a Java runtime (Debian / Ubuntu: apt install "
         f"default-jre-headless), or score without Java: {without} (scores then differ from "
         f"the published ones)"))
-
-
-def _instances(value: Any, cls: type, key: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, instance) of every ``cls`` in a config, nested ones included."""
-    if isinstance(value, cls):
-        yield key, value
-        return
-    if isinstance(value, Component):
-        value = value.cfg
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from _instances(getattr(value, f.name), cls, f"{key}.{f.name}" if key else f.name)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _instances(item, cls, f"{key}[{i}]")
