@@ -379,7 +379,9 @@ def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Proble
         if run.variant == ONCE_VARIANT:
             first = next((r for r in runs if r.variant == ONCE_VARIANT and r.stage == run.stage), None)
             if first is not None:
-                if first.config_hash != run.config_hash:
+                # the whole block, run options too: a variant's batch_size would be ignored
+                if (first.config_hash, first.resolved["stages"][run.stage]) != (
+                        run.config_hash, run.resolved["stages"][run.stage]):
                     key = f"stages.{run.stage}.once"
                     problems.append(Problem("variant " + vname, key, (
                         f"stage '{run.stage}' runs once for all variants (once: true), but variant "

@@ -136,3 +136,14 @@ def test_a_hash_change_without_an_option_change_says_so(tmp_path, in_tmp):
     assert why.startswith("config changed: config hash 0123456789abcdef -> ")
     assert why.endswith(" with no option changed (how fcap hashes this config changed: another "
                         "fcap version, or a plugin's task)")
+
+
+def test_a_variant_changing_a_run_option_of_a_once_stage_is_refused(tmp_path, in_tmp, capsys):
+    path = tmp_path / "once.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "once", "plugins": [str(TASKS)],
+        "stages": {"work": {"task": "rerun_append", "once": True}},
+        "variants": {"a": {}, "b": {"stages.work.workers": 3}}}))
+    assert main([str(path), "--dry-run"]) == 2  # one run for both: b's workers would be ignored
+    assert ("variant b: stages.work.once: stage 'work' runs once for all variants (once: true), "
+            "but variant 'b' changes its config") in capsys.readouterr().err
