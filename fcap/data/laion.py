@@ -93,6 +93,10 @@ class Laion(MapSource, StreamSource):
 
     @classmethod
     def needs(cls, cfg: LaionConfig, root: str, resolve) -> list[Needed]:
+        if cfg.format == "webdataset":
+            return [Needed("format", root, True, "img2dataset's webdataset shards (format: "
+                           "webdataset; format: folder or jsonl for the other layouts)",
+                           glob="*.tar")]
         if cfg.format != "jsonl":
             return []
         return [Needed("jsonl", os.path.join(root, cfg.jsonl), False,

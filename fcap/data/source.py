@@ -9,6 +9,7 @@ streamed from tar shards subclass :class:`StreamSource` and implement
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from fcap.data.env import DataEnv, is_relative
@@ -27,6 +28,15 @@ class Needed(NamedTuple):
     path: str
     folder: bool  # a folder, else a file
     what: str  # what it holds, for the message
+    glob: str | None = None  # a folder that must hold at least one entry matching this
+
+    def missing(self) -> str | None:
+        """What is not there ('file X', 'folder X', '*.tar in X'), or None."""
+        if self.glob is not None:
+            found = os.path.isdir(self.path) and any(Path(self.path).glob(self.glob))
+            return None if found else f"{self.glob} in {self.path}"
+        there = os.path.isdir(self.path) if self.folder else os.path.isfile(self.path)
+        return None if there else f"{'folder' if self.folder else 'file'} {self.path}"
 
 
 class DataSource:

@@ -11,7 +11,7 @@ pretraining. Checked here for the selected runs only (``--only asr`` does not ne
   depth (a mixture's children), and, when it is there, the files and folders in it that
   the source opens by name for its config (``DataSource.needs``: MSR-VTT's annotation
   file of the split and ``videos/all``, MSVD's descriptions, mapping and clips, the ASR
-  ``caption.json``, LAION's ``jsonl``). What is inside them (formats, each video) is
+  ``caption.json``, LAION's ``jsonl`` or at least one ``*.tar`` shard). What is inside them (formats, each video) is
   the readers' business when the stage starts;
 - a label stage's ``videos:`` given as a path (relative ones already resolved against
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
@@ -46,14 +46,14 @@ def check_data(plan, *, force: bool = False) -> None:
         if not force and markers.is_complete(run):
             continue
         for key, needed in _needed(run):
-            there = os.path.isdir(needed.path) if needed.folder else os.path.isfile(needed.path)
-            if not there:
-                missing.setdefault(needed.path, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
-                if run.key not in readers.setdefault(needed.path, []):
-                    readers[needed.path].append(run.key)
+            gone = needed.missing()
+            if gone:
+                missing.setdefault(gone, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
+                if run.key not in readers.setdefault(gone, []):
+                    readers[gone].append(run.key)
     if missing:  # a data error (exit 3), like the same folder missing when a stage starts
-        raise DataError(str(ConfigError([_problem(plan, needed, list(keys), readers[path])
-                                         for path, (keys, needed) in missing.items()],
+        raise DataError(str(ConfigError([_problem(plan, gone, needed, list(keys), readers[gone])
+                                         for gone, (keys, needed) in missing.items()],
                                         title=f"missing data for {plan.source}")))
 
 
@@ -86,17 +86,16 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
                               "hub id org/name")
 
 
-def _problem(plan, needed, keys: list[str], runs: list[str]) -> Problem:
+def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
     shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
     where = "" if os.path.isabs(needed.path) else (
         f" in the working folder {os.getcwd()} (datasets.root is not set: set it to the folder "
         f"holding {needed.path}/, or give an absolute path)")
-    noun = "folder" if needed.folder else "file"
     what = f" ({needed.what})" if needed.what else ""
     fix = ("put the checkpoint there" if needed.key == "source"
            else "put the dataset there in its layout (fcap/data/README.md)")
     return Problem(str(plan.source), ", ".join(keys), (
-        f"no {noun} {needed.path}{where}{what}, read by {shown}: {fix}, or leave those runs "
+        f"no {gone}{where}{what}, read by {shown}: {fix}, or leave those runs "
         f"out (--only / --stages)"))
 
 

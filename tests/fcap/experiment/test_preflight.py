@@ -13,7 +13,7 @@ TABLE1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
 
 # what Table 1's readers open by name in each dataset folder (DataSource.needs)
 NEEDS = {"howto100m": ["caption.json"], "msrvtt": ["train_val_videodatainfo.json", "videos/all/"],
-         "laion": []}
+         "laion": ["00000.tar"]}
 
 
 def data_root(tmp_path, *names):
@@ -109,6 +109,10 @@ def test_the_files_a_reader_opens_by_name_are_checked_in_a_present_folder(tmp_pa
             f"{root / 'msrvtt' / 'train_val_videodatainfo.json'} (MSR-VTT's train and val "
             f"annotations, the official MSR-VTT format") in text
     assert "read by asr,seed=0/finetune, asr,seed=0/evaluate: put the dataset there" in text
+    (root / "laion" / "00000.tar").unlink()  # a LAION folder without webdataset shards
+    with pytest.raises(DataError, match=f"stages.pretrain.data.format: no \\*.tar in "
+                                        f"{root / 'laion'} \\(img2dataset's webdataset shards"):
+        check_data(plan(root, only=["laion"], seeds=1))
     # the pseudolabels variant reads the merge's output, not the ASR file
     with pytest.raises(DataError) as err:
         check_data(plan(root, only=["pseudolabels"], seeds=1))

@@ -138,6 +138,7 @@ def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_pat
     """The environment handling the multinode tests exercise, run for a 2 x 8 stage."""
     root = Path(__file__).resolve().parents[3]
     (tmp_path / "data" / "laion").mkdir(parents=True)  # what the selected stage reads
+    (tmp_path / "data" / "laion" / "00000.tar").write_bytes(b"")
     code, out = fcap_run(root / "experiments" / "table1.yaml", "--profile", "paper",
                          f"datasets.root={tmp_path / 'data'}", "--only", "laion",
                          "--stages", "pretrain", "--dry-run")
