@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -71,6 +72,13 @@ class SlurmLauncher:
 
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
         profile, source = load_profile(self.cfg.profile)
+        absent = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if absent and not dry_run:  # before any run directory is made
+            raise ConfigError([Problem("command line", "launcher.name", (
+                f"launcher slurm submits with sbatch and runs with srun, and {' and '.join(absent)}"
+                f" {'is' if len(absent) == 1 else 'are'} not on PATH: this machine is not a "
+                "SLURM submit host. Submit from the cluster's login node, or run here with "
+                "--launcher local (--dry-run shows the sbatch scripts without SLURM)"))])
         if Path(source).resolve() == (REPO_ROOT / "slurm" / "example_gpu.yaml").resolve():
             print(f"fcap: warning: launcher.profile is fcap's example {source} (partition "
                   f"{profile.partition}, account {profile.account}): copy it to "

@@ -99,6 +99,22 @@ def test_dry_run_prints_scripts_with_dependencies_and_submits_nothing(tmp_path, 
     assert not list((tmp_path / "runs").rglob("slurm.json"))
 
 
+def test_submitting_from_a_machine_without_slurm_is_refused_before_anything_is_written(
+        tmp_path, in_tmp, monkeypatch, capsys):
+    path = experiment(tmp_path, "nosl", {"label": {"task": "slurm_shard",
+                                                   "resources": {"cpus_per_task": 1}}})
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sbatch, no srun
+    code, out = fcap_run(path, "--launcher", "slurm")
+    assert code == 2, out
+    assert ("command line: launcher.name: launcher slurm submits with sbatch and runs with srun, "
+            "and sbatch and srun are not on PATH: this machine is not a SLURM submit host. Submit "
+            "from the cluster's login node, or run here with --launcher local") in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "runs").exists()
+    code, out = fcap_run(path, "--launcher", "slurm", "--dry-run")  # scripts need no SLURM
+    assert code == 0 and "#SBATCH" in out, out
+
+
 def task_env(monkeypatch, rank: int, *, restarts: int = 0, stale: bool = True) -> dict:
     """What SLURM sets for task ``rank`` of job 4242: 2 nodes x 4 tasks (node list
     compressed as SLURM writes it), plus stale values of a submitter's own torchrun."""
