@@ -37,9 +37,11 @@ def main(argv: list[str]) -> int:
     from fcap.launchers import slurm_status
 
     submitted = slurm_status.rows(plan)  # runs sent to SLURM: sacct state, job ids, logs
-    width = max([40, *(len(run.key) + 1 for run in plan.runs)])
+    shown = {run.key for run in plan.selected}  # every run unless --only / --stages
+    runs = [run for run in plan.runs if run.key in shown]
+    width = max([40, *(len(run.key) + 1 for run in runs)])
     print(f"{'variant/stage':<{width}} {'state':<8} detail")
-    for run in plan.runs:
+    for run in runs:
         if run.key in submitted:
             state, extra = submitted[run.key]
         else:

@@ -440,7 +440,9 @@ def _closure(keys: list[str], by_key: dict[str, Run], among: set[str]) -> set[st
 
 
 def plan_from_argv(prog: str, argv: list[str]) -> Plan:
-    """``EXPERIMENT.yaml [key=value ...] [--profile P] [--plugin X]`` -> its plan (subcommands)."""
+    """``EXPERIMENT.yaml [key=value ...]`` with the run's planning options (``--profile``,
+    ``--plugin``, ``--seeds``, ``--launcher``, ``--only``, ``--stages``: the command line of
+    the run works as is) -> its plan, ``selected`` by ``--only`` / ``--stages`` (subcommands)."""
     import argparse
 
     p = argparse.ArgumentParser(prog=prog)
@@ -449,6 +451,14 @@ def plan_from_argv(prog: str, argv: list[str]) -> Plan:
     p.add_argument("--profile")
     p.add_argument("--plugin", action="append", default=[])
     p.add_argument("--seeds", type=int)
+    p.add_argument("--launcher", help="as for the run (where its jobs went)")
+    p.add_argument("--only", action="append", help="variants, as for the run (status: their rows)")
+    p.add_argument("--stages", action="append", help="stages, as for the run (status: their rows)")
     args = p.parse_intermixed_args(argv)
+
+    def split(values):
+        return [v for item in values for v in item.split(",") if v] if values else None
+
     return build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      plugins=args.plugin, seeds=args.seeds)
+                      plugins=args.plugin, seeds=args.seeds, launcher=args.launcher,
+                      only=split(args.only), stages=split(args.stages))

@@ -61,6 +61,10 @@ stages:
     assert main(["status", str(exp)]) == 0
     out = capsys.readouterr().out
     assert "default/bad" in out and "failed" in out and "RuntimeError: kaput" in out
+    # the run's own command line works for status: its selection picks the rows
+    assert main(["status", str(exp), "--launcher", "local", "--stages", "after_bad"]) == 0
+    out = capsys.readouterr().out
+    assert "default/after_bad" in out and "default/bad " not in out
 
 
 def test_dry_run_runs_nothing(fix, in_tmp, capsys):
