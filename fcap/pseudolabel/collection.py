@@ -50,9 +50,14 @@ def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
                     _count_text(videos_left_out), ", ".join(exts))
     if cfg.ids is None:
         if not found:
+            folders = sorted(p.name for p in root.iterdir() if p.is_dir())
             where = (f"none of its {sum(other.values())} files has an extension in option "
                      f"'extensions' ({', '.join(exts)}): {_count_text(other)}" if other
                      else "the folder holds no files")
+            if folders:  # videos sorted into subfolders: the layout wants them flat
+                where += (f", and {len(folders)} folder(s) ({', '.join(folders[:3])}"
+                          f"{', ...' if len(folders) > 3 else ''}) that are not read: the videos "
+                          f"lie directly in it, <videos>/<video_id>.<ext> (HowTo100M layout)")
             raise DataError(f"pseudolabel: no videos to label in {root} (option 'videos'): {where}")
         return dict(sorted(found.items()))
     ids_file = Path(cfg.ids).expanduser()

@@ -48,6 +48,13 @@ def test_an_empty_folder_is_an_error(tmp_path, make_cfg):
         _label(cfg, tmp_path / "run")
     with pytest.raises(DataError, match="no videos to label"):
         run_shard(cfg, 0, tmp_path / "out")
+    for name in ("cooking", "crafts"):  # videos sorted into subfolders are not read: say so
+        (tmp_path / "videos" / name).mkdir()
+        (tmp_path / "videos" / name / "abc.mp4").write_bytes(b"")
+    with pytest.raises(DataError, match=re.escape(
+            "the folder holds no files, and 2 folder(s) (cooking, crafts) that are not read: the "
+            "videos lie directly in it, <videos>/<video_id>.<ext> (HowTo100M layout)")):
+        _label(cfg, tmp_path / "run2")
 
 
 def test_a_folder_whose_videos_have_other_extensions_names_them(tmp_path, make_cfg, odd_videos):
