@@ -215,10 +215,10 @@ def _stage_of(key: str) -> str | None:
 
 def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:
     """The stages of the file and those its variants add (``stages.X: {...}`` in a variant)."""
-    names = set(base_doc.get("stages") or {}) if isinstance(base_doc.get("stages"), dict) else set()
+    stages = base_doc.get("stages")
+    names = set(stages) if isinstance(stages, dict) else set()
     for _, vset in variant_sets:
-        names |= {key.split(".")[1] for key, _ in vset
-                  if key.startswith("stages.") and len(key.split(".")) >= 2}
+        names |= {key.split(".")[1] for key, _ in vset if key.startswith("stages.")}
     return names
 
 
