@@ -213,6 +213,21 @@ def set_dotted(data: dict, key: str, value: Any, *, source: str, origins: Origin
     origins.record(value, source, key)
 
 
+def indexes_absent_list(data: dict, key: str) -> bool:
+    """True when ``key`` indexes a list (``a.b[1].c``) that ``data`` does not hold at all
+    (``a.b`` absent or null): an experiment's variant without the list (Table 1's mixture
+    children exist in one variant). A list that is there but too short, or something else
+    than a list, is :func:`set_dotted`'s error."""
+    node: Any = data
+    for step in _key_steps(key, "command line"):
+        if isinstance(step, int):
+            return node is None
+        if not isinstance(node, dict):
+            return False
+        node = node.get(step)
+    return False
+
+
 def _key_steps(key: str, source: str) -> list[str | int]:
     """``a.b[1].c`` -> ["a", "b", 1, "c"]; a malformed index is a ConfigError."""
     steps: list[str | int] = []

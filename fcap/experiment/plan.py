@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
-from fcap.config.loader import Origins, deep_merge, load_with_bases, parse_override, set_dotted
+from fcap.config.loader import (Origins, deep_merge, indexes_absent_list, load_with_bases,
+                                parse_override, set_dotted)
 from fcap.experiment import label_inputs, profiles, refs, rerun
 from fcap.experiment.shadowed import Shadowed
 from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
@@ -165,6 +166,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     every_stage = _stage_names(base_doc, variant_sets)
     problems += _unknown_stage_overrides(cli, every_stage)
     header, runs = None, []
+    listless: dict[str, str] = {}  # an index override -> a variant without its list
+    indexed: set[str] = set()  # index overrides some variant took
     for vname, vset in variant_sets:
         vdoc, vorigins = copy.deepcopy(base_doc), origins.copy()
         try:
@@ -178,6 +181,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                     continue
                 if _stage_of(key) not in (None, *(vdoc.get("stages") or {})):
                     continue  # an option of a stage only other variants have (shuffled_frames)
+                if indexes_absent_list(vdoc, key):  # a list only other variants have
+                    listless.setdefault(key, vname)
+                    continue
+                indexed.add(key)
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
             shadow.add(vdoc)
             label_inputs.share_collection(vdoc, vorigins)
@@ -195,6 +202,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         if h is not None and specs is not None:
             _add_runs(runs, _make_runs(h, vname, specs, resolver, path, externals,
                                        base_seed=base_seed), vname, problems)
+    problems += [Problem("command line", key, f"indexes a list that no variant has (variant "
+                                              f"{vname} has nothing at "
+                                              f"'{key.split('[', 1)[0]}')")
+                 for key, vname in listless.items() if key not in indexed]
     problems = list(dict.fromkeys([*problems, *shadow.problems()]))
     notes.extend(shadow.notes())
     if problems or header is None:

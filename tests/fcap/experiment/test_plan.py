@@ -206,3 +206,16 @@ def test_an_option_of_a_stage_some_variants_add_reaches_those_and_a_typo_is_name
                                           r"no stage 'shufled_frames' in any variant; did you mean "
                                           r"'shuffled_frames'\? stages: evaluate, finetune, label"):
         build_plan(table1, overrides=["stages.shufled_frames.scoring.tokenizer=simple"])
+
+
+def test_a_list_index_override_reaches_the_variants_with_the_list():
+    table1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
+    plan = build_plan(table1, overrides=["stages.pretrain.data.children[1].p=0.2",
+                                         "stages.pretrain.data.children[0].p=0.8"], seeds=1)
+    mixture = plan.get("pseudolabels_laion,seed=0", "pretrain").cfg.data.cfg
+    assert [c.p for c in mixture.children] == [0.8, 0.2]
+    assert plan.get("laion,seed=0", "pretrain").cfg.data.name == "laion"  # no list: untouched
+    with pytest.raises(ConfigError, match=r"command line: stages.pretrain.data.kids\[0\].p: "
+                                          r"indexes a list that no variant has \(variant asr,seed=0 "
+                                          r"has nothing at 'stages.pretrain.data.kids'\)"):
+        build_plan(table1, overrides=["stages.pretrain.data.kids[0].p=0.5"], seeds=1)
