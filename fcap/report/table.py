@@ -52,13 +52,16 @@ def columns_of(plan) -> list:
     (the ``attributes`` metric: the shapes world only; never on real data)."""
     cols = list(plan.header.report.columns)
     extra, seen = [], set()
-    for col in cols:
-        if col.source != "metrics" or col.stage in seen:
+    scoring = [c for c in cols if c.source == "metrics"]
+    several = len({c.stage for c in scoring}) > 1  # Table 2: MSVD and MSR-VTT
+    for col in scoring:
+        if col.stage in seen:
             continue
         seen.add(col.stage)
         scored = [a for a in (*ATTRIBUTES, AXIS)
                   if any(a in stage_metrics(plan, v, col.stage) for v in plan.variants())]
-        extra += [replace(col, metric=a, label=a, scale=1.0) for a in scored]
+        name = (col.label or col.stage) if several else ""
+        extra += [replace(col, metric=a, label=f"{name} {a}".strip(), scale=1.0) for a in scored]
     return cols + extra
 
 

@@ -96,3 +96,28 @@ def test_a_control_row_is_listed_per_seed_too(tmp_path, fix, in_tmp):
     assert "| Ctl | 7.5 ± 0.7 (n=2) | - |" in table
     for seed, value in ((0, "7.0"), (1, "8.0")):
         assert f"| Ctl (base,seed={seed}) | {value} | - |" in per_seed
+
+
+def test_attribute_columns_name_their_column_when_the_table_scores_several(tmp_path, fix, in_tmp):
+    import json
+
+    exp = tmp_path / "two.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: two
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages:
+          msvd: {{task: toy_write, value: 2}}
+          msrvtt: {{task: toy_write, value: 3}}
+        report:
+          columns: [{{stage: msvd, metric: score, label: MSVD}},
+                    {{stage: msrvtt, metric: score, label: MSR-VTT}}]
+    """))
+    assert main([str(exp)]) == 0
+    for stage, colour in (("msvd", 0.5), ("msrvtt", 0.75)):  # as the attributes metric writes
+        path = in_tmp / f"runs/two/default/{stage}/metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "colour": colour}))
+    assert main(["report", str(exp)]) == 0
+    report = (in_tmp / "runs/two/report.md").read_text()
+    assert ("| variant | MSVD (ours) | MSVD (paper) | MSR-VTT (ours) | MSR-VTT (paper) | "
+            "MSVD colour | MSR-VTT colour |") in report
+    assert "| 0.50 | 0.75 |" in report
