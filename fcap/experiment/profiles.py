@@ -12,6 +12,7 @@ every stage that runs that task. Variants and command-line overrides still win.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,18 +30,38 @@ def needs_default(doc: dict, *, experiment: Path) -> bool:
 
     ``doc`` is one variant's fully merged document (file, variant and command-line
     overrides). That is: a ``datasets:`` block whose ``root`` is null and which does not
-    generate the shapes world. Such a run could only fail on a missing dataset, so
+    generate the shapes world, and no stage reading data at an absolute path (a source's
+    ``root: /data/msrvtt`` is the user's real data). Such a run could only fail on a
+    missing dataset, so
     fcap runs the tiny profile (the user's own ``profiles/tiny.yaml`` above the
     experiment, else the built-in one) and says so.
     """
     datasets = doc.get("datasets")
     if not isinstance(datasets, dict) or datasets.get("root") or datasets.get("shapes_world") is not None:
         return False
+    if _absolute_data(doc.get("stages")):
+        return False  # a data source or collection at an absolute path: the user's own data
     try:
         find(DEFAULT, experiment=experiment)
     except ConfigError:
         return False
     return True
+
+
+def _absolute_data(value: Any) -> bool:
+    """Whether a stage reads data at an absolute path: a source's ``root:`` or a label
+    stage's ``videos:`` (``~`` counts as absolute). Relative ones would be read against a
+    ``datasets.root``, which is what is missing."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("root", "videos") and isinstance(item, str) and item:
+                if os.path.isabs(os.path.expanduser(item)):
+                    return True
+            elif _absolute_data(item):
+                return True
+    elif isinstance(value, list):
+        return any(_absolute_data(item) for item in value)
+    return False
 
 
 def tunes_world(key: str, value: Any) -> bool:

@@ -46,6 +46,28 @@ def test_datasets_root_on_the_command_line_means_real_data_not_the_tiny_profile(
     assert pretrain.cfg.datasets.shapes_world is None
 
 
+def test_a_source_at_an_absolute_path_means_real_data_not_the_tiny_profile(user_data, tmp_path):
+    """A user's own experiment naming /data/msrvtt and no datasets.root ran with the tiny
+    profile's models and a tenth of its steps, said only on the first line."""
+    exp = tmp_path / "mine.yaml"
+    exp.write_text(f"""
+name: mine
+base: fcap://base/frozen_captioner.yaml
+stages:
+  finetune:
+    task: caption_finetune
+    train: {{steps: 400}}
+    data: {{name: msrvtt, root: {user_data / 'msrvtt'}, split: train}}
+""")
+    plan = build_plan(exp)
+    assert plan.profile is None and not plan.notes
+    cfg = plan.get("default", "finetune").cfg
+    assert cfg.model.lm.cfg.source == "facebook/opt-1.3b" and cfg.train.total_steps == 400
+    relative = exp.read_text().replace(str(user_data / "msrvtt"), "msrvtt")
+    exp.write_text(relative)  # relative to a datasets.root nobody set: the tiny profile
+    assert build_plan(exp).profile == "tiny"
+
+
 def test_datasets_root_set_by_a_variant_also_means_real_data(user_data, tmp_path):
     import yaml
 
