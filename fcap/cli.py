@@ -53,12 +53,6 @@ SUBCOMMANDS = {
 }
 
 
-def _split(values: Sequence[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v for item in values for v in item.split(",") if v]
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fcap-run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,10 +132,11 @@ def _guard(fn) -> int:
 
 def _run(args) -> int:
     from fcap.experiment import build_plan
+    from fcap.experiment.plan import split_names
     from fcap.experiment.preflight import check_data, check_java
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      only=_split(args.only), stages=_split(args.stages), plugins=args.plugin,
+                      only=split_names(args.only), stages=split_names(args.stages), plugins=args.plugin,
                       launcher=args.launcher, seeds=args.seeds)
     check_data(plan, force=args.force)
     if plan.header.launcher.name == "local":

@@ -235,10 +235,14 @@ def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:
 
 def _unknown_stage_overrides(cli: list, every_stage: set[str]) -> list[Problem]:
     """A command-line option of a stage no variant has (a typo in its name)."""
-    return [Problem("command line", key, f"no stage '{_stage_of(key)}' in any variant"
-                    f"{suggest(_stage_of(key), sorted(every_stage))} stages: "
-                    f"{', '.join(sorted(every_stage))}")
-            for key, _ in cli if _stage_of(key) is not None and _stage_of(key) not in every_stage]
+    known = sorted(every_stage)
+    problems = []
+    for key, _ in cli:
+        stage = _stage_of(key)
+        if stage is not None and stage not in every_stage:
+            problems.append(Problem("command line", key, f"no stage '{stage}' in any variant"
+                                    f"{suggest(stage, known)} stages: {', '.join(known)}"))
+    return problems
 
 
 def _merged_variants(doc: dict, origins: Origins, cli: list) -> list[dict]:
@@ -466,10 +470,13 @@ def plan_from_argv(prog: str, argv: list[str]) -> Plan:
     p.add_argument("--only", action="append", help="variants, as for the run (status: their rows)")
     p.add_argument("--stages", action="append", help="stages, as for the run (status: their rows)")
     args = p.parse_intermixed_args(argv)
-
-    def split(values):
-        return [v for item in values for v in item.split(",") if v] if values else None
-
     return build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       plugins=args.plugin, seeds=args.seeds, launcher=args.launcher,
-                      only=split(args.only), stages=split(args.stages))
+                      only=split_names(args.only), stages=split_names(args.stages))
+
+
+def split_names(values: Sequence[str] | None) -> list[str] | None:
+    """Repeated, comma-separated ``--only`` / ``--stages`` values as one list (None: none)."""
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]

@@ -62,6 +62,7 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     root is there, the files in it (DataSource.needs); a label stage's videos folder."""
     from fcap.data.env import is_relative, under_root
     from fcap.data.source import Needed
+    from fcap.models.sources import missing_directory
 
     data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
     resolve = lambda path: under_root(path, data_root) if path else path  # noqa: E731
@@ -77,8 +78,6 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
     if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
         yield "videos", Needed("videos", run.cfg.videos, True, "")
-    from fcap.models.sources import missing_directory
-
     for key, source in _model_sources(run.cfg):
         if missing_directory(source):  # a path, not a hub id
             yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,
@@ -87,7 +86,7 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
 
 
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
-    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    shown = _runs_text(runs)
     where = "" if os.path.isabs(needed.path) else (
         f" in the working folder {os.getcwd()} (datasets.root is not set: set it to the folder "
         f"holding {needed.path}/, or give an absolute path)")
@@ -97,6 +96,11 @@ def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Probl
     return Problem(str(plan.source), ", ".join(keys), (
         f"no {gone}{where}{what}, read by {shown}: {fix}, or leave those runs "
         f"out (--only / --stages)"))
+
+
+def _runs_text(runs: list[str]) -> str:
+    """The first three run keys and how many more."""
+    return ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
 
 
 def _nodes(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
@@ -158,7 +162,7 @@ def check_java(plan, *, force: bool = False) -> None:
 
 
 def _java_problem(plan, key: str, uses: list[str], runs: list[str]) -> Problem:
-    shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    shown = _runs_text(runs)
     without = " and ".join(([f"{key}.tokenizer=simple"] if "tokenizer ptb" in uses else [])
                            + ([f"no meteor in {key}.metrics"] if len(uses) > 1 or
                               "tokenizer ptb" not in uses else []))

@@ -12,7 +12,6 @@ every stage that runs that task. Variants and command-line overrides still win.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,10 +51,12 @@ def _absolute_data(value: Any) -> bool:
     """Whether a stage reads data at an absolute path: a source's ``root:`` or a label
     stage's ``videos:`` (``~`` counts as absolute). Relative ones would be read against a
     ``datasets.root``, which is what is missing."""
+    from fcap.data.env import is_relative  # fcap.data loads torch: not at import
+
     if isinstance(value, dict):
         for key, item in value.items():
             if key in ("root", "videos") and isinstance(item, str) and item:
-                if os.path.isabs(os.path.expanduser(item)):
+                if not is_relative(item):
                     return True
             elif _absolute_data(item):
                 return True

@@ -17,8 +17,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.experiment import markers
