@@ -31,6 +31,7 @@ KNOWN: tuple[tuple[str, str, int], ...] = (
     ("fcap.data.errors", "SkipLimitError", DATA),
     ("fcap.pseudolabel.merge", "MergeError", DATA),
     ("fcap.train.checkpoint", "CheckpointError", DATA),
+    ("fcap.models.sources", "ModelSourceError", DATA),
     ("builtins", "FileNotFoundError", DATA),  # a dataset, model or upstream output not found
     ("fcap.experiment.lock", "RunBusyError", BUSY),
     ("fcap.io", "OwnershipError", REFUSED),

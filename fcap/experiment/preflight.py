@@ -17,7 +17,13 @@ pretraining. Checked here for the selected runs only (``--only asr`` does not ne
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
   output and is not there yet, and so are the pseudolabels pretraining reads;
 - a frozen model's or the captioner's ``source:`` written as a path (``/ckpt/opt``): the
-  folder must be there. A hub id (``facebook/opt-1.3b``) is resolved when the model loads.
+  folder must be there. A hub id (``facebook/opt-1.3b``) must be in the local Hugging Face
+  cache or, unless ``HF_HUB_OFFLINE`` is set, on the hub (:mod:`fcap.models.hub`: one
+  request per uncached id; one to be downloaded is a note on the console).
+
+And (:func:`check_models`, a configuration error) the adapters go into layers the LM
+has, read from its ``config.json`` when it is at hand (a folder, a downloaded hub id, the
+tiny dims): the paper's 12..22 with a 12-layer OPT failed when pretraining built the model.
 
 A run already complete with this config (skipped unless ``--force``) reads nothing: a
 finished pretraining does not need ``laion/`` to be evaluated again.
@@ -28,20 +34,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.schema import Component
 from fcap.experiment import markers
-from registry import DATA_SOURCES
+from registry import DATA_SOURCES, MODELS
 
 
-def check_data(plan, *, force: bool = False) -> None:
-    """A DataError listing every missing folder or file and the selected runs that read it."""
+def check_data(plan, *, force: bool = False) -> list[str]:
+    """A DataError listing every missing folder or file, and every hub model that cannot be
+    loaded, with the selected runs that read it; else the notes on hub models that the first
+    stage loading them will download (for the console)."""
     from fcap.data.errors import DataError  # fcap.data loads torch: not at import
+    from fcap.models import hub
 
     missing: dict[str, tuple[dict[str, None], Any]] = {}  # path -> (dotted keys, Needed)
     readers: dict[str, list[str]] = {}  # path -> run keys
+    hub_ids: dict[tuple[str, Optional[str]], tuple[dict[str, None], list[str]]] = {}
     for run in plan.selected:
         if not force and markers.is_complete(run):
             continue
@@ -51,10 +61,24 @@ def check_data(plan, *, force: bool = False) -> None:
                 missing.setdefault(gone, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
                 if run.key not in readers.setdefault(gone, []):
                     readers[gone].append(run.key)
-    if missing:  # a data error (exit 3), like the same folder missing when a stage starts
-        raise DataError(str(ConfigError([_problem(plan, gone, needed, list(keys), readers[gone])
-                                         for gone, (keys, needed) in missing.items()],
-                                        title=f"missing data for {plan.source}")))
+        for key, source, revision in _hub_sources(run.cfg):
+            keys, runs = hub_ids.setdefault((source, revision), ({}, []))
+            keys[f"stages.{run.stage}.{key}"] = None
+            if run.key not in runs:
+                runs.append(run.key)
+    problems = [_problem(plan, gone, needed, list(keys), readers[gone])
+                for gone, (keys, needed) in missing.items()]
+    notes = []
+    for (source, revision), (keys, runs) in hub_ids.items():
+        found = hub.check(source, revision=revision)
+        if found.problem:
+            problems.append(Problem(str(plan.source), ", ".join(keys), (
+                f"{found.problem}; read by {_runs_text(runs)}")))
+        elif found.note:
+            notes.append(f"{', '.join(keys)}: {found.note}")
+    if problems:  # a data error (exit 3), like the same folder missing when a stage starts
+        raise DataError(str(ConfigError(problems, title=f"missing data for {plan.source}")))
+    return notes
 
 
 def _needed(run) -> Iterator[tuple[str, Any]]:
@@ -62,7 +86,7 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     root is there, the files in it (DataSource.needs); a label stage's videos folder."""
     from fcap.data.env import is_relative, under_root
     from fcap.data.source import Needed
-    from fcap.models.sources import missing_directory
+    from fcap.models.sources import missing_directory, what_to_give
 
     data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
     resolve = lambda path: under_root(path, data_root) if path else path  # noqa: E731
@@ -78,11 +102,10 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
     if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
         yield "videos", Needed("videos", run.cfg.videos, True, "")
-    for key, source in _model_sources(run.cfg):
+    for key, source, _ in _model_sources(run.cfg):
         if missing_directory(source):  # a path, not a hub id
             yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,
-                              "a model checkpoint, as save_pretrained writes it; or give a "
-                              "hub id org/name")
+                              what_to_give(source))
 
 
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
@@ -126,12 +149,55 @@ def _sources(cfg: Any) -> Iterator[tuple[str, Component]]:
             yield key, value
 
 
-def _model_sources(cfg: Any) -> Iterator[tuple[str, str]]:
-    """(dotted key, value) of every ``source:`` string in a config (the frozen models' and
+def _model_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:
+    """(dotted key, source, revision) of every model in a config (the frozen models' and
     the captioner's checkpoints: a hub id, a folder, or tiny)."""
     for key, value in _nodes(cfg):
-        if key.rsplit(".", 1)[-1] == "source" and isinstance(value, str):
-            yield key, value
+        if (isinstance(value, Component) and value.registry is MODELS
+                and isinstance(getattr(value.cfg, "source", None), str)):
+            yield f"{key}.source", value.cfg.source, getattr(value.cfg, "revision", None)
+
+
+def check_models(plan, *, force: bool = False) -> None:
+    """A ConfigError when the adapters of a selected, not-yet-complete run go into LM layers
+    the LM does not have (``model.adapters.layers: [12, ..., 22]`` with a 12-layer OPT),
+    read from the LM's config before anything runs; building the model says it again."""
+    from fcap.models.config import ModelConfig
+    from fcap.models.sources import num_layers
+
+    found: dict[tuple[str, tuple[int, ...]], tuple[int, dict[str, None], list[str]]] = {}
+    known: dict[tuple[str, Any], int | None] = {}
+    for run in plan.selected:
+        if not force and markers.is_complete(run):
+            continue
+        for key, model in _nodes(run.cfg):
+            if not isinstance(model, ModelConfig):
+                continue
+            lm = model.lm.cfg
+            source, tiny = getattr(lm, "source", None), getattr(lm, "tiny", None)
+            if not isinstance(source, str):
+                continue
+            n = known.setdefault((source, tiny), num_layers(source, tiny))
+            layers = tuple(model.adapters.layers)
+            if n is not None and max(layers) >= n:
+                _, keys, runs = found.setdefault((source, layers), (n, {}, []))
+                keys[f"stages.{run.stage}.{key}.adapters.layers"] = None
+                runs.append(run.key)
+    if found:
+        raise ConfigError([Problem(str(plan.source), ", ".join(keys), (
+            f"{list(layers)} goes past the LM's last layer: {source!r} has {n} layers "
+            f"(0..{n - 1}); read by {_runs_text(runs)}"))
+            for (source, layers), (n, keys, runs) in found.items()],
+            title=f"invalid model for {plan.source}")
+
+
+def _hub_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:
+    """The models of a config given as hub ids (not ``tiny``, not a folder)."""
+    from fcap.models.sources import is_hub_id
+
+    for key, source, revision in _model_sources(cfg):
+        if is_hub_id(source):
+            yield key, source, revision
 
 
 def check_java(plan, *, force: bool = False) -> None:

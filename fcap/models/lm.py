@@ -51,7 +51,7 @@ class OPTLanguageModel(nn.Module):
         path = sources.resolve_source(cfg.source, key="model.lm.source", tiny_options=cfg.tiny,
                                       build_tiny=build_tiny_opt)
         self.source = cfg.source
-        with sources.quiet_loading():
+        with sources.loading("model.lm.source", cfg.source):
             self.model = VisualOPTForCausalLM.from_pretrained(
                 path, attn_implementation=cfg.attn_implementation, dtype=torch.float32)
             self.tokenizer = AutoTokenizer.from_pretrained(path)

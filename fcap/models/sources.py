@@ -53,15 +53,71 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
 
 
+def is_hub_id(source: str) -> bool:
+    """Whether ``from_pretrained`` reads ``source`` from the hub (or its local cache): not
+    ``tiny``, not an existing folder, and not written as a path (:func:`missing_directory`)."""
+    return (source not in (TINY, TINY_PRETRAINED) and not os.path.isdir(os.path.expanduser(source))
+            and missing_directory(source) is None)
+
+
 def missing_directory(source: str) -> str | None:
     """Why ``source`` cannot be loaded: it is written as a path (not a hub id "org/name",
-    nor ``tiny``) and names no directory; None otherwise. The data preflight asks this
-    before anything is queued (fcap/experiment/preflight.py), loading asks it again."""
-    looks_local = source.startswith(("/", ".", "~")) or source.count("/") > 1
-    if not looks_local or os.path.isdir(os.path.expanduser(source)):
+    nor ``tiny``), or names a file, and names no directory; None otherwise. The data
+    preflight asks this before anything is queued (fcap/experiment/preflight.py), loading
+    asks it again."""
+    path = os.path.expanduser(source)
+    looks_local = source.startswith(("/", ".", "~")) or source.count("/") > 1 or os.path.isfile(path)
+    if not looks_local or os.path.isdir(path):
         return None
+    if os.path.isfile(path):
+        return f"no such model directory {source!r} ({what_to_give(source)})"
     return (f"no such model directory {source!r} (give a hub id, an existing directory, "
             "'tiny' or 'tiny-pretrained')")
+
+
+def num_layers(source: str, tiny: Any = None) -> int | None:
+    """How many layers the model ``source`` has, read without loading weights: ``tiny``'s
+    dims for ``tiny`` / ``tiny-pretrained``, else the ``config.json`` of a folder or of a
+    hub id in the local Hugging Face cache (``num_hidden_layers``, as transformers maps
+    it); None when not known before loading (a hub id not downloaded yet)."""
+    if source in (TINY, TINY_PRETRAINED):
+        return getattr(tiny, "num_layers", None)
+    folder = os.path.expanduser(source)
+    if not os.path.isdir(folder):
+        if not is_hub_id(source):
+            return None
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(source, "config.json")
+        except ValueError:  # not a valid hub id: the hub check says so
+            return None
+        if not isinstance(cached, str):
+            return None
+        folder = os.path.dirname(cached)
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        return None
+    from transformers import AutoConfig
+
+    try:
+        with quiet_loading():
+            config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError):  # not a config transformers reads: loading says why
+        return None
+    count = getattr(config, "num_hidden_layers", None)
+    return count if isinstance(count, int) else None
+
+
+def what_to_give(source: str) -> str:
+    """What a model ``source`` written as a path must name, said for what is there: a file
+    is not a checkpoint folder (an original TimeSformer ``.pyth`` is converted first)."""
+    if not os.path.isfile(os.path.expanduser(source)):
+        return "a model checkpoint, as save_pretrained writes it; or give a hub id org/name"
+    if source.endswith(".pyth"):  # PySlowFast's suffix: facebookresearch/TimeSformer's checkpoints
+        return (f"a file: an original TimeSformer checkpoint is converted first, python -m "
+                f"fcap.models.convert_timesformer {source} OUT_DIR, then give OUT_DIR")
+    return ("a file: give the folder save_pretrained writes (config.json and the weights), "
+            "or a hub id org/name")
 
 
 _VOLATILE = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache",
@@ -93,6 +149,24 @@ def identity(family: str, source: str, model: Any) -> dict[str, str]:
     """What checkpoints and feature caches record about a frozen model."""
     return {"family": family, "source": source, "config_hash": config_hash(model.config),
             "weights_hash": weights_hash(model)}
+
+
+class ModelSourceError(OSError):
+    """A model ``source`` that ``from_pretrained`` cannot load (a data error, exit 3)."""
+
+
+@contextmanager
+def loading(key: str, source: str) -> Iterator[None]:
+    """Load a frozen model quietly (:func:`quiet_loading`); an ``OSError`` of
+    ``from_pretrained`` (no such hub model, no network, offline and not cached, a folder
+    without ``config.json``) becomes a :class:`ModelSourceError` naming ``key``."""
+    with quiet_loading():
+        try:
+            yield
+        except ModelSourceError:
+            raise
+        except OSError as err:
+            raise ModelSourceError(f"{key}: cannot load {source!r}: {err}") from err
 
 
 # Third-party messages that say nothing about the run, dropped while fcap loads or builds a

@@ -43,7 +43,7 @@ def image_spec(cfg: TimesformerSource) -> ImageSpec:
     from transformers.models.videomae import VideoMAEImageProcessorPil
 
     path = _path(cfg)
-    with sources.quiet_loading():
+    with sources.loading("model.visual.source", cfg.source):
         config = TimesformerConfig.from_pretrained(path)
         proc = VideoMAEImageProcessorPil.from_pretrained(path)
     return ImageSpec(image_size=int(config.image_size), mean=tuple(proc.image_mean),
@@ -68,7 +68,7 @@ class TimesformerEncoder(nn.Module):
 
         self.source = cfg.source
         path = _path(cfg)
-        with sources.quiet_loading():
+        with sources.loading("model.visual.source", cfg.source):
             self.model = TimesformerModel.from_pretrained(path, dtype=torch.float32)
         config = self.model.config
         if config.attention_type != "divided_space_time":

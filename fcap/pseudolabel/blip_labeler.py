@@ -97,7 +97,7 @@ class BlipLabeler:
         kwargs = {"revision": cfg.revision} if cfg.revision else {}
         if cfg.source in (sources.TINY, sources.TINY_PRETRAINED):  # random, or trained on shapes
             path = str(tiny_blip_dir(pretrained=cfg.source == sources.TINY_PRETRAINED))
-        with sources.quiet_loading():
+        with sources.loading("captioner.source", cfg.source):
             model = BlipForConditionalGeneration.from_pretrained(path, **kwargs).eval()
             # without torchvision this picks BlipImageProcessorPil itself, no fallback warning
             self.processor = BlipProcessor.from_pretrained(path, **kwargs)

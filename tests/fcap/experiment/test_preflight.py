@@ -1,12 +1,14 @@
 """The dataset folders the selected runs read are checked before anything runs or is queued."""
+import re
 from pathlib import Path
 
 import pytest
 
 from fcap.cli import main
+from fcap.config.errors import ConfigError
 from fcap.data.errors import DataError
 from fcap.experiment import build_plan
-from fcap.experiment.preflight import check_data
+from fcap.experiment.preflight import check_data, check_models
 
 TABLE1 = Path(__file__).resolve().parents[3] / "experiments" / "table1.yaml"
 
@@ -17,6 +19,9 @@ NEEDS = {"howto100m": ["caption.json"], "msrvtt": ["train_val_videodatainfo.json
 
 
 def data_root(tmp_path, *names):
+    """The named dataset folders in their layout, and a converted TimeSformer folder (the
+    paper's encoder is a local checkpoint: plan() passes it)."""
+    (tmp_path / "ckpt" / "tsf").mkdir(parents=True, exist_ok=True)
     for name in names:
         (tmp_path / "data" / name).mkdir(parents=True)
         for rel in NEEDS[name]:
@@ -26,7 +31,8 @@ def data_root(tmp_path, *names):
 
 
 def plan(root, *extra, **kw):
-    return build_plan(TABLE1, profile="paper", overrides=[f"datasets.root={root}", *extra], **kw)
+    return build_plan(TABLE1, profile="paper", overrides=[
+        f"datasets.root={root}", f"model.visual.source={root.parent / 'ckpt' / 'tsf'}", *extra], **kw)
 
 
 def test_every_missing_folder_is_named_with_its_keys_and_readers(tmp_path):
@@ -137,9 +143,91 @@ def test_a_model_checkpoint_given_as_a_missing_folder_is_refused_a_hub_id_is_not
     with pytest.raises(DataError) as err:
         check_data(plan(root, "stages.label.captioner.source=./blip", stages=["label"]))
     assert f"stages.label.captioner.source: no folder {Path.cwd() / 'blip'} (" in str(err.value)
+    # the paper's encoder as downloaded: the original checkpoint file, not yet converted
+    pyth = tmp_path / "TimeSformer_divST_96x32_224_HowTo100M.pyth"
+    pyth.write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, f"model.visual.source={pyth}", only=["asr"], seeds=1))
+    assert (f"no folder {pyth} (a file: an original TimeSformer checkpoint is converted first, "
+            f"python -m fcap.models.convert_timesformer {pyth} OUT_DIR, then give OUT_DIR), read "
+            f"by asr,seed=0/pretrain") in str(err.value)
+    (tmp_path / "opt.bin").write_bytes(b"")
+    with pytest.raises(DataError, match=r"no folder \S+opt.bin \(a file: give the folder "
+                                        r"save_pretrained writes \(config.json and the weights\)"):
+        check_data(plan(root, f"model.lm.source={tmp_path / 'opt.bin'}", only=["asr"], seeds=1))
     # hub ids (the paper profile's defaults) and existing folders pass
     (tmp_path / "opt").mkdir()
     check_data(plan(root, f"model.lm.source={tmp_path / 'opt'}", only=["asr"], seeds=1))
+
+
+def test_a_hub_id_that_cannot_load_is_refused_one_to_download_is_a_note(tmp_path, hub_cache,
+                                                                          monkeypatch, capsys):
+    from huggingface_hub import constants
+    from hf_cache import put_in_hub_cache
+
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    typo = plan(root, "model.lm.source=facebook/opt-1.3B", "stages.label.captioner.source=x/blip",
+                only=["pseudolabels"], seeds=1)
+    with pytest.raises(DataError) as err:  # offline (tests/conftest.py): the cache decides
+        check_data(typo)
+    text = str(err.value)
+    assert text.startswith(f"missing data for {TABLE1}: 2 problems")
+    assert (f"stages.label.captioner.source: no folder {Path.cwd() / 'x' / 'blip'}, and x/blip is "
+            f"not in the Hugging Face cache ({hub_cache}) with HF_HUB_OFFLINE set: download it "
+            f"where there is network, into the same cache (hf download x/blip), or give a local "
+            f"folder; read by all_variants/label") in text
+    assert ("stages.pretrain.model.lm.source, stages.finetune.model.lm.source, "
+            "stages.evaluate.model.lm.source: no folder ") in text
+    assert "read by pseudolabels,seed=0/pretrain, pseudolabels,seed=0/finetune, " in text
+    put_in_hub_cache(hub_cache, "facebook/opt-1.3B", {})
+    put_in_hub_cache(hub_cache, "x/blip", {})
+    assert check_data(typo) == []
+    # online: one the hub has is downloaded by the stage that loads it, said before anything runs
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.HfApi.model_info", lambda self, *a, **kw: None)
+    on_hub = plan(root, "model.lm.source=facebook/opt-2.7b", only=["asr"], seeds=1)
+    assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--only", "asr",
+                 f"model.visual.source={tmp_path / 'ckpt' / 'tsf'}", "--seeds", "1",
+                 "model.lm.source=facebook/opt-2.7b", "--launcher", "local",
+                 f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 0
+    assert check_data(on_hub) == [
+        f"stages.pretrain.model.lm.source, stages.finetune.model.lm.source, "
+        f"stages.evaluate.model.lm.source: facebook/opt-2.7b is not in the Hugging Face cache "
+        f"({hub_cache}): the first stage that loads it downloads it (compute nodes without "
+        f"network: run hf download facebook/opt-2.7b first)"]
+    assert f"fcap: {check_data(on_hub)[0]}\n" in capsys.readouterr().out
+
+
+def test_adapters_past_the_lms_last_layer_are_refused_before_anything_runs(tmp_path, in_tmp,
+                                                                          hub_cache, capsys):
+    from fcap.config.schema import build_component
+    from hf_cache import put_in_hub_cache
+    from registry import MODELS
+
+    with pytest.raises(ConfigError) as err:  # the tiny profile's LM: 4 layers
+        check_models(build_plan(TABLE1, overrides=["model.adapters.layers=[1,3,30]"], seeds=1))
+    assert str(err.value) == (
+        f"invalid model for {TABLE1}: 1 problem\n  - {TABLE1}: stages.pretrain.model.adapters."
+        f"layers, stages.finetune.model.adapters.layers, stages.evaluate.model.adapters.layers, "
+        f"stages.shuffled_frames.model.adapters.layers: [1, 3, 30] goes past the LM's last "
+        f"layer: 'tiny-pretrained' has 4 layers (0..3); read by asr,seed=0/pretrain, "
+        f"asr,seed=0/finetune, asr,seed=0/evaluate and 10 more")
+    check_models(build_plan(TABLE1, overrides=["model.adapters.layers=[0,3]"], seeds=1))
+    # the paper's adapters (12..22) on a smaller LM: a saved folder, and a downloaded hub id
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    folder = build_component(MODELS, {"name": "opt", "source": "tiny"}).build().model.name_or_path
+    with pytest.raises(ConfigError, match=re.escape(
+            f"[12, 14, 16, 18, 20, 22] goes past the LM's last layer: {folder!r} has 4 layers")):
+        check_models(plan(root, f"model.lm.source={folder}"))
+    put_in_hub_cache(hub_cache, "fcap-test/opt-125m", {
+        "config.json": {"model_type": "opt", "num_hidden_layers": 12, "hidden_size": 768}})
+    assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--launcher",
+                 "local", f"model.visual.source={tmp_path / 'ckpt' / 'tsf'}", "--dry-run",
+                 "model.lm.source=fcap-test/opt-125m", f"output_root={tmp_path / 'runs'}"]) == 2
+    assert ("goes past the LM's last layer: 'fcap-test/opt-125m' has 12 layers (0..11); read by "
+            "asr,seed=0/pretrain,") in capsys.readouterr().err
+    check_models(plan(root, "model.lm.source=fcap-test/opt-125m", "model.adapters.layers=[5,11]"))
+    check_models(plan(root))  # facebook/opt-1.3b: its config not at hand, checked when it loads
 
 
 def test_scoring_with_java_tools_and_no_java_on_path_is_refused_naming_the_keys(

@@ -155,8 +155,10 @@ def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_pat
     root = Path(__file__).resolve().parents[3]
     (tmp_path / "data" / "laion").mkdir(parents=True)  # what the selected stage reads
     (tmp_path / "data" / "laion" / "00000.tar").write_bytes(b"")
+    (tmp_path / "tsf").mkdir()  # the converted TimeSformer checkpoint
     code, out = fcap_run(root / "experiments" / "table1.yaml", "--profile", "paper",
-                         f"datasets.root={tmp_path / 'data'}", "--only", "laion",
+                         f"datasets.root={tmp_path / 'data'}", f"model.visual.source={tmp_path / 'tsf'}",
+                         "--only", "laion",
                          "--stages", "pretrain", "--dry-run")
     assert code == 0, out
     # the paper profile's launcher.profile is the shipped example: say so
