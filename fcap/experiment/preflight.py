@@ -25,6 +25,9 @@ And (:func:`check_models`, a configuration error) the adapters go into layers th
 has, read from its ``config.json`` when it is at hand (a folder, a downloaded hub id, the
 tiny dims): the paper's 12..22 with a 12-layer OPT failed when pretraining built the model.
 
+A missing folder or file with a near twin beside it (``MSRVTT/`` or ``MSR-VTT/`` for
+``msrvtt/``, a name differing in case or punctuation, or nearly) names the twin.
+
 A run already complete with this config (skipped unless ``--force``) reads nothing: a
 finished pretraining does not need ``laion/`` to be evaluated again.
 
@@ -116,9 +119,32 @@ def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Probl
     what = f" ({needed.what})" if needed.what else ""
     fix = ("put the checkpoint there" if needed.key == "source"
            else "put the dataset there in its layout (fcap/data/README.md)")
+    near = "" if needed.glob else _near(needed.path, needed.folder)
     return Problem(str(plan.source), ", ".join(keys), (
         f"no {gone}{where}{what}, read by {shown}: {fix}, or leave those runs "
-        f"out (--only / --stages)"))
+        f"out (--only / --stages)" + (f"; did you mean {near}? (link or rename it to "
+                                       f"{os.path.basename(needed.path)}, or set those keys to "
+                                       f"it)" if near else "")))
+
+
+def _near(path: str, folder: bool) -> str | None:
+    """A folder (or file) beside ``path`` whose name differs only in case or punctuation, or
+    nearly (``MSRVTT``, ``MSR-VTT`` for ``msrvtt``); None if there is none."""
+    import difflib
+
+    parent, name = os.path.split(os.path.abspath(path))
+    try:
+        entries = [e for e in os.listdir(parent)
+                   if (os.path.isdir if folder else os.path.isfile)(os.path.join(parent, e))]
+    except OSError:
+        return None
+    squash = lambda n: "".join(c for c in n.lower() if c.isalnum())  # noqa: E731
+    same = [e for e in entries if squash(e) == squash(name)]
+    close = same or difflib.get_close_matches(name.lower(), [e.lower() for e in entries], 1, 0.8)
+    if not close:
+        return None
+    match = close[0] if same else next(e for e in entries if e.lower() == close[0])
+    return os.path.join(parent, match)
 
 
 def _runs_text(runs: list[str]) -> str:

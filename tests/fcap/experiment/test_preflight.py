@@ -49,6 +49,30 @@ def test_every_missing_folder_is_named_with_its_keys_and_readers(tmp_path):
     check_data(plan(root, only=["pseudolabels_laion"], stages=["finetune", "evaluate"]))
 
 
+def test_a_folder_named_nearly_so_is_suggested(tmp_path):
+    root = data_root(tmp_path, "howto100m", "laion")
+    (root / "MSR-VTT").mkdir()  # as some mirrors unpack it
+    (root / "msvd_videos").mkdir()  # not near enough to msrvtt: no suggestion from it
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["asr"]))
+    assert str(err.value).endswith(
+        f"no folder {root / 'msrvtt'}, read by asr,seed=0/finetune, asr,seed=0/evaluate, "
+        f"asr,seed=1/finetune and 3 more: put the dataset there in its layout "
+        f"(fcap/data/README.md), or leave those runs out (--only / --stages); did you mean "
+        f"{root / 'MSR-VTT'}? (link or rename it to msrvtt, or set those keys to it)")
+    (root / "MSR-VTT").rename(root / "msrvtt")
+    (root / "msrvtt" / "videos" / "All").mkdir(parents=True)
+    (root / "msrvtt" / "train_val_videoDatainfo.json").write_text("{}")
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["asr"]))
+    assert f"did you mean {root / 'msrvtt' / 'train_val_videoDatainfo.json'}? (link or " in str(err.value)
+    assert f"did you mean {root / 'msrvtt' / 'videos' / 'All'}? (link or rename it to all," in str(err.value)
+    (root / "msrvtt" / "videos" / "All").rmdir()
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["asr"]))
+    assert str(err.value).count("did you mean") == 1  # nothing near videos/all
+
+
 def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path):
     root = data_root(tmp_path, "laion", "msrvtt")  # no howto100m/
     with pytest.raises(DataError) as err:
