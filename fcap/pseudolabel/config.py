@@ -142,10 +142,15 @@ class MergeConfig:
     """Task ``pseudolabel_merge``: validate every shard and write the merged index."""
 
     shards_from: Optional[str] = None  # stage whose run dir holds shards/; None: the only dependency
-    report_clips: int = 16  # clips in the visual report (0: no report)
-    asr: Optional[str] = None  # HowTo100M caption.json for the report's ASR column; None: the videos' own
+    # run_option: the report's options and the failure budget change what the report shows
+    # or whether the merge passes, never pseudolabels.jsonl, so they are not in the config
+    # hash that pretraining chains on: 100 report clips instead of 16 do not retrain every
+    # variant. A complete merge keeps its report: `--stages merge --force` writes it again
+    # (the same pseudolabels.jsonl, byte for byte; the stages reading it stay complete).
+    report_clips: int = run_option(16)  # clips in the visual report (0: no report)
+    asr: Optional[str] = run_option(None)  # HowTo100M caption.json for the report's ASR column; None: the videos' own
     # The failure budget over the whole collection; None: the label stage's (its manifests).
-    max_failure_fraction: Optional[float] = None
+    max_failure_fraction: Optional[float] = run_option(None)
 
     def __post_init__(self) -> None:
         if self.report_clips < 0:

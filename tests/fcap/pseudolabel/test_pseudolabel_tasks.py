@@ -96,3 +96,46 @@ def test_asr_text_joins_the_segments_overlapping_the_clip():
     assert asr_text(asr, "v", 2.0, 8.0) == "hello cut the onion now"
     assert asr_text(asr, "v", 12.0, 16.0) == NO_ASR
     assert asr_text(asr, "w", 0.0, 8.0) == NO_ASR
+
+
+def test_more_report_clips_keep_the_merge_and_its_readers_and_force_rewrites_only_the_report(
+        tmp_path, videos, fcap_cache, in_tmp):
+    """report_clips, asr and the merge's failure budget are run options: pretraining, which
+    chains on the merge's config hash, is not redone for a bigger report."""
+    from fcap.cli import main
+    from plabel_media import collection
+
+    good, _ = videos
+    root = collection(tmp_path / "videos", {p.name: p for p in sorted(good.iterdir())[:3]})
+    rerun_tasks = Path(__file__).parents[1] / "experiment" / "rerun_tasks.py"
+    exp = tmp_path / "m.yaml"
+    exp.write_text(f"""
+name: m
+output_root: {tmp_path / 'runs'}
+plugins: [{rerun_tasks}]
+stages:
+  label:
+    task: pseudolabel
+    videos: {root}
+    captioner: {{name: blip, source: tiny, cpu_threads: 1}}
+    num_workers: 0
+    frame_size: 64
+    sampling: {{max_new_tokens: 6}}
+  merge: {{task: pseudolabel_merge, after: [label], report_clips: 2}}
+  use: {{task: rerun_append, after: [merge]}}
+""")
+    runs = tmp_path / "runs" / "m" / "default"
+    assert main([str(exp)]) == 0
+    done = {s: (runs / s / "DONE.json").read_text() for s in ("label", "merge", "use")}
+    labels = (runs / "merge" / "pseudolabels.jsonl").read_bytes()
+    assert len(list((runs / "merge" / "report" / "frames").iterdir())) == 2
+    more = ["stages.merge.report_clips=4", f"stages.merge.asr={tmp_path / 'none.json'}",
+            "stages.merge.max_failure_fraction=0.5"]
+    assert main([str(exp), *more]) == 0  # complete: nothing runs again
+    assert {s: (runs / s / "DONE.json").read_text() for s in done} == done
+    assert main([str(exp), *more[:1], "--stages", "merge", "--force"]) == 0
+    assert (runs / "merge" / "pseudolabels.jsonl").read_bytes() == labels
+    assert len(list((runs / "merge" / "report" / "frames").iterdir())) == 4
+    assert main([str(exp), *more[:1]]) == 0  # the reader of the merge stays complete
+    assert (runs / "use" / "DONE.json").read_text() == done["use"]
+    assert (runs / "use" / "progress.txt").read_text() == "1\n"
