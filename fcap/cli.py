@@ -61,7 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", nargs="?", help="experiment YAML file")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value (value is YAML)")
     p.add_argument("--profile", help="overlay experiments/profiles/NAME.yaml (e.g. tiny, paper)")
-    p.add_argument("--only", action="append", help="variants to run (comma-separated, repeatable)")
+    p.add_argument("--only", action="append", help="variants to run (comma-separated, repeatable; a name "
+                   "with commas as listed: asr,seed=0)")
     p.add_argument("--stages", action="append", help="stages to run (comma-separated, repeatable)")
     p.add_argument("--launcher", help="launcher name (local, slurm, ...)")
     p.add_argument("--seeds", type=int, metavar="N",

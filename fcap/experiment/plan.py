@@ -411,12 +411,14 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     variants = list(dict.fromkeys(r.variant for r in local if r.variant != ONCE_VARIANT))
     variants += [g for g in dict.fromkeys(seed_group(v) for v in variants) if g not in variants]
     names = list(dict.fromkeys(r.stage for r in local))
+    only, stages = _known_names(only, variants), _known_names(stages, names)
     for flag, what, wanted, known in (("--only", "variant", only, variants),
                                       ("--stages", "stage", stages, names)):
         for w in wanted or ():
             if w not in known:
+                sep = "; " if any("," in k for k in known) else ", "  # asr,seed=0; asr,seed=1
                 problems.append(Problem("command line", flag, f"no such {what} "
-                                        f"'{w}'{suggest(w, known)} known: {', '.join(known)}"))
+                                        f"'{w}'{suggest(w, known)} known: {sep.join(known)}"))
     if problems:
         raise ConfigError(problems, title=f"invalid selection for {path}")
     by_key = {r.key: r for r in runs}
@@ -441,6 +443,19 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     needed = _closure([k for r in chosen for k in r.dep_keys], by_key,
                       {r.key for r in runs if r.external})
     return [r for r in runs if r.key in needed] + chosen
+
+
+def _known_names(parts: Sequence[str] | None, known: list[str]) -> list[str] | None:
+    """The comma-split ``--only`` / ``--stages`` parts joined back where they spell a name
+    with commas (``asr,seed=0``, a grid's ``name=scalar,lr=0.001``): longest first."""
+    if not parts:
+        return parts
+    out, i = [], 0
+    while i < len(parts):
+        j = next((j for j in range(len(parts), i + 1, -1) if ",".join(parts[i:j]) in known), i + 1)
+        out.append(",".join(parts[i:j]))
+        i = j
+    return out
 
 
 def _closure(keys: list[str], by_key: dict[str, Run], among: set[str]) -> set[str]:
@@ -476,7 +491,8 @@ def plan_from_argv(prog: str, argv: list[str]) -> Plan:
 
 
 def split_names(values: Sequence[str] | None) -> list[str] | None:
-    """Repeated, comma-separated ``--only`` / ``--stages`` values as one list (None: none)."""
+    """Repeated, comma-separated ``--only`` / ``--stages`` values as one list (None: none);
+    planning joins back the parts of a name that has commas (:func:`_known_names`)."""
     if not values:
         return None
     return [v for item in values for v in item.split(",") if v]

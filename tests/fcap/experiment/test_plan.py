@@ -110,6 +110,30 @@ def test_selection_flags(fix, in_tmp):
         build_plan(exp, stages=["secnd"])
 
 
+def test_only_takes_the_names_with_commas_that_it_lists(in_tmp, capsys):
+    """A seed's variant (asr,seed=0) and a grid's (name=scalar,lr=0.001) are chosen by the
+    name the error lists, also among others: --only splits at commas, then joins back."""
+    from fcap.cli import main
+    from fcap.experiment.plan import split_names
+
+    root = Path(__file__).resolve().parents[3] / "experiments"
+    chosen = lambda exp, *only: sorted({r.variant for r in build_plan(  # noqa: E731
+        root / exp, only=split_names(list(only)), seeds=2).selected} - {"all_variants"})
+    assert chosen("table1.yaml", "asr,seed=1") == ["asr,seed=1"]
+    assert chosen("table1.yaml", "laion,seed=0,asr") == ["asr,seed=0", "asr,seed=1", "laion,seed=0"]
+    assert chosen("table1.yaml", "asr,seed=0", "asr,seed=1") == ["asr,seed=0", "asr,seed=1"]
+    assert chosen("gates.yaml", "name=scalar,lr=0.001,name=vector,lr=0.007") == [
+        "name=scalar,lr=0.001,seed=0", "name=scalar,lr=0.001,seed=1",
+        "name=vector,lr=0.007,seed=0", "name=vector,lr=0.007,seed=1"]
+    with pytest.raises(ConfigError) as err:
+        chosen("table1.yaml", "asr,seed=0,seed=9")
+    assert ("no such variant 'seed=9'; did you mean 'asr,seed=1'? known: asr,seed=0; asr,seed=1; "
+            "pseudolabels,seed=0;") in str(err.value)
+    assert main([str(root / "table1.yaml"), "--only", "asr,seed=1", "--dry-run", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "=== asr,seed=1/pretrain " in out and "=== asr,seed=0/" not in out
+
+
 def test_only_runs_the_once_stages_its_variants_read(tmp_path, fix, in_tmp):
     # Table 1's shape: labels made once, read by some variants only (asr and laion do not)
     exp = tmp_path / "once.yaml"
