@@ -76,7 +76,9 @@ class Msrvtt(MapSource):
         return [Needed("split", os.path.join(root, FILES[cfg.split]), False,
                        f"MSR-VTT's {splits} annotations, {FORMAT}"),
                 Needed("videos", os.path.join(root, cfg.videos), True,
-                       "MSR-VTT's videos, videoN.mp4")]
+                       "MSR-VTT's videos, videoN.mp4; the official zips unpack to "
+                       "TrainValVideo/ and TestVideo/: link both into videos/all, or set the "
+                       "source's videos: to the split's folder")]
 
     def __init__(self, cfg: MsrvttConfig, *, env) -> None:
         super().__init__(cfg, env=env)
