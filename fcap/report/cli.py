@@ -19,4 +19,24 @@ def main(argv: list[str]) -> int:
     if plan.header.report.columns:
         print_table(plan)
     print(f"fcap: report written to {path} (and {path.with_suffix('.html')})")
+    unfinished = _unfinished(plan)
+    if unfinished:
+        print(f"fcap: warning: {unfinished}", flush=True)
     return 0
+
+
+def _unfinished(plan) -> str:
+    """What the report could not read: runs of this plan not finished with its config, and
+    how many of them hold a finished run of another config (another command line)."""
+    from fcap.experiment import markers
+
+    runs = [r for r in plan.selected if not r.external]
+    waiting = [r for r in runs if not markers.is_complete(r)]
+    if not waiting:
+        return ""
+    other = sum(1 for r in waiting if markers.read_done(r))
+    return (f"{len(waiting)} of {len(runs)} runs have not finished with this config, and "
+            f"their cells are '-'" + (
+                f"; {other} of them hold a finished run of another config: give report the "
+                f"run's command line (its overrides, --profile, --seeds)" if other else "")
+            + f" (fcap-run status shows each run)")

@@ -37,6 +37,18 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     (in_tmp / "runs/rep/report.md").unlink()
     assert main(["report", str(exp)]) == 0
     assert "| Alpha | 5.0 | 4.5 |" in (in_tmp / "runs/rep/report.md").read_text()
+    assert "warning" not in capsys.readouterr().out
+    # the run's command line forgotten: the report says why its cells are empty
+    assert main(["report", str(exp), "stages.second.value=4"]) == 0
+    assert "| Alpha | - | 4.5 |" in (in_tmp / "runs/rep/report.md").read_text()
+    assert capsys.readouterr().out.endswith(
+        "fcap: warning: 2 of 4 runs have not finished with this config, and their cells are "
+        "'-'; 2 of them hold a finished run of another config: give report the run's command "
+        "line (its overrides, --profile, --seeds) (fcap-run status shows each run)\n")
+    assert main(["report", str(exp), "output_root=elsewhere"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "fcap: warning: 4 of 4 runs have not finished with this config, and their cells are "
+        "'-' (fcap-run status shows each run)\n")
 
 
 def test_report_block_is_validated(tmp_path, fix, capsys):
