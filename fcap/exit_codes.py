@@ -26,6 +26,7 @@ INTERRUPTED = 130  # Ctrl-C
 KNOWN: tuple[tuple[str, str, int], ...] = (
     ("fcap.config.errors", "ConfigError", CONFIG),
     ("fcap.plugins", "PluginError", CONFIG),
+    ("fcap.launchers.slurm", "SubmitError", CONFIG),  # sbatch refused a job: profile or resources
     ("registry.registry", "UnknownComponentError", CONFIG),
     ("fcap.data.errors", "DataError", DATA),
     ("fcap.data.errors", "SkipLimitError", DATA),

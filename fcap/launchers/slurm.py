@@ -33,6 +33,11 @@ from registry import LAUNCHERS
 log = logging.getLogger("fcap.launcher")
 
 
+class SubmitError(RuntimeError):
+    """sbatch refused a stage's job (a partition, account or resources the cluster does not
+    have): a configuration error (exit 2) naming the stage, the profile and sbatch's words."""
+
+
 @dataclass(frozen=True)
 class SlurmLauncherConfig:
     profile: str = "local"  # cluster profile: slurm/<profile>.yaml, or a path to one
@@ -115,8 +120,16 @@ class SlurmLauncher:
             if active:
                 subprocess.run(["scancel", record["job_id"]], check=False)
                 print(f"fcap: {run.key}: cancelled job {record['job_id']} (stale or --force)")
-            jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
-                                         profile_name=str(source), force=force)
+            try:
+                jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
+                                             profile_name=str(source), force=force)
+            except SubmitError as err:
+                if submitted:  # their jobs stay queued: the same command later submits the rest
+                    raise SubmitError(
+                        f"{err}. The {len(submitted)} job(s) submitted before it stay queued "
+                        f"({', '.join(r.key for r in submitted)}): fix it and run the same "
+                        f"command (queued jobs are not resubmitted), or scancel them") from err
+                raise
             submitted.append(run)
         if dry_run or not submitted:
             return code
@@ -149,6 +162,8 @@ class SlurmLauncher:
 
     def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
                 old: dict | None, *, profile_name: str, force: bool = False) -> str:
+        from submitit.core.utils import FailedJobError
+
         from fcap.launchers.slurm_job import StageJob
 
         markers.claim(run)  # before anything is written: a user's folder is refused untouched
@@ -167,10 +182,17 @@ class SlurmLauncher:
         array = run.resources.array
         job = StageJob(str(config), run.variant, run.stage, plugins=plugin_specs(),
                        max_requeues=max_requeues, stop_grace_s=profile.stop_grace_s, array=array)
-        if array:
-            job_id = executor.submit_array([job] * array)[0].job_id.split("_")[0]
-        else:
-            job_id = executor.submit(job).job_id
+        try:
+            if array:
+                job_id = executor.submit_array([job] * array)[0].job_id.split("_")[0]
+            else:
+                job_id = executor.submit(job).job_id
+        except FailedJobError as err:  # sbatch's own words, on its stderr
+            said = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+            raise SubmitError(
+                f"sbatch refused {run.key}: {said} (the cluster profile {profile_name} and "
+                f"stages.{run.stage}.resources decide what is asked for; fcap-run --dry-run "
+                f"prints the sbatch script)") from err
         previous = ([old["job_id"]] + old.get("previous", [])) if old else []
         st.write_record(run.run_dir, {
             "job_id": job_id, "array": array, "config_hash": run.config_hash,

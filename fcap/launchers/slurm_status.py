@@ -1,4 +1,4 @@
-"""State of stages submitted to SLURM: ``slurm.json`` in the run dir + ``sacct`` + markers.
+"""State of stages submitted to SLURM: ``slurm.json`` in the run dir + ``sacct`` (``squeue`` for a job it does not list yet) + markers.
 
 ``slurm.json`` (written at submission) holds the job id, the array size, the
 config hash and the jobs it waits for. A stage is *done* when its DONE.json
@@ -80,7 +80,23 @@ def sacct(job_ids: list[str]) -> dict[str, list[JobRow]]:
         row = JobRow(parts[0], parts[1].split()[0] if parts[1] else "UNKNOWN", parts[2], parts[3],
                      parts[4])
         table.setdefault(row.job_id.split("_")[0], []).append(row)
+    for row in _squeue([i for i in ids if i not in table]):
+        table.setdefault(row.job_id.split("_")[0], []).append(row)
     return table
+
+
+def _squeue(job_ids: list[str]) -> list[JobRow]:
+    """Rows of jobs slurmctld has but slurmdbd has not recorded yet: sacct lags seconds behind
+    a submission, and a job it does not list yet was taken for gone (and submitted again)."""
+    if not job_ids:
+        return []
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r|%N"],
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = [line.split("|") for line in out.splitlines()]
+    return [JobRow(p[0], p[1] or "UNKNOWN", "0:0", p[2], p[3]) for p in rows if len(p) == 4]
 
 
 def slurm_log(run_dir: Path, job_id: str, *, array: int | None = None) -> Path:

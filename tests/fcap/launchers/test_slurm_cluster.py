@@ -1,6 +1,7 @@
 """The slurm launcher against the real local cluster: chains, dry run, failures, arrays, ranks."""
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from slurm_testing import (SMALL, cluster, done, experiment, fcap_run, job_paths,  # noqa: F401
@@ -74,6 +75,40 @@ def test_a_failed_stage_cancels_its_dependent_and_status_says_why(tmp_path, clus
     lines = status_lines(path)
     assert lines["default/bad"].split()[1] == "failed" and "fails on purpose" in lines["default/bad"]
     assert "cancelled: dependency default/bad" in lines["default/next"]
+
+
+def test_a_job_sbatch_refuses_is_a_config_error_and_the_same_command_submits_the_rest(
+        tmp_path, cluster, capsys):
+    """A cluster profile or resources the cluster cannot give: sbatch's own words, exit 2,
+    no traceback; jobs queued before it stay queued and are not submitted twice."""
+    too_big = {**SMALL, "mem_gb": 100000}  # the local node has a few GB
+    path = experiment(tmp_path, "refused", {
+        "first": {"task": "slurm_echo", "sleep_s": 8, "resources": SMALL},
+        "second": {"task": "slurm_echo", "init_from": "first", "resources": too_big}})
+    runs = tmp_path / "runs" / "refused" / "default"
+    code, _ = fcap_run(path, "--launcher", "slurm")
+    err = capsys.readouterr().err
+    first = record(runs / "first")["job_id"]
+    assert code == 2 and "Traceback" not in err
+    assert ("fcap-run: sbatch refused default/second: sbatch: error: Memory specification can "
+            "not be satisfied; ") in err
+    local = Path(__file__).resolve().parents[3] / "slurm" / "local.yaml"
+    assert (f"(the cluster profile {local} and stages.second.resources decide what is asked for; "
+            f"fcap-run --dry-run prints the sbatch script). The 1 job(s) submitted before it stay "
+            "queued (default/first): fix it and run the same command (queued jobs are not "
+            "resubmitted), or scancel them") in err
+    assert not (runs / "second" / "slurm.json").exists()  # no job: nothing to wait for
+    # at once: sacct does not list the new job yet, squeue does (it was submitted twice)
+    out = submit(path, "stages.second.resources.mem_gb=null")
+    assert f"default/first: already queued as job {first}, not resubmitted" in out
+    assert [s for s, _ in wait(path).values()] == ["done", "done"]
+    assert record(runs / "first")["job_id"] == first and record(runs / "second")["deps"] == {
+        "default/first": first}
+    bad = tmp_path / "nopart.yaml"
+    bad.write_text("partition: nopart\n")
+    code, _ = fcap_run(path, "--launcher", "slurm", f"launcher.profile={bad}", "--force")
+    assert code == 2 and ("fcap-run: sbatch refused default/first: sbatch: error: invalid "
+                          "partition specified: nopart;") in capsys.readouterr().err
 
 
 def test_an_array_runs_one_shard_per_element_then_the_merge(tmp_path, cluster):
