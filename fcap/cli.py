@@ -41,6 +41,7 @@ import argparse
 import importlib
 import logging
 import os
+import shlex
 import sys
 import traceback
 from contextlib import contextmanager
@@ -135,12 +136,13 @@ def _guard(fn) -> int:
 
 def _run(args) -> int:
     from fcap.experiment import build_plan
-    from fcap.experiment.plan import split_names
+    from fcap.experiment.command import planning_args, split_names
     from fcap.experiment.preflight import check_data, check_java, check_models
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=split_names(args.only), stages=split_names(args.stages), plugins=args.plugin,
                       launcher=args.launcher, seeds=args.seeds)
+    plan.command = planning_args(args)
     hub_notes = check_data(plan, force=args.force)
     check_models(plan, force=args.force)
     if plan.header.launcher.name == "local":
@@ -170,7 +172,8 @@ def _after_run(plan) -> None:
         print_table(plan)
     print(f"fcap: report written to {path} (and {path.with_suffix('.html')})", flush=True)
     if any((run.run_dir / "tensorboard").is_dir() for run in plan.own_runs()):
-        print(f"fcap: training curves: tensorboard --logdir {plan.out_dir}", flush=True)
+        print(f"fcap: training curves: tensorboard --logdir {shlex.quote(str(plan.out_dir))}",
+              flush=True)
 
 
 def _list(kind: str, plugins: list[str]) -> int:

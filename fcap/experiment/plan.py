@@ -73,6 +73,15 @@ class Plan:
     selected: list[Run]
     profile: str | None = None
     notes: list[str] = field(default_factory=list)
+    # the command line's planning part (experiment, overrides, --profile, --seeds, ...), as
+    # `fcap-run status` / `report` take it to see the same runs; set by fcap-run
+    command: list[str] = field(default_factory=list)
+
+    def then(self, subcommand: str) -> str:
+        """``fcap-run SUBCOMMAND <this plan's command line>``, quoted for a shell."""
+        import shlex
+
+        return shlex.join(["fcap-run", subcommand, *(self.command or [str(self.source)])])
 
     def get(self, variant: str, stage: str) -> Run:
         """The run of ``stage`` in ``variant`` (a ``once: true`` stage's single run)."""
@@ -467,32 +476,3 @@ def _closure(keys: list[str], by_key: dict[str, Run], among: set[str]) -> set[st
             out.add(key)
             keys.extend(by_key[key].dep_keys)
     return out
-
-
-def plan_from_argv(prog: str, argv: list[str]) -> Plan:
-    """``EXPERIMENT.yaml [key=value ...]`` with the run's planning options (``--profile``,
-    ``--plugin``, ``--seeds``, ``--launcher``, ``--only``, ``--stages``: the command line of
-    the run works as is) -> its plan, ``selected`` by ``--only`` / ``--stages`` (subcommands)."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog=prog)
-    p.add_argument("experiment")
-    p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, as for the run")
-    p.add_argument("--profile")
-    p.add_argument("--plugin", action="append", default=[])
-    p.add_argument("--seeds", type=int)
-    p.add_argument("--launcher", help="as for the run (where its jobs went)")
-    p.add_argument("--only", action="append", help="variants, as for the run (status: their rows)")
-    p.add_argument("--stages", action="append", help="stages, as for the run (status: their rows)")
-    args = p.parse_intermixed_args(argv)
-    return build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      plugins=args.plugin, seeds=args.seeds, launcher=args.launcher,
-                      only=split_names(args.only), stages=split_names(args.stages))
-
-
-def split_names(values: Sequence[str] | None) -> list[str] | None:
-    """Repeated, comma-separated ``--only`` / ``--stages`` values as one list (None: none);
-    planning joins back the parts of a name that has commas (:func:`_known_names`)."""
-    if not values:
-        return None
-    return [v for item in values for v in item.split(",") if v]

@@ -133,8 +133,8 @@ class SlurmLauncher:
             submitted.append(run)
         if dry_run or not submitted:
             return code
-        print(f"fcap: {len(submitted)} job(s) submitted; follow with: fcap-run status {plan.source}",
-              flush=True)
+        print(f"fcap: {len(submitted)} job(s) submitted; follow with: {plan.then('status')}; "
+              f"when they are done: {plan.then('report')}", flush=True)
         if self.cfg.wait:
             code = max(code, self._wait(submitted))
         return code

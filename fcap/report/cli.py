@@ -39,4 +39,4 @@ def _unfinished(plan) -> str:
             f"their cells are '-'" + (
                 f"; {other} of them hold a finished run of another config: give report the "
                 f"run's command line (its overrides, --profile, --seeds)" if other else "")
-            + f" (fcap-run status shows each run)")
+            + f" ({plan.then('status')} shows each run)")

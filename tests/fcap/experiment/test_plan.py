@@ -110,11 +110,11 @@ def test_selection_flags(fix, in_tmp):
         build_plan(exp, stages=["secnd"])
 
 
-def test_only_takes_the_names_with_commas_that_it_lists(in_tmp, capsys):
+def test_only_takes_the_names_with_commas_that_it_lists(in_tmp, capsys, monkeypatch):
     """A seed's variant (asr,seed=0) and a grid's (name=scalar,lr=0.001) are chosen by the
     name the error lists, also among others: --only splits at commas, then joins back."""
     from fcap.cli import main
-    from fcap.experiment.plan import split_names
+    from fcap.experiment.command import split_names
 
     root = Path(__file__).resolve().parents[3] / "experiments"
     chosen = lambda exp, *only: sorted({r.variant for r in build_plan(  # noqa: E731
@@ -129,7 +129,15 @@ def test_only_takes_the_names_with_commas_that_it_lists(in_tmp, capsys):
         chosen("table1.yaml", "asr,seed=0,seed=9")
     assert ("no such variant 'seed=9'; did you mean 'asr,seed=1'? known: asr,seed=0; asr,seed=1; "
             "pseudolabels,seed=0;") in str(err.value)
-    assert main([str(root / "table1.yaml"), "--only", "asr,seed=1", "--dry-run", "-q"]) == 0
+    from fcap.launchers.local import LocalLauncher
+
+    seen, real_launch = {}, LocalLauncher.launch  # the plan fcap-run hands the launcher
+    monkeypatch.setattr(LocalLauncher, "launch", lambda self, plan, **kw: (
+        seen.setdefault("then", plan.then("status")), real_launch(self, plan, **kw))[1])
+    assert main([str(root / "table1.yaml"), "--only", "asr,seed=1", "--dry-run", "-q",
+                 "output_root=my runs", "--seeds", "2"]) == 0
+    assert seen["then"] == (f"fcap-run status {root / 'table1.yaml'} 'output_root=my runs' "
+                            f"--seeds 2 --only asr,seed=1")
     out = capsys.readouterr().out
     assert "=== asr,seed=1/pretrain " in out and "=== asr,seed=0/" not in out
 

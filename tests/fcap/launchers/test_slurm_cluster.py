@@ -21,6 +21,8 @@ def test_two_stages_chain_with_afterok_and_status_shows_job_ids(tmp_path, cluste
     runs = tmp_path / "runs" / "chain" / "default"
     first, second = record(runs / "first")["job_id"], record(runs / "second")["job_id"]
     assert f"default/second: submitted job {second} after default/first ({first})" in out
+    assert out.endswith(f"follow with: fcap-run status {path} --launcher slurm; when they are "
+                        f"done: fcap-run report {path} --launcher slurm\n")  # the same runs
     held = subprocess.run(["scontrol", "show", "job", second], capture_output=True, text=True).stdout
     assert f"Dependency=afterok:{first}" in held  # SLURM holds it, not fcap
 

@@ -44,11 +44,12 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     assert capsys.readouterr().out.endswith(
         "fcap: warning: 2 of 4 runs have not finished with this config, and their cells are "
         "'-'; 2 of them hold a finished run of another config: give report the run's command "
-        "line (its overrides, --profile, --seeds) (fcap-run status shows each run)\n")
+        f"line (its overrides, --profile, --seeds) (fcap-run status {exp} stages.second.value=4 "
+        f"shows each run)\n")
     assert main(["report", str(exp), "output_root=elsewhere"]) == 0
     assert capsys.readouterr().out.endswith(
         "fcap: warning: 4 of 4 runs have not finished with this config, and their cells are "
-        "'-' (fcap-run status shows each run)\n")
+        f"'-' (fcap-run status {exp} output_root=elsewhere shows each run)\n")
 
 
 def test_report_block_is_validated(tmp_path, fix, capsys):
