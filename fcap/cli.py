@@ -7,7 +7,9 @@
     fcap-run report EXPERIMENT.yaml   write report.md and plots
 
 A stage whose config changed since it last ran (its options, the seed, or a
-stage it depends on), or any selected stage under --force, starts from scratch:
+stage it depends on), or any chosen stage under --force, starts from scratch (a
+complete stage selected only because a chosen one reads it, such as another experiment's
+or a once-stage under --only, is kept unless --stages names it):
 its old outputs move to <run_dir>/.previous-<time>.old/ (only the latest such
 folder is kept) and the log says why. Otherwise an interrupted or failed stage
 resumes; so does one whose only changes are run options (--list task names them:
@@ -71,7 +73,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], help="module or .py file to import")
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--force", action="store_true",
-                   help="rerun the selected stages from scratch, even if complete")
+                   help="rerun the chosen stages from scratch, even if complete (not the "
+                        "complete ones they read: name those with --stages)")
     p.add_argument("--debug", action="store_true",
                    help="print tracebacks of user and data errors too (or FCAP_DEBUG=1)")
     p.add_argument("--list", nargs="?", const="", metavar="KIND",
@@ -136,13 +139,17 @@ def _guard(fn) -> int:
 
 def _run(args) -> int:
     from fcap.experiment import build_plan
-    from fcap.experiment.command import planning_args, split_names
+    from fcap.experiment.command import planning_args, spare_for_force, split_names
     from fcap.experiment.preflight import check_data, check_java, check_models
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=split_names(args.only), stages=split_names(args.stages), plugins=args.plugin,
                       launcher=args.launcher, seeds=args.seeds)
     plan.command = planning_args(args)
+    if args.force:
+        spared = spare_for_force(plan)
+        if spared:
+            plan.notes.append(spared)
     hub_notes = check_data(plan, force=args.force)
     check_models(plan, force=args.force)
     if plan.header.launcher.name == "local":

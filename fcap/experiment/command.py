@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from fcap.experiment import markers
 from fcap.experiment.plan import Plan, build_plan
 
 
@@ -50,3 +51,20 @@ def split_names(values: Sequence[str] | None) -> list[str] | None:
     if not values:
         return None
     return [v for item in values for v in item.split(",") if v]
+
+
+def spare_for_force(plan: Plan) -> str:
+    """``--force`` reruns the runs the command chose. A complete run selected only because a
+    chosen one reads it (another experiment's: Table 1's labels under Table 2; a once-stage
+    under --only: the HowTo100M labels, 64 GPU-days at paper scale) leaves ``selected`` and
+    is kept; the returned note says so and how to redo it ('' when none)."""
+    spared = [r for r in plan.selected if r.key in plan.implicit and markers.is_complete(r)]
+    if not spared:
+        return ""
+    keys = {r.key for r in spared}
+    plan.selected = [r for r in plan.selected if r.key not in keys]
+    own = sorted({r.stage for r in spared if not r.external})
+    redo = ([f"name them: --stages {','.join(own)} --force"] if own else []) + (
+        ["run their experiment with --force"] if any(r.external for r in spared) else [])
+    return (f"--force keeps {', '.join(r.key for r in spared)}: complete, and selected only "
+            f"because the chosen runs read them; to redo them, {' or '.join(redo)}")

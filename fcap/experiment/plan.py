@@ -76,6 +76,9 @@ class Plan:
     # the command line's planning part (experiment, overrides, --profile, --seeds, ...), as
     # `fcap-run status` / `report` take it to see the same runs; set by fcap-run
     command: list[str] = field(default_factory=list)
+    # keys of selected runs that were not chosen but are read by chosen ones: another
+    # experiment's runs, and once-stages under --only without --stages (--force spares them)
+    implicit: frozenset[str] = frozenset()
 
     def then(self, subcommand: str) -> str:
         """``fcap-run SUBCOMMAND <this plan's command line>``, quoted for a shell."""
@@ -221,9 +224,9 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
                           title=f"invalid experiment {path}")
     runs = [*externals.runs(), *runs]
-    selected = _select(runs, only, stages, path)
+    selected, implicit = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
-                profile=profile, notes=notes)
+                profile=profile, notes=notes, implicit=implicit)
 
 
 def _stage_of(key: str) -> str | None:
@@ -414,7 +417,8 @@ def _add_runs(runs: list[Run], new: list[Run], vname: str, problems: list[Proble
         runs.append(run)
 
 
-def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
+def _select(runs: list[Run], only, stages, path: Path) -> tuple[list[Run], frozenset[str]]:
+    """The runs to launch, and which of them are there only because chosen ones read them."""
     problems = []
     local = [r for r in runs if not r.external]
     variants = list(dict.fromkeys(r.variant for r in local if r.variant != ONCE_VARIANT))
@@ -451,7 +455,8 @@ def _select(runs: list[Run], only, stages, path: Path) -> list[Run]:
     # Another experiment's runs are launched when a chosen run needs them (done ones are skipped).
     needed = _closure([k for r in chosen for k in r.dep_keys], by_key,
                       {r.key for r in runs if r.external})
-    return [r for r in runs if r.key in needed] + chosen
+    implicit = needed | (once if only and not stages else set())
+    return [r for r in runs if r.key in needed] + chosen, frozenset(implicit)
 
 
 def _known_names(parts: Sequence[str] | None, known: list[str]) -> list[str] | None:

@@ -121,6 +121,38 @@ stages:
     assert build_plan(user).get("default", "use").config_hash != changed
 
 
+def test_force_reruns_what_was_chosen_not_the_complete_runs_it_reads(tmp_path, in_tmp, capsys):
+    """Table 2 --force did not relabel Table 1's HowTo100M, nor Table 1 --only V --force its
+    once-stages (64 GPU-days at paper scale): those are named, and how to redo them."""
+    producer_consumer(tmp_path)
+    user = write(tmp_path / "exp" / "user.yaml", f"""
+name: user
+plugins: [{TOY}]
+stages:
+  label: {{task: toy_write, value: 10, once: true}}
+  use: {{task: toy_write, init_from: label, value: 100, upstream: {{from: pc.yaml:first}}}}
+variants:
+  a: {{}}
+  b: {{stages.use.value: 200}}
+""")
+    assert main([str(user)]) == 0
+    assert calls(in_tmp, "pc") == ["default/first"] and calls(in_tmp, "user") == [
+        "all_variants/label", "a/use", "b/use"]
+    capsys.readouterr()
+    assert main([str(user), "--only", "a", "--force"]) == 0
+    assert calls(in_tmp, "pc") == ["default/first"]
+    assert calls(in_tmp, "user") == ["all_variants/label", "a/use", "b/use", "a/use"]
+    assert ("fcap: --force keeps pc:default/first, all_variants/label: complete, and selected "
+            "only because the chosen runs read them; to redo them, name them: --stages label "
+            "--force or run their experiment with --force\n") in capsys.readouterr().out
+    assert main([str(user), "--only", "a", "--stages", "label", "--force"]) == 0  # named
+    assert calls(in_tmp, "user")[-1] == "all_variants/label" and calls(in_tmp, "pc") == [
+        "default/first"]
+    assert main([str(user), "--force"]) == 0  # everything of this experiment, not pc's
+    assert calls(in_tmp, "user")[-3:] == ["all_variants/label", "a/use", "b/use"]
+    assert calls(in_tmp, "pc") == ["default/first"]
+
+
 def test_experiment_reference_cycle_is_an_error(tmp_path):
     write(tmp_path / "a.yaml", f"name: a\nplugins: [{TOY}]\nstages:\n"
                                "  s: {task: toy_write, upstream: {from: b.yaml:s}}\n")
