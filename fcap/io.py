@@ -50,6 +50,9 @@ def claim_dir(path: str | os.PathLike, *, kind: str, key: str | None = None) -> 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OwnershipError(_refusal(path, kind, key, "it is a file, not a folder"))
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():  # output_root=some/file
+        raise OwnershipError(_refusal(path, kind, key, f"{above} is a file, not a folder"))
     if path.is_dir() and not is_owned(path):
         # another process claiming it at the same moment (a SLURM array's elements) may be
         # writing its marker: that temporary file is fcap's own, not the user's

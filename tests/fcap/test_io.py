@@ -48,6 +48,12 @@ def test_claim_refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OwnershipError, match="is a file"):
         claim_dir(tmp_path / "f", kind="run")
+    # output_root=<a file>: was mkdir's NotADirectoryError traceback
+    with pytest.raises(OwnershipError, match=f"fcap will not use {tmp_path}/f/exp/v \\(set by "
+                                             f"output_root\\) as its run folder: {tmp_path}/f is "
+                                             f"a file, not a folder"):
+        claim_dir(tmp_path / "f" / "exp" / "v", kind="run", key="output_root")
+    assert (tmp_path / "f").read_text() == "x"
 
 
 def test_remove_owned_refuses_unmarked_and_removes_marked(tmp_path):
