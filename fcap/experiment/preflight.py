@@ -104,7 +104,7 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
                 yield f"{key}.{needed.key}", needed
     videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
     if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
-        yield "videos", Needed("videos", run.cfg.videos, True, "")
+        yield "videos", Needed("videos", os.path.expanduser(run.cfg.videos), True, "")
     for key, source, _ in _model_sources(run.cfg):
         if missing_directory(source):  # a path, not a hub id
             yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,

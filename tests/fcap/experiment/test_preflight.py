@@ -73,7 +73,7 @@ def test_a_folder_named_nearly_so_is_suggested(tmp_path):
     assert str(err.value).count("did you mean") == 1  # nothing near videos/all
 
 
-def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path):
+def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path, monkeypatch):
     root = data_root(tmp_path, "laion", "msrvtt")  # no howto100m/
     with pytest.raises(DataError) as err:
         check_data(plan(root, only=["pseudolabels"]))
@@ -84,6 +84,11 @@ def test_the_label_stages_videos_and_a_source_root_in_one_problem(tmp_path):
     with pytest.raises(DataError, match=f"stages.label.videos: no folder {tmp_path / 'elsewhere'},"):
         check_data(plan(root, f"stages.label.videos={tmp_path / 'elsewhere'}",
                         only=["pseudolabels"], stages=["label"]))
+    # ~ is the user's home, as the label stage reads it (it was "no folder ~/... in the
+    # working folder", refusing a folder that is there)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
+    check_data(plan(root, "stages.label.videos=~/elsewhere", only=["pseudolabels"], stages=["label"]))
 
 
 def test_a_complete_root_and_the_tiny_world_pass(tmp_path, in_tmp):
