@@ -17,7 +17,8 @@ workers, failure budget, how often to log or save). Before anything runs or is
 queued, the dataset folders, annotation files and local model checkpoints the
 selected runs read must exist, and their hub models must be in the Hugging Face cache
 or on the hub (exit 3 naming each; a model to be downloaded is a note); adapters
-past the LM's last layer are refused (exit 2). One process at a time runs a
+past the LM's last layer, and (local launcher) a precision this machine cannot train
+in, are refused (exit 2). One process at a time runs a
 stage: a second one stops with "stage X is being run by pid P on host H since T"
 (exit 4). fcap writes only into run directories it created (marked .fcap-owned) or
 that were empty.
@@ -140,7 +141,8 @@ def _guard(fn) -> int:
 def _run(args) -> int:
     from fcap.experiment import build_plan
     from fcap.experiment.command import planning_args, spare_for_force, split_names
-    from fcap.experiment.preflight import check_data, check_java, check_models
+    from fcap.experiment.preflight import (check_data, check_java, check_models,
+                                           check_precision)
 
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       only=split_names(args.only), stages=split_names(args.stages), plugins=args.plugin,
@@ -154,6 +156,7 @@ def _run(args) -> int:
     check_models(plan, force=args.force)
     if plan.header.launcher.name == "local":
         check_java(plan, force=args.force)
+        check_precision(plan, force=args.force)
     for note in [*plan.notes, *hub_notes]:
         print(f"fcap: {note}", flush=True)
     launcher = plan.header.launcher.build()

@@ -21,6 +21,9 @@ pretraining. Checked here for the selected runs only (``--only asr`` does not ne
   cache or, unless ``HF_HUB_OFFLINE`` is set, on the hub (:mod:`fcap.models.hub`: one
   request per uncached id; one to be downloaded is a note on the console).
 
+On the local launcher (:func:`check_java`, :func:`check_precision`): the Java tools the
+scoring runs, and a training precision this machine's DeepSpeed accelerator has.
+
 And (:func:`check_models`, a configuration error) the adapters go into layers the LM
 has, read from its ``config.json`` when it is at hand (a folder, a downloaded hub id, the
 tiny dims): the paper's 12..22 with a 12-layer OPT failed when pretraining built the model.
@@ -251,6 +254,37 @@ def check_java(plan, *, force: bool = False) -> None:
         raise ConfigError([_java_problem(plan, key, uses, runs)
                            for key, (uses, runs) in found.items()],
                           title=f"missing tool for {plan.source}")
+
+
+def check_precision(plan, *, force: bool = False) -> None:
+    """A ConfigError when a selected, not-yet-complete run trains in a precision this
+    machine's DeepSpeed accelerator lacks (the paper profile's fp16 on a CPU: "Type fp16 is
+    not supported on your device" when pretraining started). Local launcher only: a
+    cluster's compute nodes are not the machine that submits."""
+    from fcap.train.config import TrainConfig
+
+    found: dict[str, tuple[dict[str, None], list[str]]] = {}  # precision -> (keys, run keys)
+    for run in plan.selected:
+        if not force and markers.is_complete(run):
+            continue
+        for key, train in _nodes(run.cfg):
+            if isinstance(train, TrainConfig) and train.precision != "fp32":
+                keys, runs = found.setdefault(train.precision, ({}, []))
+                keys[f"stages.{run.stage}.{key}.precision"] = None
+                runs.append(run.key)
+    if not found:
+        return
+    from deepspeed.accelerator import get_accelerator  # only when a run asks for fp16 / bf16
+
+    accel = get_accelerator()
+    can = {"fp16": accel.is_fp16_supported(), "bf16": accel.is_bf16_supported()}
+    problems = [Problem(str(plan.source), ", ".join(keys), (
+        f"{precision} training is not supported by this machine's DeepSpeed accelerator "
+        f"({accel.device_name()}), read by {_runs_text(runs)}: train.precision=fp32"
+        + (" or bf16" if can["bf16"] else "") + ", or run it where a GPU is (--launcher slurm)"))
+        for precision, (keys, runs) in found.items() if not can[precision]]
+    if problems:
+        raise ConfigError(problems, title=f"unsupported precision for {plan.source}")
 
 
 def _java_problem(plan, key: str, uses: list[str], runs: list[str]) -> Problem:

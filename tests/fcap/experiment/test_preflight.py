@@ -292,3 +292,35 @@ def test_scoring_with_java_tools_and_no_java_on_path_is_refused_naming_the_keys(
     err = capsys.readouterr().err
     assert "stages.finetune.scoring: tokenizer ptb runs Java and java is not on PATH" in err
     assert not (in_tmp / "runs").exists()
+
+
+def test_a_precision_this_machines_accelerator_lacks_is_refused_before_anything_runs(
+        tmp_path, in_tmp, capsys):
+    """The paper profile trains in fp16; on a CPU machine DeepSpeed said "Type fp16 is not
+    supported on your device" when pretraining started, after the label stage."""
+    from deepspeed.accelerator import get_accelerator
+
+    from fcap.experiment.preflight import check_precision
+
+    assert not get_accelerator().is_fp16_supported()  # this test machine: DS_ACCELERATOR=cpu
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    with pytest.raises(ConfigError) as err:
+        check_precision(plan(root, only=["laion"], seeds=1))
+    assert str(err.value) == (
+        f"unsupported precision for {TABLE1}: 1 problem\n  - {TABLE1}: stages.pretrain.train."
+        f"precision, stages.finetune.train.precision: fp16 training is not supported by this "
+        f"machine's DeepSpeed accelerator (cpu), read by laion,seed=0/pretrain, "
+        f"laion,seed=0/finetune: train.precision=fp32 or bf16, or run it where a GPU is "
+        f"(--launcher slurm)")
+    check_precision(plan(root, "train.precision=bf16", only=["laion"], seeds=1))  # the CPU has it
+    check_precision(build_plan(TABLE1))  # the tiny profile: fp32
+    assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--launcher", "local",
+                 f"model.visual.source={tmp_path / 'ckpt' / 'tsf'}", "--dry-run",
+                 f"output_root={tmp_path / 'runs'}"]) == 2
+    assert "fp16 training is not supported" in capsys.readouterr().err
+    # the cluster's compute nodes are not this machine: submitting is not refused
+    gpus = tmp_path / "gpus.yaml"
+    gpus.write_text("partition: gpu\nmax_nodes: 2\ngpus_per_node: 8\ncpus_per_node: 80\n")
+    assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--dry-run",
+                 f"model.visual.source={tmp_path / 'ckpt' / 'tsf'}", "--launcher", "slurm",
+                 f"launcher.profile={gpus}", f"output_root={tmp_path / 'runs'}"]) == 0
