@@ -218,7 +218,7 @@ def test_a_hub_id_that_cannot_load_is_refused_one_to_download_is_a_note(tmp_path
     assert main([str(TABLE1), "--profile", "paper", f"datasets.root={root}", "--only", "asr",
                  f"model.visual.source={tmp_path / 'ckpt' / 'tsf'}", "--seeds", "1",
                  "model.lm.source=facebook/opt-2.7b", "--launcher", "local",
-                 f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 0
+                 "train.precision=fp32", f"output_root={tmp_path / 'runs'}", "--dry-run"]) == 0
     assert check_data(on_hub) == [
         f"stages.pretrain.model.lm.source, stages.finetune.model.lm.source, "
         f"stages.evaluate.model.lm.source: facebook/opt-2.7b is not in the Hugging Face cache "
