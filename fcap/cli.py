@@ -3,8 +3,8 @@
     fcap-run EXPERIMENT.yaml [key=value ...] [--profile P] [--only V] [--stages S] [--seeds N]
              [--launcher local|slurm] [--plugin X ...] [--dry-run] [--force] [--debug]
     fcap-run --list [KIND]            every registered component, or one kind
-    fcap-run status EXPERIMENT.yaml   state of every variant/stage
-    fcap-run report EXPERIMENT.yaml   write report.md and plots
+    fcap-run status EXPERIMENT.yaml [the run's overrides and flags]   state of every variant/stage
+    fcap-run report EXPERIMENT.yaml [the run's overrides and flags]   write report.md and plots
 
 A stage whose config changed since it last ran (its options, the seed, or a
 stage it depends on), or any chosen stage under --force, starts from scratch (a
