@@ -196,28 +196,32 @@ def check_models(plan, *, force: bool = False) -> None:
 
     found: dict[tuple[str, tuple[int, ...]], tuple[int, dict[str, None], list[str]]] = {}
     known: dict[tuple[str, Any], int | None] = {}
-    for run in plan.selected:
-        if not force and markers.is_complete(run):
+    for run, key, model in _to_run(plan, force, ModelConfig):
+        source, tiny = getattr(model.lm.cfg, "source", None), getattr(model.lm.cfg, "tiny", None)
+        if not isinstance(source, str):
             continue
-        for key, model in _nodes(run.cfg):
-            if not isinstance(model, ModelConfig):
-                continue
-            lm = model.lm.cfg
-            source, tiny = getattr(lm, "source", None), getattr(lm, "tiny", None)
-            if not isinstance(source, str):
-                continue
-            n = known.setdefault((source, tiny), num_layers(source, tiny))
-            layers = tuple(model.adapters.layers)
-            if n is not None and max(layers) >= n:
-                _, keys, runs = found.setdefault((source, layers), (n, {}, []))
-                keys[f"stages.{run.stage}.{key}.adapters.layers"] = None
-                runs.append(run.key)
+        n = known.setdefault((source, tiny), num_layers(source, tiny))
+        layers = tuple(model.adapters.layers)
+        if n is not None and max(layers) >= n:
+            _, keys, runs = found.setdefault((source, layers), (n, {}, []))
+            keys[f"stages.{run.stage}.{key}.adapters.layers"] = None
+            runs.append(run.key)
     if found:
         raise ConfigError([Problem(str(plan.source), ", ".join(keys), (
             f"{list(layers)} goes past the LM's last layer: {source!r} has {n} layers "
             f"(0..{n - 1}); read by {_runs_text(runs)}"))
             for (source, layers), (n, keys, runs) in found.items()],
             title=f"invalid model for {plan.source}")
+
+
+def _to_run(plan, force: bool, kind: type) -> Iterator[tuple[Any, str, Any]]:
+    """(run, dotted key, block) of every ``kind`` block in the selected runs that will run
+    (not complete with this config, or ``force``)."""
+    for run in plan.selected:
+        if force or not markers.is_complete(run):
+            for key, block in _nodes(run.cfg):
+                if isinstance(block, kind):
+                    yield run, key, block
 
 
 def _hub_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:
@@ -241,15 +245,10 @@ def check_java(plan, *, force: bool = False) -> None:
     if shutil.which("java") is not None:
         return
     found: dict[str, tuple[list[str], list[str]]] = {}  # dotted key -> (Java uses, run keys)
-    for run in plan.selected:
-        if not force and markers.is_complete(run):
-            continue
-        if not getattr(run.cfg, "scores_captions", lambda: True)():
-            continue
-        for key, scoring in _nodes(run.cfg):
-            uses = java_uses(scoring) if isinstance(scoring, ScoringConfig) else []
-            if uses:
-                found.setdefault(f"stages.{run.stage}.{key}", (uses, []))[1].append(run.key)
+    for run, key, scoring in _to_run(plan, force, ScoringConfig):
+        uses = java_uses(scoring) if getattr(run.cfg, "scores_captions", lambda: True)() else []
+        if uses:
+            found.setdefault(f"stages.{run.stage}.{key}", (uses, []))[1].append(run.key)
     if found:
         raise ConfigError([_java_problem(plan, key, uses, runs)
                            for key, (uses, runs) in found.items()],
@@ -264,14 +263,11 @@ def check_precision(plan, *, force: bool = False) -> None:
     from fcap.train.config import TrainConfig
 
     found: dict[str, tuple[dict[str, None], list[str]]] = {}  # precision -> (keys, run keys)
-    for run in plan.selected:
-        if not force and markers.is_complete(run):
-            continue
-        for key, train in _nodes(run.cfg):
-            if isinstance(train, TrainConfig) and train.precision != "fp32":
-                keys, runs = found.setdefault(train.precision, ({}, []))
-                keys[f"stages.{run.stage}.{key}.precision"] = None
-                runs.append(run.key)
+    for run, key, train in _to_run(plan, force, TrainConfig):
+        if train.precision != "fp32":
+            keys, runs = found.setdefault(train.precision, ({}, []))
+            keys[f"stages.{run.stage}.{key}.precision"] = None
+            runs.append(run.key)
     if not found:
         return
     from deepspeed.accelerator import get_accelerator  # only when a run asks for fp16 / bf16
