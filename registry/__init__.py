@@ -94,7 +94,8 @@ LAUNCHERS = Registry("launcher", """Where and how the stages of an experiment ru
 
 Contract: a class built as ``cls(cfg)`` with ``launch(plan, *, force, dry_run)``
 where ``plan`` is a :class:`fcap.experiment.Plan`; returns the process exit code
-(0 success, 1 a stage failed).
+(0 success, 1 a stage failed). ``force`` restarts the chosen runs, not those in
+``plan.implicit`` (selected only because chosen ones read them: they resume).
 """)
 
 MODELS = Registry("model", """Pretrained model families: language models, visual encoders,

@@ -57,7 +57,8 @@ def spare_for_force(plan: Plan) -> str:
     """``--force`` reruns the runs the command chose. A complete run selected only because a
     chosen one reads it (another experiment's: Table 1's labels under Table 2; a once-stage
     under --only: the HowTo100M labels, 64 GPU-days at paper scale) leaves ``selected`` and
-    is kept; the returned note says so and how to redo it ('' when none)."""
+    is kept; the returned note says so and how to redo it ('' when none). An incomplete one
+    stays selected and resumes: the launchers do not force ``plan.implicit``."""
     spared = [r for r in plan.selected if r.key in plan.implicit and markers.is_complete(r)]
     if not spared:
         return ""

@@ -97,10 +97,11 @@ class SlurmLauncher:
             _check_run_dir(run)
             record = records[run.key]
             active = st.is_active(record, table)
-            if not force and markers.is_complete(run):
+            forced = force and run.key not in plan.implicit  # what a chosen run reads resumes
+            if not forced and markers.is_complete(run):
                 print(f"fcap: {run.key}: complete with the same config ({run.config_hash}), skipped")
                 continue
-            if active and not force and record.get("config_hash") == run.config_hash:
+            if active and not forced and record.get("config_hash") == run.config_hash:
                 jobs[run.key] = record["job_id"]
                 print(f"fcap: {run.key}: already queued as job {record['job_id']}, not resubmitted")
                 continue
@@ -122,7 +123,7 @@ class SlurmLauncher:
                 print(f"fcap: {run.key}: cancelled job {record['job_id']} (stale or --force)")
             try:
                 jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
-                                             profile_name=str(source), force=force)
+                                             profile_name=str(source), force=forced)
             except SubmitError as err:
                 if submitted:  # their jobs stay queued: the same command later submits the rest
                     raise SubmitError(

@@ -147,3 +147,20 @@ def test_a_variant_changing_a_run_option_of_a_once_stage_is_refused(tmp_path, in
     assert main([str(path), "--dry-run"]) == 2  # one run for both: b's workers would be ignored
     assert ("variant b: stages.work.once: stage 'work' runs once for all variants (once: true), "
             "but variant 'b' changes its config") in capsys.readouterr().err
+
+
+def test_force_with_only_resumes_an_unfinished_once_stage_instead_of_restarting_it(tmp_path,
+                                                                                 in_tmp):
+    exp = experiment(tmp_path, {"label": {"task": "rerun_append", "once": True, "fail_if": "FAIL"},
+                                "use": {"task": "rerun_append", "after": ["label"]}})
+    exp_doc = yaml.safe_load(Path(exp).read_text())
+    exp_doc["variants"] = {"a": {}, "b": {"stages.use.value": 2}}
+    Path(exp).write_text(yaml.safe_dump(exp_doc))
+    label = in_tmp / "runs/re/all_variants/label"
+    (in_tmp / "FAIL").write_text("")
+    assert main([exp, "--only", "a"]) == 1  # the labels fail half way: a's use is blocked
+    assert main([exp, "--only", "a", "--force"]) == 0  # a's stages forced; the labels resume
+    assert read(label / "DONE.json")["summary"] == {"attempts": 2}
+    assert previous_dirs(label) == [] and read(in_tmp / "runs/re/a/use/DONE.json")
+    assert main([exp, "--only", "a", "--stages", "label", "--force"]) == 0  # named: restarted
+    assert read(label / "DONE.json")["summary"] == {"attempts": 1} and len(previous_dirs(label)) == 1
