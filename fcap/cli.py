@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from typing import Sequence
 
 from fcap import exit_codes
+from fcap.run_flags import add_planning_flags
 
 # Subcommands live in their own modules: name -> "module:function(argv) -> int".
 SUBCOMMANDS = {
@@ -64,14 +65,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", nargs="?", help="experiment YAML file")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value (value is YAML)")
-    p.add_argument("--profile", help="overlay experiments/profiles/NAME.yaml (e.g. tiny, paper)")
-    p.add_argument("--only", action="append", help="variants to run (comma-separated, repeatable; a name "
-                   "with commas as listed: asr,seed=0)")
-    p.add_argument("--stages", action="append", help="stages to run (comma-separated, repeatable)")
-    p.add_argument("--launcher", help="launcher name (local, slurm, ...)")
-    p.add_argument("--seeds", type=int, metavar="N",
-                   help="repeat every variant with N seeds (seed .. seed+N-1); report: mean ± std")
-    p.add_argument("--plugin", action="append", default=[], help="module or .py file to import")
+    add_planning_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan; run nothing")
     p.add_argument("--force", action="store_true",
                    help="rerun the chosen stages from scratch, even if complete (not the "
@@ -139,15 +133,11 @@ def _guard(fn) -> int:
 
 
 def _run(args) -> int:
-    from fcap.experiment import build_plan
-    from fcap.experiment.command import planning_args, spare_for_force, split_names
+    from fcap.experiment.command import plan_from_args, spare_for_force
     from fcap.experiment.preflight import (check_data, check_java, check_models,
                                            check_precision)
 
-    plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
-                      only=split_names(args.only), stages=split_names(args.stages), plugins=args.plugin,
-                      launcher=args.launcher, seeds=args.seeds)
-    plan.command = planning_args(args)
+    plan = plan_from_args(args)
     if args.force:
         spared = spare_for_force(plan)
         if spared:

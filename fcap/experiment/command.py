@@ -1,29 +1,16 @@
 """The command line of a plan: how ``fcap-run`` and its ``status`` / ``report`` subcommands
-turn arguments into the same plan, and the arguments a later command needs to see it."""
+turn the same arguments (fcap/run_flags.py) into the same plan, and what ``--force``
+spares."""
 from __future__ import annotations
-
-from typing import Sequence
 
 from fcap.experiment import markers
 from fcap.experiment.plan import Plan, build_plan
+from fcap.run_flags import add_planning_flags, planning_args, split_names
 
 
-def plan_from_argv(prog: str, argv: list[str]) -> Plan:
-    """``EXPERIMENT.yaml [key=value ...]`` with the run's planning options (``--profile``,
-    ``--plugin``, ``--seeds``, ``--launcher``, ``--only``, ``--stages``: the command line of
-    the run works as is) -> its plan, ``selected`` by ``--only`` / ``--stages`` (subcommands)."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog=prog)
-    p.add_argument("experiment")
-    p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, as for the run")
-    p.add_argument("--profile")
-    p.add_argument("--plugin", action="append", default=[])
-    p.add_argument("--seeds", type=int)
-    p.add_argument("--launcher", help="as for the run (where its jobs went)")
-    p.add_argument("--only", action="append", help="variants, as for the run (status: their rows)")
-    p.add_argument("--stages", action="append", help="stages, as for the run (status: their rows)")
-    args = p.parse_intermixed_args(argv)
+def plan_from_args(args) -> Plan:
+    """The plan that parsed planning arguments choose, knowing its own command line
+    (``plan.command``, for the commands fcap suggests later)."""
     plan = build_plan(args.experiment, overrides=args.overrides, profile=args.profile,
                       plugins=args.plugin, seeds=args.seeds, launcher=args.launcher,
                       only=split_names(args.only), stages=split_names(args.stages))
@@ -31,26 +18,17 @@ def plan_from_argv(prog: str, argv: list[str]) -> Plan:
     return plan
 
 
-def planning_args(args) -> list[str]:
-    """The arguments that chose this plan: what ``fcap-run status`` / ``report`` need to see
-    the same runs (not --force, --dry-run, --debug, -q)."""
-    out = [args.experiment, *args.overrides]
-    for flag, values in (("--profile", [args.profile] if args.profile else []),
-                         ("--plugin", args.plugin or []),
-                         ("--seeds", [] if args.seeds is None else [str(args.seeds)]),
-                         ("--launcher", [args.launcher] if args.launcher else []),
-                         ("--only", args.only or []), ("--stages", args.stages or [])):
-        for value in values:
-            out += [flag, value]
-    return out
+def plan_from_argv(prog: str, argv: list[str]) -> Plan:
+    """``EXPERIMENT.yaml [key=value ...]`` with the run's planning flags (the command line
+    of the run works as is) -> its plan, ``selected`` by ``--only`` / ``--stages``
+    (the status / report subcommands)."""
+    import argparse
 
-
-def split_names(values: Sequence[str] | None) -> list[str] | None:
-    """Repeated, comma-separated ``--only`` / ``--stages`` values as one list (None: none);
-    planning joins back the parts of a name that has commas (``plan._known_names``)."""
-    if not values:
-        return None
-    return [v for item in values for v in item.split(",") if v]
+    p = argparse.ArgumentParser(prog=prog)
+    p.add_argument("experiment")
+    p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value, as for the run")
+    add_planning_flags(p)
+    return plan_from_args(p.parse_intermixed_args(argv))
 
 
 def spare_for_force(plan: Plan) -> str:

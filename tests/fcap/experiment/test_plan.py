@@ -114,7 +114,7 @@ def test_only_takes_the_names_with_commas_that_it_lists(in_tmp, capsys, monkeypa
     """A seed's variant (asr,seed=0) and a grid's (name=scalar,lr=0.001) are chosen by the
     name the error lists, also among others: --only splits at commas, then joins back."""
     from fcap.cli import main
-    from fcap.experiment.command import split_names
+    from fcap.run_flags import split_names
 
     root = Path(__file__).resolve().parents[3] / "experiments"
     chosen = lambda exp, *only: sorted({r.variant for r in build_plan(  # noqa: E731
