@@ -80,6 +80,11 @@ class Plan:
     # experiment's runs, and once-stages under --only without --stages (--force spares them)
     implicit: frozenset[str] = frozenset()
 
+    def forces(self, run: "Run", force: bool) -> bool:
+        """Whether ``--force`` (``force``) restarts ``run``: a chosen run, not one in
+        :attr:`implicit` (what the chosen runs read resumes, or stays complete)."""
+        return force and run.key not in self.implicit
+
     def then(self, subcommand: str) -> str:
         """``fcap-run SUBCOMMAND <this plan's command line>``, quoted for a shell."""
         import shlex

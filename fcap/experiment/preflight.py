@@ -58,9 +58,7 @@ def check_data(plan, *, force: bool = False) -> list[str]:
     missing: dict[str, tuple[dict[str, None], Any]] = {}  # path -> (dotted keys, Needed)
     readers: dict[str, list[str]] = {}  # path -> run keys
     hub_ids: dict[tuple[str, Optional[str]], tuple[dict[str, None], list[str]]] = {}
-    for run in plan.selected:
-        if not force and markers.is_complete(run):
-            continue
+    for run in _runs_to_run(plan, force):
         for key, needed in _needed(run):
             gone = needed.missing()
             if gone:
@@ -214,14 +212,19 @@ def check_models(plan, *, force: bool = False) -> None:
             title=f"invalid model for {plan.source}")
 
 
+def _runs_to_run(plan, force: bool) -> Iterator[Any]:
+    """The selected runs that will run: not complete with this config, or forced (a run
+    the command chose, under ``--force``)."""
+    return (run for run in plan.selected
+            if plan.forces(run, force) or not markers.is_complete(run))
+
+
 def _to_run(plan, force: bool, kind: type) -> Iterator[tuple[Any, str, Any]]:
-    """(run, dotted key, block) of every ``kind`` block in the selected runs that will run
-    (not complete with this config, or ``force``)."""
-    for run in plan.selected:
-        if force or not markers.is_complete(run):
-            for key, block in _nodes(run.cfg):
-                if isinstance(block, kind):
-                    yield run, key, block
+    """(run, dotted key, block) of every ``kind`` block in the runs that will run."""
+    for run in _runs_to_run(plan, force):
+        for key, block in _nodes(run.cfg):
+            if isinstance(block, kind):
+                yield run, key, block
 
 
 def _hub_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:

@@ -52,11 +52,10 @@ class LocalLauncher:
         status: dict[str, str] = {}
         failed, codes = [], []
         progress = _Progress(len(plan.selected))
-        forced = lambda run: force and run.key not in plan.implicit  # noqa: E731 (Plan.implicit)
         for index, run in enumerate(plan.selected, 1):
             state = self._blocked_by(plan, run, status)
             if dry_run:
-                self._print_dry(run, state, forced(run))
+                self._print_dry(run, state, plan.forces(run, force))
                 status[run.key] = "planned"
                 continue
             if state:
@@ -64,14 +63,14 @@ class LocalLauncher:
                 status[run.key] = "blocked"
                 failed.append(run)
                 continue
-            if not forced(run) and markers.is_complete(run):
+            if not plan.forces(run, force) and markers.is_complete(run):
                 log.info("skip %s: complete with the same config (%s)", run.key, run.config_hash)
                 status[run.key] = "done"
                 continue
             progress.started(index, run, [r for r in plan.selected[index - 1:]
-                                          if forced(r) or not markers.is_complete(r)])
+                                          if plan.forces(r, force) or not markers.is_complete(r)])
             start = time.time()
-            code = self._run(plan, run, force=forced(run))
+            code = self._run(plan, run, force=plan.forces(run, force))
             if code == exit_codes.OK:  # a failure's or another process's time says little
                 progress.finished(run, time.time() - start)
             status[run.key] = "failed" if code else "done"

@@ -97,7 +97,7 @@ class SlurmLauncher:
             _check_run_dir(run)
             record = records[run.key]
             active = st.is_active(record, table)
-            forced = force and run.key not in plan.implicit  # what a chosen run reads resumes
+            forced = plan.forces(run, force)  # what a chosen run reads resumes
             if not forced and markers.is_complete(run):
                 print(f"fcap: {run.key}: complete with the same config ({run.config_hash}), skipped")
                 continue
