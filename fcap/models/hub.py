@@ -30,6 +30,16 @@ class HubCheck:
     note: Optional[str] = None
 
 
+def cached_folder(repo_id: str, *, revision: Optional[str] = None) -> Optional[str]:
+    """The snapshot folder of ``repo_id`` at ``revision`` in the local Hugging Face cache
+    (its ``config.json`` is there), or None. A string that is no hub id raises
+    huggingface_hub's HFValidationError (a ValueError)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    return os.path.dirname(cached) if isinstance(cached, str) else None
+
+
 def check(repo_id: str, *, revision: Optional[str] = None,
           model_info: Optional[Callable[..., Any]] = None) -> HubCheck:
     """Whether ``repo_id`` at ``revision`` (the hub's default: main) loads here.
@@ -37,17 +47,16 @@ def check(repo_id: str, *, revision: Optional[str] = None,
     ``model_info`` asks the hub (default ``HfApi().model_info``); it is called only when
     the model is not cached and the hub is not offline.
     """
-    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub import constants
     from huggingface_hub.errors import (GatedRepoError, HFValidationError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
     at = f"{repo_id}@{revision}" if revision else repo_id
     try:
-        cached = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+        if cached_folder(repo_id, revision=revision) is not None:
+            return HubCheck()
     except HFValidationError as err:  # "a b", "x/y/z": neither a folder nor a hub id
         return HubCheck(problem=f"{repo_id!r} is not a folder here and not a hub id ({err})")
-    if isinstance(cached, str):
-        return HubCheck()
     cache = constants.HF_HUB_CACHE
     download = f"hf download {repo_id}" + (f" --revision {revision}" if revision else "")
     fetch = f"download it where there is network, into the same cache ({download}), or give a local folder"

@@ -86,15 +86,14 @@ def num_layers(source: str, tiny: Any = None) -> int | None:
     if not os.path.isdir(folder):
         if not is_hub_id(source):
             return None
-        from huggingface_hub import try_to_load_from_cache
+        from fcap.models.hub import cached_folder
 
         try:
-            cached = try_to_load_from_cache(source, "config.json")
+            folder = cached_folder(source)
         except ValueError:  # not a valid hub id: the hub check says so
             return None
-        if not isinstance(cached, str):
+        if folder is None:
             return None
-        folder = os.path.dirname(cached)
     if not os.path.isfile(os.path.join(folder, "config.json")):
         return None
     from transformers import AutoConfig
