@@ -146,8 +146,11 @@ class LocalLauncher:
         from fcap import runner
 
         config = markers.write_config(run)
+        # --log-dir /dev/null: the ranks' output goes to launcher.txt; without it torchrun
+        # leaves an empty /tmp/torchelastic_* folder behind for every stage it runs
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={self.cfg.nproc}", "-m", "fcap.runner", str(config),
+               f"--nproc_per_node={self.cfg.nproc}", f"--log-dir={os.devnull}",
+               "-m", "fcap.runner", str(config),
                "--stage", run.stage, "--variant", run.variant]
         log.info("launch: %s", " ".join(cmd))
         with open(run.run_dir / "launcher.txt", "ab") as out:

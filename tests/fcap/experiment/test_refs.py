@@ -254,9 +254,13 @@ stages:
 """)
 
 
-def test_grid_seeds_under_two_local_ranks_and_rank0_summary_kept(tmp_path, in_tmp):
+def test_grid_seeds_under_two_local_ranks_and_rank0_summary_kept(tmp_path, in_tmp, monkeypatch):
     exp = seeds_experiment(tmp_path, "launcher: {name: local, nproc: 2}")
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # torchrun's own temp folders would land here
     assert main([str(exp)]) == 0
+    assert sorted(p.name for p in scratch.iterdir()) == []  # no torchelastic_* left behind
     plan = build_plan(exp)
     for run, seed in zip(plan.runs, (1, 2)):
         assert json.loads((run.run_dir / "out.json").read_text())["seed"] == seed
