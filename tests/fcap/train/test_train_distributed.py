@@ -12,8 +12,9 @@ WORKER = Path(__file__).with_name("dist_worker.py")
 def test_two_ranks_train_log_and_resume_bitwise(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--log-dir", os.devnull,
-           "--master_addr", "127.0.0.1", "--master_port", str(free_port()), str(WORKER), str(tmp_path)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--log-dir", os.devnull, "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(WORKER), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads((tmp_path / f"result-{r}.json").read_text()) for r in (0, 1)]
