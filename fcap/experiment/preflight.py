@@ -114,9 +114,11 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
 
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
     shown = _runs_text(runs)
+    tiny = "" if plan.profile else (  # e.g. pseudolabel_howto100m.yaml, which has no datasets:
+        f"; or try the experiment on the tiny profile's generated world: --profile tiny")
     where = "" if os.path.isabs(needed.path) else (
         f" in the working folder {os.getcwd()} (datasets.root is not set: set it to the folder "
-        f"holding {needed.path}/, or give an absolute path)")
+        f"holding {needed.path}/, or give an absolute path{tiny})")
     what = f" ({needed.what})" if needed.what else ""
     fix = ("put the checkpoint there" if needed.key == "source"
            else "put the dataset there in its layout (fcap/data/README.md)")

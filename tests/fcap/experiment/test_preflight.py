@@ -111,7 +111,12 @@ def test_a_relative_collection_without_a_root_names_the_working_folder(tmp_path,
         check_data(build_plan(exp))
     assert (f"stages.label.videos: no folder howto100m in the working folder {in_tmp} "
             f"(datasets.root is not set: set it to the folder holding howto100m/, or give an "
-            f"absolute path), read by default/label") in str(err.value)
+            f"absolute path; or try the experiment on the tiny profile's generated world: "
+            f"--profile tiny), read by default/label") in str(err.value)
+    check_data(build_plan(exp, profile="tiny"))  # what that says works
+    with pytest.raises(DataError) as err:  # a profile chosen: no such hint
+        check_data(build_plan(exp, profile="paper"))
+    assert "--profile tiny" not in str(err.value)
     (in_tmp / "howto100m").mkdir()
     check_data(build_plan(exp))
 
