@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fcap.experiment import inputs, rerun
+from fcap.experiment import code_version, inputs, rerun
 from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
@@ -77,7 +77,7 @@ def mark_started(run, *, force: bool = False) -> str:
         write_json_atomic(run_dir / RUN, {
             "config_hash": run.config_hash, "task": run.task, "stage": run.key,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
-            "pid": os.getpid(), "fresh_start": reason or None,
+            "pid": os.getpid(), "code": code_version.current(), "fresh_start": reason or None,
             "previous_outputs": str(moved) if moved else None})
         if reason:
             where = f"; previous outputs moved to {moved}" if moved else ""
@@ -102,6 +102,7 @@ def mark_done(run, summary: Any, wall_s: float) -> None:
         "config_hash": run.config_hash, "task": run.task, "summary": summary,
         "inputs": inputs.record(run),  # what it read from other stages, by content
         "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "code": code_version.current(),  # the fcap that ran it (report.md's code column)
     })
 
 

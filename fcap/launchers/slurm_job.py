@@ -210,7 +210,7 @@ def stage_lock(run, *, rank: int, index: str | None):
 
 def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | None) -> None:
     """DONE.json for a plain stage; for an array, once every element has finished."""
-    from fcap.experiment import markers
+    from fcap.experiment import code_version, markers
 
     if index is None:
         markers.mark_done(run, summary, wall_s)
@@ -218,7 +218,8 @@ def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | No
     folder = run.run_dir / ARRAY_DIR
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / f"{int(index)}.json", {
-        "config_hash": run.config_hash, "summary": summary, "wall_s": round(wall_s, 3)})
+        "config_hash": run.config_hash, "summary": summary, "wall_s": round(wall_s, 3),
+        "code": code_version.current()})
     # Each element writes its own marker before looking, so the last to finish sees all.
     elements = read_elements(run.run_dir, count or 0, run.config_hash)
     if len(elements) == count:

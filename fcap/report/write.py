@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
-from pathlib import Path
 
-from fcap.experiment import markers
+from fcap.experiment import code_version, markers
 from fcap.io import claim_dir, write_text_atomic
 from fcap.report import skips
 from fcap.report.html import write_html
@@ -18,30 +16,38 @@ from fcap.report.table import SEPARATION, has_seeds, markdown_table, separation,
 def metadata(plan) -> list[str]:
     import torch
 
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    here = code_version.current()
+    if here["commit"]:
+        code = f"commit `{here['commit']}`" + (
+            " with uncommitted changes to tracked files" if here["changes"] else "")
+    else:
+        code = "not a git checkout"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     lines = [
-        f"- fcap commit: `{commit}`",
+        f"- fcap {here['fcap']}, {code} (the code writing this report; the code column is "
+        f"the one each run was made by)",
         f"- experiment file: `{plan.source}`" + (f", profile `{plan.profile}`" if plan.profile else ""),
         f"- hardware: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, {device}; "
         f"torch {torch.__version__}",
         "",
-        "| run | task | config hash | state | wall time (s) |",
-        "|---|---|---|---|---|",
+        "| run | task | config hash | state | wall time (s) | code |",
+        "|---|---|---|---|---|---|",
     ]
-    total = 0.0
+    total, made_by = 0.0, {}
     for run in plan.own_runs():
         done = markers.read_done(run) if markers.is_complete(run) else None
         wall = (done or {}).get("wall_s")
         total += wall or 0.0
+        ran = code_version.short((done or {}).get("code")) if done else "-"
+        if done and done.get("code"):
+            made_by.setdefault(ran, run.key)
         lines.append(f"| {run.key} | {run.task} | `{run.config_hash}` | "
-                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} |")
+                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} | {ran} |")
     lines.append(f"\nTotal wall time of completed stages: {total:.1f} s.")
+    if len(made_by) > 1:
+        lines.append(f"\n**The completed runs were made by {len(made_by)} versions of the code** "
+                     f"({', '.join(f'{c} (e.g. {k})' for c, k in made_by.items())}): a "
+                     f"difference between their numbers may come from the code alone.")
     return lines
 
 

@@ -1,3 +1,4 @@
+import json
 import textwrap
 
 from fcap.cli import main
@@ -28,15 +29,27 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     assert ["Alpha", "5.0", "4.5"] in lines and ["b", "13.0", "-"] in lines
     report = (in_tmp / "runs/rep/report.md").read_text()
     assert "| Alpha | 5.0 | 4.5 |" in report and "| b | 13.0 | - |" in report
-    assert "| a/second | toy_write |" in report and "fcap commit:" in report
+    assert "| a/second | toy_write |" in report
+    # which code made each run (DONE.json), and which wrote the report
+    from fcap.experiment.code_version import current, short
+    made = short(current())
+    assert f"- fcap {current()['fcap']}, " in report and "the code writing this report" in report
+    assert report.count(f"| {made} |") == 4 and "versions of the code" not in report
     plots = sorted(p.name for p in (in_tmp / "runs/rep/plots").iterdir())
     assert plots == ["bars.png", "first_gates.png", "first_loss.png", "second_gates.png",
                      "second_loss.png"]
     assert all((in_tmp / "runs/rep/plots" / p).stat().st_size > 1000 for p in plots)
     # the subcommand rewrites it from the finished runs
     (in_tmp / "runs/rep/report.md").unlink()
+    done = in_tmp / "runs/rep/b/second/DONE.json"  # as if b/second ran at another commit
+    record = json.loads(done.read_text())
+    record["code"] = {"fcap": "0.0.9", "commit": "0123456789abcdef", "changes": True}
+    done.write_text(json.dumps(record))
     assert main(["report", str(exp)]) == 0
-    assert "| Alpha | 5.0 | 4.5 |" in (in_tmp / "runs/rep/report.md").read_text()
+    report = (in_tmp / "runs/rep/report.md").read_text()
+    assert "| Alpha | 5.0 | 4.5 |" in report and "| 0123456+changes |" in report
+    assert (f"**The completed runs were made by 2 versions of the code** ({made} (e.g. "
+            f"a/first), 0123456+changes (e.g. b/second))") in report
     assert "warning" not in capsys.readouterr().out
     # the run's command line forgotten: the report says why its cells are empty
     assert main(["report", str(exp), "stages.second.value=4"]) == 0
