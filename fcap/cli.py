@@ -7,9 +7,11 @@
     fcap-run report EXPERIMENT.yaml [the run's overrides and flags]   write report.md and plots
 
 A stage whose config changed since it last ran (its options, the seed, or a
-stage it depends on), or any chosen stage under --force, starts from scratch (a
-complete stage selected only because a chosen one reads it, such as another experiment's
-or a once-stage under --only, is kept unless --stages names it):
+stage it depends on), one whose dependency completed again since (--stages
+pretrain --force makes fine-tuning stale), or any chosen stage under --force,
+starts from scratch (a complete stage selected only because a chosen one reads it,
+such as another experiment's or a once-stage under --only, is kept unless --stages
+names it):
 its old outputs move to <run_dir>/.previous-<time>.old/ (only the latest such
 folder is kept) and the log says why. Otherwise an interrupted or failed stage
 resumes; so does one whose only changes are run options (--list task names them:

@@ -27,8 +27,13 @@ def stage_state(run) -> tuple[str, str]:
             info = {}
         if info.get("config_hash") == run.config_hash:
             return "failed", info.get("error", "").splitlines()[0] if info.get("error") else ""
-    if markers.read_done(run):
-        return "pending", "config changed since it completed"
+    if markers.read_done(run):  # done once, stale now: why (config, inputs, a dependency)
+        return "pending", markers.why_fresh(run) or "config changed since it completed"
+    started = markers.read_started(run)
+    if started and started.get("config_hash") == run.config_hash:  # no lock: nothing runs it
+        return "pending", (f"started {started.get('started_at', '?')} on "
+                           f"{started.get('host', '?')} and stopped before it finished "
+                           f"(interrupted or killed); the next fcap-run resumes it")
     return "pending", ""
 
 

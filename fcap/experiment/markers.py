@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
 __all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "is_complete", "mark_done",
-           "mark_failed", "mark_started", "read_done", "why_fresh", "write_config"]
+           "mark_failed", "mark_started", "read_done", "read_started",
+           "redone_deps", "why_fresh", "write_config"]
 
 DONE = "DONE.json"
 FAILED = "FAILED.json"
@@ -52,11 +54,42 @@ def read_done(run) -> dict | None:
     return _read_json(run.run_dir / DONE)
 
 
+def read_started(run) -> dict | None:
+    """RUN.json: the latest attempt's config hash, start time, host and pid."""
+    return _read_json(run.run_dir / RUN)
+
+
 def is_complete(run) -> bool:
-    """Done with the same config hash and the same inputs (fcap/experiment/inputs.py)."""
+    """Done with the same config hash, the same inputs (fcap/experiment/inputs.py), and
+    no stage it depends on completed again since (:func:`redone_deps`)."""
     done = read_done(run)
     return (bool(done) and done.get("config_hash") == run.config_hash
-            and not inputs.changed(run, done.get("inputs")))
+            and not inputs.changed(run, done.get("inputs")) and not redone_deps(run, done))
+
+
+def redone_deps(run, done: dict) -> list[str]:
+    """Why what ``run`` read is not what it read when ``done`` (its DONE.json) was written,
+    one line per stage it depends on that completed again since, or is not complete now:
+    ``--stages pretrain --force`` reruns pretraining with an unchanged config, and the
+    fine-tuning made from the old adapters, and the evaluation of that fine-tuning, must not
+    count as complete. A DONE.json without ``deps`` (older fcap) is not checked."""
+    recorded = done.get("deps")
+    if not isinstance(recorded, dict):
+        return []
+    why = []
+    for dep in run.dep_runs:
+        if dep.key not in recorded:
+            continue
+        if not is_complete(dep):
+            why.append(f"{dep.key} is not complete (it runs first)")
+        elif (read_done(dep) or {}).get("id") != recorded[dep.key]:
+            why.append(f"{dep.key} ran again since this stage completed")
+    return why
+
+
+def _dep_ids(run) -> dict[str, str | None]:
+    """Each dependency's completion id (its DONE.json's ``id``), for this run's DONE.json."""
+    return {dep.key: (read_done(dep) or {}).get("id") for dep in run.dep_runs}
 
 
 def mark_started(run, *, force: bool = False) -> str:
@@ -93,14 +126,18 @@ def why_fresh(run, *, force: bool = False) -> str:
                 or _read_json(run_dir / FAILED) or {})
     reason = rerun.why_fresh(run, old_hash=previous.get("config_hash"),
                              old_doc=_read_yaml(run_dir / CONFIG), force=force)
-    changed = inputs.changed(run, (_read_json(run_dir / DONE) or {}).get("inputs"))
-    return reason or (inputs.describe(run, changed) if changed else "")
+    done = _read_json(run_dir / DONE) or {}
+    changed = inputs.changed(run, done.get("inputs"))
+    redone = redone_deps(run, done)
+    return reason or (inputs.describe(run, changed) if changed else "") or "; ".join(redone)
 
 
 def mark_done(run, summary: Any, wall_s: float) -> None:
     write_json_atomic(run.run_dir / DONE, {
         "config_hash": run.config_hash, "task": run.task, "summary": summary,
         "inputs": inputs.record(run),  # what it read from other stages, by content
+        "id": uuid.uuid4().hex,  # this completion; the stages reading it record it in deps
+        "deps": _dep_ids(run),
         "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "code": code_version.current(),  # the fcap that ran it (report.md's code column)
     })

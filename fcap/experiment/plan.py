@@ -48,6 +48,7 @@ class Run:
     launcher: Any = None  # this variant's launcher component (config.yaml's launcher:)
     spec: StageSpec | None = None
     dep_keys: tuple[str, ...] = ()  # Plan keys of the runs named in ``deps``, same order
+    dep_runs: tuple["Run", ...] = ()  # those runs, same order (markers.is_complete)
     external: bool = False  # a stage of another experiment file this plan reads from
     pinned: bool = False  # an external run known only by its directory and hash (a re-plan)
 
@@ -333,7 +334,8 @@ class _Externals:
         if key in self.found:
             return self.found[key]
         deps = [self._add(plan, dep) for _name, dep in plan.dependencies(run)]
-        added = dataclasses.replace(run, external=True, dep_keys=tuple(d.key for d in deps))
+        added = dataclasses.replace(run, external=True, dep_keys=tuple(d.key for d in deps),
+                                    dep_runs=tuple(deps))
         self.found[added.key] = added
         return added
 
@@ -373,20 +375,23 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
     }
     hashes: dict[str, str] = {}
     keys: dict[str, str] = {}
+    made: dict[str, Run] = {}
     runs = []
     for spec in specs:
         body = copy.deepcopy(rerun.hashed(resolved_stages[spec.name]))
         for ref in spec.refs:  # the hash sees the reference, not the output_root-dependent path
             refs.set_at(body, ref.key, ref.hash_form())
-        dep_keys, dep_hashes = [], {}
+        dep_keys, dep_runs, dep_hashes = [], [], {}
         for dep in spec.deps:
             ext = next((r for r in spec.refs if r.experiment and r.dep_name == dep), None)
             if ext is not None:
                 run = externals.get(ext.run_key)  # set by the resolver
                 dep_keys.append(run.key)
+                dep_runs.append(run)
                 dep_hashes[dep] = run.config_hash
             else:
                 dep_keys.append(keys[dep])
+                dep_runs.append(made[dep])
                 dep_hashes[dep] = hashes[dep]
         # A once-stage is shared by every variant, repeated seeds too: it runs with the
         # experiment's seed, so 'seeds: N' repeats what follows it, not the pseudolabels.
@@ -396,12 +401,14 @@ def _make_runs(header: ExperimentHeader, vname: str, specs: list[StageSpec],
         hashes[spec.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
         variant = ONCE_VARIANT if spec.once else vname
         keys[spec.name] = f"{variant}/{spec.name}"
-        runs.append(Run(experiment=header.name, variant=variant, stage=spec.name, task=spec.task,
-                        cfg=spec.cfg, init_from=spec.init_from, deps=spec.deps,
-                        resources=spec.resources, run_dir=resolver.run_dir(spec.name),
-                        config_hash=hashes[spec.name], resolved=resolved, seed=seed,
-                        output_root=resolver.out_dir.parent, launcher=header.launcher,
-                        spec=spec, dep_keys=tuple(dep_keys)))
+        made[spec.name] = Run(
+            experiment=header.name, variant=variant, stage=spec.name, task=spec.task,
+            cfg=spec.cfg, init_from=spec.init_from, deps=spec.deps, resources=spec.resources,
+            run_dir=resolver.run_dir(spec.name), config_hash=hashes[spec.name],
+            resolved=resolved, seed=seed, output_root=resolver.out_dir.parent,
+            launcher=header.launcher, spec=spec, dep_keys=tuple(dep_keys),
+            dep_runs=tuple(dep_runs))
+        runs.append(made[spec.name])
     return runs
 
 

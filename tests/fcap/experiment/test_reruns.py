@@ -104,6 +104,59 @@ def test_an_upstream_change_restarts_the_dependent_and_names_the_change(tmp_path
     assert read(second / "RUN.json")["fresh_start"] == "config changed: stages.first.value 1 -> 5"
 
 
+def test_a_dependency_forced_again_makes_what_read_it_stale(tmp_path, in_tmp, capsys):
+    # --stages first --force reruns `first` with the same config: `second` was made from
+    # its old outputs (moved aside), so it is not complete any more
+    exp = experiment(tmp_path, {"first": {"task": "rerun_append"},
+                                "second": {"task": "rerun_append", "init_from": "first"},
+                                "third": {"task": "rerun_append", "after": ["second"]}})
+    first, second = in_tmp / "runs/re/default/first", in_tmp / "runs/re/default/second"
+    assert main([exp]) == 0
+    assert read(second / "DONE.json")["deps"] == {"default/first": read(first / "DONE.json")["id"]}
+    assert main([exp, "--stages", "first", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    lines = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert lines == [
+        ["default/first", "done"],
+        ["default/second", "pending", "default/first ran again since this stage completed"],
+        ["default/third", "pending", "default/second is not complete (it runs first)"]]
+    assert main([exp]) == 0  # second and third run again from scratch; first is kept
+    assert read(first / "DONE.json")["summary"] == {"attempts": 1}
+    assert (read(second / "RUN.json")["fresh_start"]
+            == "default/first ran again since this stage completed")
+    assert (read(in_tmp / "runs/re/default/third/RUN.json")["fresh_start"]
+            == "default/second ran again since this stage completed")
+    assert len(previous_dirs(second)) == 1
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == ["done"] * 3
+    # a DONE.json of older fcap (no deps recorded) is not second-guessed
+    done = read(second / "DONE.json")
+    del done["deps"]
+    (second / "DONE.json").write_text(json.dumps(done))
+    assert main([exp, "--stages", "first", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == [
+        "done", "done", "done"]  # and what reads it stays complete as well
+
+
+def test_status_names_a_stage_that_was_stopped_before_it_finished(tmp_path, in_tmp, capsys):
+    from fcap.experiment import markers
+    from fcap.experiment.plan import build_plan
+
+    exp = experiment(tmp_path, {"work": {"task": "rerun_append"}})
+    run = build_plan(exp).runs[0]
+    markers.mark_started(run)  # what a Ctrl-C or a killed process leaves: RUN.json alone
+    assert main(["status", exp]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    started = read(run.run_dir / "RUN.json")["started_at"]
+    assert row.split(None, 2) == ["default/work", "pending", (
+        f"started {started} on {__import__('socket').gethostname()} and stopped before it "
+        f"finished (interrupted or killed); the next fcap-run resumes it")]
+
+
 def test_a_folder_fcap_did_not_create_is_refused_not_wiped_even_with_force(tmp_path, in_tmp,
                                                                            capsys):
     exp = experiment(tmp_path, {"work": {"task": "rerun_append"}})
