@@ -29,7 +29,8 @@ Exit codes:
   0    success (or nothing left to do)
   1    a stage failed unexpectedly (traceback in its log.txt and FAILED.json), or was
        blocked by a failed or missing dependency
-  2    configuration, plugin or command-line error
+  2    configuration, plugin or command-line error, or an output folder this user
+       cannot create (output_root on a read-only or missing mount, no permission)
   3    data error: a dataset, annotation file, media folder or model that is missing or
        malformed, too many unreadable media files (SkipLimitError), shards that do not
        merge, or a checkpoint that cannot be used (CheckpointError)

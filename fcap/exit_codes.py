@@ -28,6 +28,7 @@ KNOWN: tuple[tuple[str, str, int], ...] = (
     ("fcap.plugins", "PluginError", CONFIG),
     ("fcap.launchers.slurm", "SubmitError", CONFIG),  # sbatch refused a job: profile or resources
     ("registry.registry", "UnknownComponentError", CONFIG),
+    ("fcap.io", "UnwritableError", CONFIG),  # output_root on a path this user cannot write
     ("fcap.data.errors", "DataError", DATA),
     ("fcap.data.errors", "SkipLimitError", DATA),
     ("fcap.pseudolabel.merge", "MergeError", DATA),

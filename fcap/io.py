@@ -35,6 +35,11 @@ class OwnershipError(RuntimeError):
     """fcap was asked to write into, or remove, something it did not create."""
 
 
+class UnwritableError(RuntimeError):
+    """A folder fcap must create cannot be created or written there (no permission, a
+    read-only file system, a mount that is not there): the path chosen is wrong."""
+
+
 def is_owned(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder holding fcap's marker."""
     return (Path(path) / MARKER).is_file()
@@ -59,12 +64,28 @@ def claim_dir(path: str | os.PathLike, *, kind: str, key: str | None = None) -> 
         if any(not _marker_in_progress(p.name) for p in path.iterdir()):
             raise OwnershipError(_refusal(path, kind, key, "it exists, holds files fcap did not "
                                           f"write and has no {MARKER} marker"))
-    path.mkdir(parents=True, exist_ok=True)
-    if not is_owned(path):
-        body = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "host": socket.gethostname(), "pid": os.getpid()}
-        write_text_atomic(path / MARKER, json.dumps(body, indent=1) + "\n")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not is_owned(path):
+            body = {"kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "host": socket.gethostname(), "pid": os.getpid()}
+            write_text_atomic(path / MARKER, json.dumps(body, indent=1) + "\n")
+    except OSError as err:
+        where = f" (set by {key})" if key else ""
+        raise UnwritableError(
+            f"fcap cannot create its {kind} folder {path}{where}: {err.strerror or err} "
+            f"({err.filename or path}); choose a path this user can write "
+            f"(user {_user()} on {socket.gethostname()})") from err
     return path
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def _marker_in_progress(name: str) -> bool:

@@ -1,10 +1,13 @@
 """fcap.io: fcap writes into and removes only folders it created and marked."""
 import json
+from pathlib import Path
 
 import pytest
 
-from fcap.io import (MARKER, OwnershipError, claim_dir, is_owned, remove_owned, remove_scratch,
-                     write_json_atomic)
+from fcap.io import (MARKER, OwnershipError, UnwritableError, claim_dir, is_owned, remove_owned,
+                     remove_scratch, write_json_atomic)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def test_claim_creates_and_marks_a_new_folder(tmp_path):
@@ -54,6 +57,29 @@ def test_claim_refuses_a_file(tmp_path):
                                              f"a file, not a folder"):
         claim_dir(tmp_path / "f" / "exp" / "v", kind="run", key="output_root")
     assert (tmp_path / "f").read_text() == "x"
+
+
+def test_claim_where_no_folder_can_be_made_names_the_path_and_key():
+    # output_root on a mount that is not there, or read-only: was mkdir's traceback, exit 1.
+    # Under /proc nobody, root included, can make a folder.
+    with pytest.raises(UnwritableError) as err:
+        claim_dir("/proc/fcap-no-such/exp", kind="experiment", key="output_root")
+    assert str(err.value).startswith(
+        "fcap cannot create its experiment folder /proc/fcap-no-such/exp (set by output_root): ")
+    assert "choose a path this user can write" in str(err.value)
+
+
+def test_an_unwritable_output_root_is_a_configuration_error_before_any_stage(tmp_path, in_tmp,
+                                                                             capsys):
+    from fcap.cli import main
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: e\nstages:\n  s: {task: toy_write, value: 1}\n"
+                   f"plugins: [{FIXTURES / 'plugins' / 'toy_tasks.py'}]\n")
+    assert main([str(exp), "output_root=/proc/fcap-no-such"]) == 2
+    err = capsys.readouterr().err
+    assert "fcap-run: fcap cannot create its experiment folder /proc/fcap-no-such/e" in err
+    assert "Traceback" not in err
 
 
 def test_remove_owned_refuses_unmarked_and_removes_marked(tmp_path):
