@@ -56,7 +56,7 @@ def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
     root = out.parent
     if (out / DONE).exists():
         return out
-    locks = claim_dir(root / ".locks", kind="tiny model build locks")
+    locks = claim_dir(root / ".locks", kind="tiny model build locks", key="FCAP_CACHE")
     with open(locks / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if (out / DONE).exists():  # built by another process while we waited

@@ -112,8 +112,9 @@ def ensure_shapes_world(root: str | None, cfg: ShapesWorldConfig | None = None, 
     it in the OwnershipError otherwise.
     """
     cfg = cfg or ShapesWorldConfig()
+    cached = not root
     root = world_root(root, cfg)
-    claim_dir(root, kind="shapes world", key=key)
+    claim_dir(root, kind="shapes world", key="FCAP_CACHE" if cached else key)
     roots = {name: os.path.join(root, name) for name in LAYOUTS}
     truth = os.path.join(root, TRUTH)
     with open(os.path.join(root, ".shapes-world.lock"), "w") as lock:

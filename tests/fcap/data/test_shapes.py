@@ -116,3 +116,12 @@ def test_a_moving_shape_never_touches_the_frame_edge():
         border = np.concatenate([frames[:, 0], frames[:, -1], frames[:, :, 0], frames[:, :, -1]],
                                 axis=1)
         assert (border == np.asarray(BACKGROUNDS[scene.background], dtype=np.uint8)).all(), scene
+
+
+def test_a_cache_folder_that_cannot_be_made_names_fcap_cache(monkeypatch):
+    from fcap.io import UnwritableError
+
+    monkeypatch.setenv("FCAP_CACHE", "/proc/fcap-no-such")  # nobody can make a folder there
+    with pytest.raises(UnwritableError, match=r"shapes world folder /proc/fcap-no-such/"
+                                              r"shapes-world-\w+ \(set by FCAP_CACHE\)"):
+        ensure_shapes_world(None, ShapesWorldConfig())
