@@ -68,16 +68,19 @@ def is_complete(run) -> bool:
 
 
 def redone_deps(run, done: dict) -> list[str]:
-    """Why what ``run`` read is not what it read when ``done`` (its DONE.json) was written,
-    one line per stage it depends on that completed again since, or is not complete now:
-    ``--stages pretrain --force`` reruns pretraining with an unchanged config, and the
-    fine-tuning made from the old adapters, and the evaluation of that fine-tuning, must not
-    count as complete. A DONE.json without ``deps`` (older fcap) is not checked."""
+    """Why what ``run`` started from is not what it started from when ``done`` (its
+    DONE.json) was written, one line per stage named by its ``init_from`` or ``after`` that
+    completed again since, or is not complete now: ``--stages pretrain --force`` reruns
+    pretraining with an unchanged config, and the fine-tuning made from the old adapters,
+    and the evaluation of that fine-tuning, must not count as complete. Outputs read by
+    reference (``{from: merge}``) are compared by content instead (:mod:`.inputs`): labels
+    merged again byte for byte keep pretraining complete. A DONE.json without ``deps``
+    (older fcap) is not checked."""
     recorded = done.get("deps")
     if not isinstance(recorded, dict):
         return []
     why = []
-    for dep in run.dep_runs:
+    for dep in _started_from(run):
         if dep.key not in recorded:
             continue
         if not is_complete(dep):
@@ -87,9 +90,16 @@ def redone_deps(run, done: dict) -> list[str]:
     return why
 
 
+def _started_from(run) -> list:
+    """The dependencies ``run`` names by ``init_from`` or ``after`` (not only by a reference)."""
+    spec = run.spec
+    named = {spec.init_from, *spec.after} if spec is not None else set()
+    return [dep for name, dep in zip(run.deps, run.dep_runs) if name in named]
+
+
 def _dep_ids(run) -> dict[str, str | None]:
-    """Each dependency's completion id (its DONE.json's ``id``), for this run's DONE.json."""
-    return {dep.key: (read_done(dep) or {}).get("id") for dep in run.dep_runs}
+    """Completion ids (DONE.json's ``id``) of what ``run`` started from, for its DONE.json."""
+    return {dep.key: (read_done(dep) or {}).get("id") for dep in _started_from(run)}
 
 
 def mark_started(run, *, force: bool = False) -> str:

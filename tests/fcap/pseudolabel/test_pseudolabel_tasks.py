@@ -107,12 +107,12 @@ def test_more_report_clips_keep_the_merge_and_its_readers_and_force_rewrites_onl
 
     good, _ = videos
     root = collection(tmp_path / "videos", {p.name: p for p in sorted(good.iterdir())[:3]})
-    rerun_tasks = Path(__file__).parents[1] / "experiment" / "rerun_tasks.py"
+    toy_tasks = Path(__file__).parents[2] / "fixtures" / "plugins" / "toy_tasks.py"
     exp = tmp_path / "m.yaml"
     exp.write_text(f"""
 name: m
 output_root: {tmp_path / 'runs'}
-plugins: [{rerun_tasks}]
+plugins: [{toy_tasks}]
 stages:
   label:
     task: pseudolabel
@@ -122,7 +122,7 @@ stages:
     frame_size: 64
     sampling: {{max_new_tokens: 6}}
   merge: {{task: pseudolabel_merge, after: [label], report_clips: 2}}
-  use: {{task: rerun_append, after: [merge]}}
+  use: {{task: toy_write, note: {{from: merge, output: pseudolabels}}}}  # reads the labels
 """)
     runs = tmp_path / "runs" / "m" / "default"
     assert main([str(exp)]) == 0
@@ -138,4 +138,4 @@ stages:
     assert len(list((runs / "merge" / "report" / "frames").iterdir())) == 4
     assert main([str(exp), *more[:1]]) == 0  # the reader of the merge stays complete
     assert (runs / "use" / "DONE.json").read_text() == done["use"]
-    assert (runs / "use" / "progress.txt").read_text() == "1\n"
+    assert (runs.parent / "calls.txt").read_text() == "default/use\n"  # it ran once
