@@ -69,6 +69,30 @@ def run_option(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={"run_option": True})
 
 
+def input_path(default: Any = None) -> Any:
+    """A path option naming a file or folder the stage's result is made from (adapters
+    trained elsewhere): DONE.json records its content as it does a ``{from: STAGE}``
+    reference's (fcap/experiment/inputs.py), so a complete stage reruns when what the
+    path holds changed, not only when the path did."""
+    return dataclasses.field(default=default, metadata={"input_path": True})
+
+
+def input_paths(cfg: Any, prefix: str = "") -> dict[str, str]:
+    """``{dotted key: path}`` of the :func:`input_path` options set in the config instance
+    ``cfg`` (nested config blocks included; a registry component's options are not)."""
+    out: dict[str, str] = {}
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        return out
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.metadata.get("input_path"):
+            if isinstance(value, str) and value:
+                out[prefix + f.name] = value
+        elif "registry" not in f.metadata and dataclasses.is_dataclass(value):
+            out.update(input_paths(value, f"{prefix}{f.name}."))
+    return out
+
+
 def run_options(cls: type | None, prefix: str = "") -> frozenset[str]:
     """The dotted keys of ``cls``'s fields declared with :func:`run_option`, nested config
     blocks included (``train.save_every``); a registry component's options are not."""

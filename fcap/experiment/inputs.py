@@ -2,7 +2,8 @@
 
 The config hash chains on the producers' config hashes, so re-labelling with
 other options reruns the consumers. This adds the content: DONE.json records,
-for each reference of the stage (fcap/experiment/refs.py), a stamp (size,
+for each reference of the stage (fcap/experiment/refs.py) and each path option
+declared with ``fcap.config.input_path`` (``adapters:`` trained elsewhere), a stamp (size,
 mtime) and a sha256 of the file (of a folder: of its files' names, sizes and
 mtimes). A later check first compares stamps and hashes only when a stamp
 differs, so an untouched multi-GB pseudolabels file is not read again.
@@ -43,12 +44,21 @@ def digest(path: str) -> str | None:
     return None
 
 
-def record(run) -> dict[str, dict]:
-    """``{option key: {path, stamp, sha256}}`` of every reference of ``run`` (for DONE.json)."""
-    out = {}
-    for ref in run.spec.refs if run.spec else ():
-        out[ref.dotted] = {"path": ref.path, "stamp": stamp(ref.path), "sha256": digest(ref.path)}
+def paths(run) -> dict[str, str]:
+    """``{option key: path}`` that ``run`` reads: its references to other stages' outputs,
+    and its :func:`fcap.config.input_path` options (adapters trained elsewhere)."""
+    from fcap.config import input_paths
+
+    out = {r.dotted: r.path for r in (run.spec.refs if run.spec else ())}
+    for key, given in input_paths(run.cfg).items():
+        out.setdefault(key, os.path.abspath(os.path.expanduser(given)))
     return out
+
+
+def record(run) -> dict[str, dict]:
+    """``{option key: {path, stamp, sha256}}`` of every input of ``run`` (for DONE.json)."""
+    return {key: {"path": path, "stamp": stamp(path), "sha256": digest(path)}
+            for key, path in paths(run).items()}
 
 
 def changed(run, recorded: dict | None) -> list[str]:
@@ -56,10 +66,10 @@ def changed(run, recorded: dict | None) -> list[str]:
     if not recorded:
         return []
     out = []
-    for key, now in ((r.dotted, r.path) for r in (run.spec.refs if run.spec else ())):
+    for key, now in paths(run).items():
         old = recorded.get(key)
         if old is None:
-            continue  # recorded before this reference existed: the config hash decides
+            continue  # recorded before this input was tracked: the config hash decides
         if old.get("path") != now or (stamp(now) != old.get("stamp")
                                       and digest(now) != old.get("sha256")):
             out.append(key)
@@ -67,6 +77,6 @@ def changed(run, recorded: dict | None) -> list[str]:
 
 
 def describe(run, keys: list[str]) -> str:
-    paths = {r.dotted: r.path for r in run.spec.refs} if run.spec else {}
-    return "input changed: " + ", ".join(f"{k} ({os.path.basename(paths.get(k, ''))})"
+    read = paths(run)
+    return "input changed: " + ", ".join(f"{k} ({os.path.basename(read.get(k, ''))})"
                                          for k in keys)

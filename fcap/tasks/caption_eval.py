@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fcap.config import component
+from fcap.config import component, input_path
 from fcap.data.shapes.truth import load_truth, truth_beside
 from fcap.eval.captioning import generate_captions, skipped_items
 from fcap.eval.scoring import ScoringConfig, score
@@ -34,7 +34,7 @@ class CaptionEvalConfig:
     data: Any = component(DATA_SOURCES, required=True)  # e.g. {name: msrvtt, split: test}
     datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
     split: Optional[str] = None  # overrides the source's split; None: the source's own
-    adapters: Optional[str] = None  # None: <init_from run dir>/adapters, or untrained without init_from
+    adapters: Optional[str] = input_path()  # None: <init_from run dir>/adapters, or untrained without init_from
     batch_size: int = 16  # items per generation batch per rank
     precision: Precision = "fp32"
     decoding: DecodingConfig = field(default_factory=DecodingConfig)  # paper: greedy

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from fcap.config import component
+from fcap.config import component, input_path
 from fcap.eval.captioning import generate_captions, roll_videos, skipped_items, visual_inputs
 from fcap.eval.scoring import ScoringConfig, score
 from fcap.io import write_json_atomic
@@ -70,7 +70,7 @@ class PretrainConfig(CaptionTrainConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(CaptionTrainConfig):
-    adapters: Optional[str] = None  # start from here; None: <init_from run dir>/adapters
+    adapters: Optional[str] = input_path()  # start from here; None: <init_from run dir>/adapters
 
 
 @TASKS.register("caption_pretrain", config=PretrainConfig,

@@ -10,8 +10,9 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from fcap.config import run_option
+from fcap.config import input_path, run_option
 from registry import TASKS
 
 
@@ -82,3 +83,18 @@ def rerun_raise(cfg, ctx):
     """Raise the error named by ``kind``."""
     (ctx.run_dir / "raised.json").write_text(json.dumps({"kind": cfg.kind}))
     raise _errors()[cfg.kind]
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    source: Optional[str] = input_path()  # a file made outside fcap (adapters trained elsewhere)
+
+
+@TASKS.register("rerun_read", config=ReadConfig)
+def rerun_read(cfg, ctx):
+    """Copy ``source`` to copy.txt; return how many times this run dir was written."""
+    text = Path(cfg.source).expanduser().read_text()
+    (ctx.run_dir / "copy.txt").write_text(text)
+    with (ctx.run_dir / "progress.txt").open("a") as f:
+        f.write("read\n")
+    return {"attempts": len((ctx.run_dir / "progress.txt").read_text().split())}

@@ -142,6 +142,25 @@ def test_a_dependency_forced_again_makes_what_read_it_stale(tmp_path, in_tmp, ca
         "done", "done", "done"]  # and what reads it stays complete as well
 
 
+def test_a_path_option_declared_an_input_is_compared_by_content(tmp_path, in_tmp, capsys):
+    # adapters: /elsewhere/adapters trained again elsewhere: the evaluation was "complete"
+    made = tmp_path / "made.txt"
+    made.write_text("first")
+    exp = experiment(tmp_path, {"read": {"task": "rerun_read", "source": str(made)}})
+    run_dir = in_tmp / "runs/re/default/read"
+    assert main([exp]) == 0
+    assert main([exp]) == 0  # unchanged: complete
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 1}
+    made.write_text("second, longer")
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(None, 2) == [
+        "default/read", "pending", "input changed: source (made.txt)"]
+    assert main([exp]) == 0
+    assert (run_dir / "copy.txt").read_text() == "second, longer"
+    assert read(run_dir / "RUN.json")["fresh_start"] == "input changed: source (made.txt)"
+
+
 def test_status_names_a_stage_that_was_stopped_before_it_finished(tmp_path, in_tmp, capsys):
     from fcap.experiment import markers
     from fcap.experiment.plan import build_plan
