@@ -181,7 +181,7 @@ def _after_run(plan) -> None:
 
 def _list(kind: str, plugins: list[str]) -> int:
     from fcap.components import load_builtins
-    from fcap.config.schema import describe_fields, run_options
+    from fcap.config.schema import describe_fields, input_path_keys, run_options
     from fcap.plugins import load_entry_point_plugins, load_plugins
     from registry import ALL, suggest
 
@@ -205,6 +205,10 @@ def _list(kind: str, plugins: list[str]) -> int:
             run_only = run_options(entry.config) if name == "task" else frozenset()
             if run_only:  # changing one resumes the stage (fcap.config.schema.run_option)
                 print(f"      run options, not in the config hash: {', '.join(sorted(run_only))}")
+            read = input_path_keys(entry.config) if name == "task" else frozenset()
+            if read:  # fcap.config.schema.input_path: what they hold, changed, reruns the stage
+                print(f"      paths compared by content (changed: the stage reruns): "
+                      f"{', '.join(sorted(read))}")
         print()
     return 0
 

@@ -96,12 +96,21 @@ def input_paths(cfg: Any, prefix: str = "") -> dict[str, str]:
 def run_options(cls: type | None, prefix: str = "") -> frozenset[str]:
     """The dotted keys of ``cls``'s fields declared with :func:`run_option`, nested config
     blocks included (``train.save_every``); a registry component's options are not."""
+    return _marked(cls, "run_option", prefix)
+
+
+def input_path_keys(cls: type | None) -> frozenset[str]:
+    """The dotted keys of ``cls``'s fields declared with :func:`input_path` (for --list)."""
+    return _marked(cls, "input_path", "")
+
+
+def _marked(cls: type | None, flag: str, prefix: str) -> frozenset[str]:
     if cls is None or not dataclasses.is_dataclass(cls):
         return frozenset()
     hints = typing.get_type_hints(cls)
     out: set[str] = set()
     for f in dataclasses.fields(cls):
-        if f.metadata.get("run_option"):
+        if f.metadata.get(flag):
             out.add(prefix + f.name)
             continue
         tp = hints.get(f.name)
@@ -109,7 +118,7 @@ def run_options(cls: type | None, prefix: str = "") -> frozenset[str]:
         if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
             tp = args[0]  # Optional[Block]
         if "registry" not in f.metadata and dataclasses.is_dataclass(tp):
-            out |= run_options(tp, f"{prefix}{f.name}.")
+            out |= _marked(tp, flag, f"{prefix}{f.name}.")
     return frozenset(out)
 
 

@@ -233,6 +233,9 @@ def test_list_shows_each_tasks_outputs(capsys):
             "max_failure_fraction, num_workers, prefetch_videos\n") in label
     assert ("run options, not in the config hash: train.keep_last, train.log_every, "
             "train.save_every\n") in out.split("caption_pretrain", 1)[1]
+    evaluate = out.split("\n  caption_eval ", 1)[1].split("caption_finetune", 1)[0]
+    assert "      paths compared by content (changed: the stage reruns): adapters\n" in evaluate
+    assert "paths compared" not in out.split("caption_pretrain", 1)[1].split("extract_features")[0]
 
 
 def test_an_output_outside_the_run_directory_cannot_be_registered():
