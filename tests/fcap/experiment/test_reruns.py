@@ -142,6 +142,28 @@ def test_a_dependency_forced_again_makes_what_read_it_stale(tmp_path, in_tmp, ca
         "done", "done", "done"]  # and what reads it stays complete as well
 
 
+def test_a_reference_to_a_stage_that_runs_again_is_compared_once_it_has_run(tmp_path, in_tmp,
+                                                                             capsys):
+    toy = HERE.parents[1] / "fixtures" / "plugins" / "toy_tasks.py"
+    exp = experiment(tmp_path, {"first": {"task": "toy_write", "value": 1},
+                                "second": {"task": "toy_write", "init_from": "first"},
+                                "third": {"task": "toy_write", "upstream": {"from": "second"}}},
+                     plugin=toy)
+    assert main([exp]) == 0
+    assert main([exp, "--stages", "first", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    rows = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows[1:] == [
+        ["default/second", "pending", "default/first ran again since this stage completed"],
+        ["default/third", "done", "reads default/second, not complete now: checked again once "
+                                  "it has run"]]
+    assert main([exp]) == 0  # second's out.json comes out byte for byte: third is kept
+    calls = (in_tmp / "runs/re/calls.txt").read_text().split()
+    assert calls == ["default/first", "default/second", "default/third", "default/first",
+                     "default/second"]
+
+
 def test_a_path_option_declared_an_input_is_compared_by_content(tmp_path, in_tmp, capsys):
     # adapters: /elsewhere/adapters trained again elsewhere: the evaluation was "complete"
     made = tmp_path / "made.txt"
