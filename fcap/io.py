@@ -60,8 +60,11 @@ def claim_dir(path: str | os.PathLike, *, kind: str, key: str | None = None) -> 
         raise OwnershipError(_refusal(path, kind, key, f"{above} is a file, not a folder"))
     if path.is_dir() and not is_owned(path):
         # another process claiming it at the same moment (a SLURM array's elements) may be
-        # writing its marker: that temporary file is fcap's own, not the user's
-        if any(not _marker_in_progress(p.name) for p in path.iterdir()):
+        # writing its marker: that temporary file is fcap's own, not the user's; and it may
+        # have finished, marker and first files, between the look above and the listing,
+        # so the marker is looked for again after listing (fcap writes it before anything)
+        foreign = [p for p in path.iterdir() if not _marker_in_progress(p.name)]
+        if foreign and not is_owned(path):
             raise OwnershipError(_refusal(path, kind, key, "it exists, holds files fcap did not "
                                           f"write and has no {MARKER} marker"))
     try:

@@ -47,6 +47,27 @@ def test_claim_while_another_process_writes_the_marker(tmp_path):
         claim_dir(tmp_path / "theirs", kind="run")
 
 
+def test_claim_when_another_process_finished_claiming_between_two_looks(tmp_path, monkeypatch):
+    # two SLURM array elements on two nodes: the other one made the folder, wrote its
+    # marker and a shard after this one found no marker and before it listed the folder
+    # (CI saw "holds files fcap did not write" for the element that lost the race)
+    import fcap.io
+
+    out = tmp_path / "shards"
+    claim_dir(out, kind="pseudolabel shards")
+    (out / "shard-00001-of-00003.jsonl").write_text("{}\n")
+    looks = []
+    real = fcap.io.is_owned
+
+    def first_look_misses(path):
+        looks.append(path)
+        return real(path) if len(looks) > 1 else False
+
+    monkeypatch.setattr(fcap.io, "is_owned", first_look_misses)
+    assert claim_dir(out, kind="pseudolabel shards") == out
+    assert len(looks) >= 2
+
+
 def test_claim_refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OwnershipError, match="is a file"):
