@@ -21,8 +21,8 @@ from fcap.experiment import code_version, inputs, rerun
 from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
-__all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "is_complete", "mark_done",
-           "mark_failed", "mark_started", "read_done", "read_started",
+__all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "completed", "is_complete",
+           "mark_done", "mark_failed", "mark_started", "read_done", "read_started",
            "redone_deps", "why_fresh", "write_config"]
 
 DONE = "DONE.json"
@@ -62,9 +62,16 @@ def read_started(run) -> dict | None:
 def is_complete(run) -> bool:
     """Done with the same config hash, the same inputs (fcap/experiment/inputs.py), and
     no stage it depends on completed again since (:func:`redone_deps`)."""
+    return completed(run) is not None
+
+
+def completed(run) -> dict | None:
+    """DONE.json when ``run`` is complete (:func:`is_complete`), else None."""
     done = read_done(run)
-    return (bool(done) and done.get("config_hash") == run.config_hash
-            and not inputs.changed(run, done.get("inputs")) and not redone_deps(run, done))
+    if (done and done.get("config_hash") == run.config_hash
+            and not inputs.changed(run, done.get("inputs")) and not redone_deps(run, done)):
+        return done
+    return None
 
 
 def redone_deps(run, done: dict) -> list[str]:
@@ -83,9 +90,10 @@ def redone_deps(run, done: dict) -> list[str]:
     for dep in _started_from(run):
         if dep.key not in recorded:
             continue
-        if not is_complete(dep):
+        now = completed(dep)
+        if now is None:
             why.append(f"{dep.key} is not complete (it runs first)")
-        elif (read_done(dep) or {}).get("id") != recorded[dep.key]:
+        elif now.get("id") != recorded[dep.key]:
             why.append(f"{dep.key} ran again since this stage completed")
     return why
 

@@ -35,7 +35,7 @@ def metadata(plan) -> list[str]:
     ]
     total, made_by = 0.0, {}
     for run in plan.own_runs():
-        done = markers.read_done(run) if markers.is_complete(run) else None
+        done = markers.completed(run)
         wall = (done or {}).get("wall_s")
         total += wall or 0.0
         ran = code_version.short((done or {}).get("code")) if done else "-"
