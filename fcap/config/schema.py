@@ -77,19 +77,16 @@ def input_path(default: Any = None) -> Any:
     return dataclasses.field(default=default, metadata={"input_path": True})
 
 
-def input_paths(cfg: Any, prefix: str = "") -> dict[str, str]:
+def input_paths(cfg: Any) -> dict[str, str]:
     """``{dotted key: path}`` of the :func:`input_path` options set in the config instance
-    ``cfg`` (nested config blocks included; a registry component's options are not)."""
+    ``cfg`` (the keys :func:`input_path_keys` finds in its class)."""
     out: dict[str, str] = {}
-    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
-        return out
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if f.metadata.get("input_path"):
-            if isinstance(value, str) and value:
-                out[prefix + f.name] = value
-        elif "registry" not in f.metadata and dataclasses.is_dataclass(value):
-            out.update(input_paths(value, f"{prefix}{f.name}."))
+    for key in input_path_keys(type(cfg)):
+        value = cfg
+        for part in key.split("."):
+            value = getattr(value, part, None)  # an Optional block left None: nothing set
+        if isinstance(value, str) and value:
+            out[key] = value
     return out
 
 
