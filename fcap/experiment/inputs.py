@@ -10,6 +10,7 @@ differs, so an untouched multi-GB pseudolabels file is not read again.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -32,16 +33,26 @@ def digest(path: str) -> str | None:
     p = Path(path)
     h = hashlib.sha256()
     if p.is_file():
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        st = p.stat()
+        return _file_digest(str(p), st.st_size, st.st_mtime_ns)
     if p.is_dir():
         for f in sorted(x for x in p.rglob("*") if x.is_file()):
             st = f.stat()
             h.update(f"{f.relative_to(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, read once per process for one stamp: is_complete asks it for every
+    stage downstream of a rewritten multi-GB pseudolabels file (the stamp differs from the
+    recorded one, so the bytes decide), and the launchers ask is_complete many times."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def paths(run) -> dict[str, str]:
