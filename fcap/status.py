@@ -18,9 +18,7 @@ def stage_state(run) -> tuple[str, str]:
     if who is not None:
         return "running", f"by {describe(who)}"
     if markers.is_complete(run):  # a reference is compared by content once its stage reran
-        waiting = [dep.key for dep in run.dep_runs if not markers.is_complete(dep)]
-        return "done", (f"reads {', '.join(waiting)}, not complete now: checked again once "
-                        f"it has run" if waiting else "")
+        return "done", markers.reads_incomplete(run)
     failed = run.run_dir / markers.FAILED
     if failed.exists():
         try:

@@ -23,7 +23,7 @@ from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
 __all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "completed", "is_complete",
            "mark_done", "mark_failed", "mark_started", "read_done", "read_started",
-           "redone_deps", "why_fresh", "write_config"]
+           "reads_incomplete", "redone_deps", "why_fresh", "write_config"]
 
 DONE = "DONE.json"
 FAILED = "FAILED.json"
@@ -96,6 +96,14 @@ def redone_deps(run, done: dict) -> list[str]:
         elif now.get("id") != recorded[dep.key]:
             why.append(f"{dep.key} ran again since this stage completed")
     return why
+
+
+def reads_incomplete(run) -> str:
+    """For a complete ``run``: which stages it reads are not complete now (being redone), as
+    ``fcap-run status`` words it; '' when none is."""
+    waiting = [dep.key for dep in run.dep_runs if not is_complete(dep)]
+    return (f"reads {', '.join(waiting)}, not complete now: checked again once it has run"
+            if waiting else "")
 
 
 def _started_from(run) -> list:

@@ -138,7 +138,9 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     logs = f"log: {run.run_dir / markers.LOG}; slurm log: {slurm_log(run.run_dir, job_id, array=array)}"
     if markers.is_complete(run):  # the elements' own markers: sacct can lag by seconds
         done = len(read_elements(run.run_dir, array, run.config_hash)) if array else 0
-        return "done", f"job {job_id}" + (f" (array of {array}: {done} completed)" if array else "")
+        waiting = markers.reads_incomplete(run)
+        return "done", (f"job {job_id}" + (f" (array of {array}: {done} completed)" if array else "")
+                        + (f"; {waiting}" if waiting else ""))
     job = f"job {job_id}" + (f" (array of {array}: {_count(rows, array)})" if array else "")
     if record.get("config_hash") != run.config_hash:
         return "pending", f"config changed since {job} was submitted"
@@ -152,6 +154,9 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
         return state, f"{job} on {_nodes(rows)}; {logs}"
     if state == "pending":
         return state, job
+    if state == "completed" and markers.read_done(run):  # done then, stale now: say why
+        return "pending", (f"{markers.why_fresh(run) or 'config changed since it completed'} "
+                           f"(it last ran as {job}); the next fcap-run submits it again")
     if state == "completed":
         return "failed", f"{job} completed without writing {markers.DONE}; {logs}"
     return "pending", f"{job} not (yet) known to sacct"
@@ -211,7 +216,11 @@ def wait(runs: list, *, poll_s: float = 5.0, timeout_s: float | None = None) -> 
         records = [read_record(r.run_dir) for r in runs]
         table = sacct([rec["job_id"] for rec in records if rec])
         states = {r.key: describe(r, table) or _unsubmitted(r) for r in runs}
-        if all(s not in ("pending", "running") for s, _ in states.values()):
+        # a stage whose job has ended is settled, even if it is pending again (stale since)
+        ended = {r.key for r, rec in zip(runs, records)
+                 if rec and job_state(table.get(rec["job_id"], [])) in ("completed", "failed")}
+        if all(s not in ("pending", "running") or key in ended
+               for key, (s, _) in states.items()):
             return states
         if deadline is not None and time.time() > deadline:
             return states
