@@ -22,7 +22,7 @@ from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
 __all__ = ["CONFIG", "DONE", "FAILED", "LOG", "RUN", "claim", "completed", "is_complete",
-           "mark_done", "mark_failed", "mark_started", "read_done", "read_started",
+           "mark_done", "mark_failed", "mark_started", "note", "read_done", "read_started",
            "reads_incomplete", "redone_deps", "why_fresh", "write_config"]
 
 DONE = "DONE.json"
@@ -141,7 +141,7 @@ def mark_started(run, *, force: bool = False) -> str:
         if reason:
             where = f"; previous outputs moved to {moved}" if moved else ""
             log.info("%s: %s%s", run.key, reason, where)
-            _append_log(run_dir, f"stage {run.key} starts from scratch: {reason}{where}")
+            note(run, f"stage {run.key} starts from scratch: {reason}{where}")
     return reason
 
 
@@ -176,9 +176,10 @@ def mark_failed(run, error: str) -> None:
     })
 
 
-def _append_log(run_dir: Path, message: str) -> None:
+def note(run, message: str) -> None:
+    """Append one launcher line to ``run``'s log.txt (what was decided about the stage)."""
     record = logging.LogRecord("fcap.launcher", logging.INFO, __file__, 0, message, None, None)
-    with open(run_dir / LOG, "a") as f:
+    with open(run.run_dir / LOG, "a") as f:
         f.write(logging.Formatter(LOG_FORMAT).format(record) + "\n")
 
 

@@ -98,7 +98,8 @@ class SlurmLauncher:
             record = records[run.key]
             active = st.is_active(record, table)
             forced = plan.forces(run, force)  # what a chosen run reads resumes
-            if not forced and markers.is_complete(run):
+            recheck = [] if forced else self._decided_at_start(plan, run, jobs)
+            if not forced and not recheck and markers.is_complete(run):
                 print(f"fcap: {run.key}: complete with the same config ({run.config_hash}), skipped")
                 continue
             if active and not forced and record.get("config_hash") == run.config_hash:
@@ -115,7 +116,7 @@ class SlurmLauncher:
                 where=f"stages.{run.stage}.resources", source=str(source),
                 dependency="afterok:" + ":".join(deps.values()) if deps else None)
             if dry_run:
-                self._print_dry(run, params, profile, deps)
+                self._print_dry(run, params, profile, deps, recheck)
                 jobs[run.key] = f"<{run.key}>"
                 continue
             if active:
@@ -123,7 +124,8 @@ class SlurmLauncher:
                 print(f"fcap: {run.key}: cancelled job {record['job_id']} (stale or --force)")
             try:
                 jobs[run.key] = self._submit(plan, run, params, profile, deps, record,
-                                             profile_name=str(source), force=forced)
+                                             profile_name=str(source), force=forced,
+                                             recheck=recheck)
             except SubmitError as err:
                 if submitted:  # their jobs stay queued: the same command later submits the rest
                     raise SubmitError(
@@ -151,10 +153,30 @@ class SlurmLauncher:
                             f"(add it with --stages, or fix what blocked it)")
         return deps, ""
 
-    def _print_dry(self, run, params: dict, profile: ClusterProfile, deps: dict) -> None:
+    @staticmethod
+    def _decided_at_start(plan, run, jobs: dict[str, str]) -> list[str]:
+        """The queued dependencies whose outputs decide whether ``run``, complete with this
+        config before, still is: after ``--stages label --force`` the merge is queued again,
+        and pretraining, which reads its labels by content, is complete again if they come
+        out byte for byte, and stale if not. Skipping it now would leave it stale; moving its
+        outputs aside now, before the merge has run, would rerun it whatever comes out. Its
+        job decides when it starts instead (``StageJob(recheck=True)``), as the local
+        launcher does just before each stage. An array's elements would each decide, so an
+        array is decided here."""
+        if run.resources.array:
+            return []
+        done = markers.read_done(run)
+        if not done or done.get("config_hash") != run.config_hash:
+            return []
+        return [dep.key for _name, dep in plan.dependencies(run) if dep.key in jobs]
+
+    def _print_dry(self, run, params: dict, profile: ClusterProfile, deps: dict,
+                   recheck: list[str]) -> None:
         folder = run.run_dir / st.LOG_DIR
         after = f" (afterok {', '.join(deps)})" if deps else ""
         print(f"=== {run.key}  task={run.task}  hash={run.config_hash}  -> sbatch{after}")
+        if recheck:
+            print(f"    {st.recheck_text(recheck)}")
         print(f"    dir: {run.run_dir}")
         print(render_sbatch(params, folder=folder, python=python_of(profile),
                             array=run.resources.array))
@@ -162,7 +184,8 @@ class SlurmLauncher:
             print(describe_env(run.resources.nodes, run.resources.ntasks_per_node))
 
     def _submit(self, plan, run, params: dict, profile: ClusterProfile, deps: dict,
-                old: dict | None, *, profile_name: str, force: bool = False) -> str:
+                old: dict | None, *, profile_name: str, force: bool = False,
+                recheck: list[str] = ()) -> str:
         from submitit.core.utils import FailedJobError
 
         from fcap.launchers.slurm_job import StageJob
@@ -170,10 +193,11 @@ class SlurmLauncher:
         markers.claim(run)  # before anything is written: a user's folder is refused untouched
         folder = run.run_dir / st.LOG_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        # Clear completion markers first: the job may finish before we return.
-        markers.mark_started(run, force=force)
-        for stale in (run.run_dir / st.ARRAY_DIR).glob("*.json"):
-            stale.unlink()
+        if not recheck:  # a recheck keeps its markers and outputs until its job decides
+            # Clear completion markers first: the job may finish before we return.
+            markers.mark_started(run, force=force)
+            for stale in (run.run_dir / st.ARRAY_DIR).glob("*.json"):
+                stale.unlink()
         config = markers.write_config(run)
         max_requeues = run.resources.max_requeues
         if profile.max_requeues is not None:
@@ -182,7 +206,8 @@ class SlurmLauncher:
                                  max_requeues=max_requeues)
         array = run.resources.array
         job = StageJob(str(config), run.variant, run.stage, plugins=plugin_specs(),
-                       max_requeues=max_requeues, stop_grace_s=profile.stop_grace_s, array=array)
+                       max_requeues=max_requeues, stop_grace_s=profile.stop_grace_s, array=array,
+                       recheck=bool(recheck))
         try:
             if array:
                 job_id = executor.submit_array([job] * array)[0].job_id.split("_")[0]
@@ -199,9 +224,11 @@ class SlurmLauncher:
             "job_id": job_id, "array": array, "config_hash": run.config_hash,
             "deps": deps, "profile": profile_name, "max_requeues": max_requeues,
             "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "previous": previous[:20],
+            "recheck": list(recheck),
         })
         after = f" after {', '.join(f'{k} ({v})' for k, v in deps.items())}" if deps else ""
-        print(f"fcap: {run.key}: submitted job {job_id}{after}; "
+        kept = f"; {st.recheck_text(recheck)}" if recheck else ""
+        print(f"fcap: {run.key}: submitted job {job_id}{after}{kept}; "
               f"slurm log: {st.slurm_log(run.run_dir, job_id, array=array)}", flush=True)
         return job_id
 
@@ -212,4 +239,3 @@ class SlurmLauncher:
             print(f"fcap: {key}: {state} {detail}", flush=True)
             failed += state == "failed"
         return 1 if failed else 0
-

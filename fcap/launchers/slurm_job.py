@@ -19,6 +19,7 @@ waited for, up to ``REQUEUE_LOCK_WAIT_S``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,10 +35,11 @@ import submitit
 
 from fcap.io import write_json_atomic
 from fcap.launchers.slurm_env import export_distributed_env, restart_count
-from fcap.launchers.slurm_status import ARRAY_DIR, read_elements
+from fcap.launchers.slurm_status import ARRAY_DIR, LOG_DIR, read_elements
 
 log = logging.getLogger("fcap.launcher.slurm")
 REQUEUE_LOCK_WAIT_S = 300.0
+RECHECK_WAIT_S = 600.0  # ranks > 0 wait this long for rank 0's recheck answer
 
 
 class PreemptionGuard:
@@ -124,10 +126,12 @@ class StageJob(submitit.helpers.Checkpointable):
     """
 
     def __init__(self, config: str, variant: str, stage: str, *, plugins: list[str],
-                 max_requeues: int, stop_grace_s: float, array: int | None = None) -> None:
+                 max_requeues: int, stop_grace_s: float, array: int | None = None,
+                 recheck: bool = False) -> None:
         self.config, self.variant, self.stage = config, variant, stage
         self.plugins, self.array = list(plugins), array
         self.max_requeues, self.stop_grace_s = max_requeues, stop_grace_s
+        self.recheck = recheck  # submitted while complete: decide at start (see _recheck)
 
     def __call__(self):
         dist = export_distributed_env()  # first: before torch.distributed / DeepSpeed
@@ -157,6 +161,10 @@ class StageJob(submitit.helpers.Checkpointable):
         where = f"array element {index}: " if index is not None else ""
         start = time.time()
         with stage_lock(run, rank=rank, index=index):
+            if getattr(self, "recheck", False):  # (a job pickled by an older fcap has none)
+                kept = _recheck(run, rank=rank, job_id=job_env.job_id)
+                if kept is not None:
+                    return kept["summary"]
             try:
                 summary = runner.execute(plan, run, extra=extra)
             except Exception as err:
@@ -178,6 +186,37 @@ class StageJob(submitit.helpers.Checkpointable):
             if rank == 0:
                 mark_done(run, summary, time.time() - start, index=index, count=self.array)
         return summary
+
+
+def _recheck(run, *, rank: int, job_id: str) -> dict | None:
+    """A stage submitted while complete, behind jobs whose outputs it reads: DONE.json when
+    it is still complete now that they have run (their outputs came out the same), else
+    None once its outputs are moved aside for a fresh start (which the submission does for
+    any other stage that runs again). Rank 0 decides and moves; the other ranks wait for
+    its answer (``slurm/recheck.<job>.<requeue>.json``), so none of them opens a file in
+    the run directory before the move."""
+    from fcap.experiment import markers
+
+    answer = run.run_dir / LOG_DIR / f"recheck.{job_id}.{restart_count()}.json"
+    if rank != 0:
+        deadline = time.time() + RECHECK_WAIT_S
+        while not answer.exists():
+            if time.time() > deadline:
+                raise RuntimeError(f"rank {rank}: rank 0 did not decide within "
+                                   f"{RECHECK_WAIT_S:.0f} s whether {run.key} is still complete "
+                                   f"({answer} was not written)")
+            time.sleep(0.5)
+        return markers.read_done(run) if json.loads(answer.read_text())["kept"] else None
+    done = markers.completed(run)
+    if done is not None:
+        log.info("%s: still complete now that its dependencies have run: kept", run.key)
+        markers.note(run, f"stage {run.key} was queued behind its dependencies and is still "
+                          "complete now that they have run (what it reads came out the same): "
+                          "kept, not run again")
+    else:
+        markers.mark_started(run)
+    write_json_atomic(answer, {"kept": done is not None})
+    return done
 
 
 @contextmanager

@@ -153,13 +153,19 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     if state == "running":
         return state, f"{job} on {_nodes(rows)}; {logs}"
     if state == "pending":
-        return state, job
+        return state, job + (f"; {recheck_text(record['recheck'])}" if record.get("recheck") else "")
     if state == "completed" and markers.read_done(run):  # done then, stale now: say why
         return "pending", (f"{markers.why_fresh(run) or 'config changed since it completed'} "
                            f"(it last ran as {job}); the next fcap-run submits it again")
     if state == "completed":
         return "failed", f"{job} completed without writing {markers.DONE}; {logs}"
     return "pending", f"{job} not (yet) known to sacct"
+
+
+def recheck_text(deps: list[str]) -> str:
+    """What a job submitted while its stage was complete does (slurm.py's recheck)."""
+    return (f"complete before: its job checks again when it starts and runs the stage only if "
+            f"{', '.join(deps)} changed what it reads")
 
 
 def _failed_marker(run) -> str | None:
