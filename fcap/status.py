@@ -7,6 +7,7 @@ job's state instead.
 from __future__ import annotations
 
 import json
+import sys
 
 from fcap.experiment import markers, plan_from_argv
 from fcap.experiment.lock import describe, holder
@@ -54,4 +55,7 @@ def main(argv: list[str]) -> int:
             log = run.run_dir / markers.LOG
             extra = f"{detail}  log: {log}" if state == "failed" else detail
         print(f"{run.key:<{width}} {state:<8} {extra}".rstrip())
+    missing = plan.not_found()
+    if missing:
+        print(f"fcap: {missing}", file=sys.stderr)
     return 0

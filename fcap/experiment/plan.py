@@ -115,6 +115,21 @@ class Plan:
         """``<output_root>/<name>``: this experiment's folder (report.md, plots/)."""
         return next(r for r in self.runs if not r.external).run_dir.parents[1]
 
+    def not_found(self) -> str:
+        """'' when a run of this experiment has a run directory; else why none is found, for
+        ``fcap-run status`` / ``report``: a relative ``output_root`` is read from the working
+        folder, and from another folder every run looked pending (report wrote an empty
+        table into a new folder there)."""
+        own = self.own_runs()
+        if not own or any(r.run_dir.exists() for r in own):
+            return ""
+        given = self.header.output_root
+        why = ("no stage has run with this output_root" if Path(given).expanduser().is_absolute()
+               else f"output_root {given!r} is relative to the working folder {Path.cwd()}: "
+                    f"run this from the folder fcap-run ran in, or give "
+                    f"output_root=/absolute/path")
+        return f"no run of {self.name} under {self.out_dir} ({why})"
+
     def own_runs(self) -> list[Run]:
         """The runs of this experiment file (without the other experiments' it reads)."""
         return [r for r in self.runs if not r.external]

@@ -15,6 +15,11 @@ def main(argv: list[str]) -> int:
     from fcap.experiment import plan_from_argv
 
     plan = plan_from_argv("fcap-run report", argv)
+    missing = plan.not_found()
+    if missing:  # nothing to report: write no report.md into a folder of nothing
+        from fcap.config.errors import ConfigError, Problem
+
+        raise ConfigError([Problem("command line", "output_root", missing)])
     path = write_report(plan)
     if plan.header.report.columns:
         print_table(plan)

@@ -59,10 +59,18 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
         "'-'; 2 of them hold a finished run of another config: give report the run's command "
         f"line (its overrides, --profile, --seeds) (fcap-run status {exp} stages.second.value=4 "
         f"shows each run)\n")
-    assert main(["report", str(exp), "output_root=elsewhere"]) == 0
-    assert capsys.readouterr().out.endswith(
-        "fcap: warning: 4 of 4 runs have not finished with this config, and their cells are "
-        f"'-' (fcap-run status {exp} output_root=elsewhere shows each run)\n")
+    # no run at all there (a relative output_root, from another folder): no empty report
+    # written into a new folder, and the same words from status
+    missing = (f"no run of rep under {in_tmp / 'elsewhere' / 'rep'} (output_root 'elsewhere' "
+               f"is relative to the working folder {in_tmp}: run this from the folder fcap-run "
+               "ran in, or give output_root=/absolute/path)")
+    assert main(["report", str(exp), "output_root=elsewhere"]) == 2
+    assert f"  - command line: output_root: {missing}\n" in capsys.readouterr().err
+    assert not (in_tmp / "elsewhere").exists()
+    assert main(["status", str(exp), "output_root=elsewhere"]) == 0
+    out, err = capsys.readouterr()
+    assert out.count("pending") == 4 and err == f"fcap: {missing}\n"
+    assert main(["status", str(exp)]) == 0 and capsys.readouterr().err == ""
 
 
 def test_report_block_is_validated(tmp_path, fix, capsys):
