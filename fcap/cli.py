@@ -170,6 +170,10 @@ def _after_run(plan) -> None:
 
     if plan.header.launcher.name != "local":
         return  # the cluster is still working: `fcap-run report` once it is done
+    one_run = plan.one_run_config()
+    if one_run:  # `fcap-run runs/.../config.yaml`: leave the experiment's report alone
+        print(f"fcap: report not rewritten: {one_run}", flush=True)
+        return
     path = write_report(plan)
     if plan.header.report.columns:
         print_table(plan)

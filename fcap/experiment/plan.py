@@ -130,6 +130,21 @@ class Plan:
                     f"output_root=/absolute/path")
         return f"no run of {self.name} under {self.out_dir} ({why})"
 
+    def one_run_config(self) -> str:
+        """'' for an experiment file; for one run's resolved config.yaml (in the run's
+        fcap-owned folder), why the experiment's report is not written from it: it would
+        replace the report of every variant by one with this variant's rows alone."""
+        from fcap.experiment.markers import CONFIG
+        from fcap.io import is_owned
+
+        if self.source.name != CONFIG or not is_owned(self.source.parent):
+            return ""
+        return (f"{self.source} is the resolved config of one run "
+                f"({', '.join(self.variants())}); "
+                f"{self.out_dir / 'report.md'} reports every variant of {self.name} and is "
+                "written from the experiment's file (fcap-run report EXPERIMENT.yaml, with the "
+                "command line it ran with)")
+
     def own_runs(self) -> list[Run]:
         """The runs of this experiment file (without the other experiments' it reads)."""
         return [r for r in self.runs if not r.external]

@@ -15,10 +15,13 @@ def main(argv: list[str]) -> int:
     from fcap.experiment import plan_from_argv
 
     plan = plan_from_argv("fcap-run report", argv)
+    from fcap.config.errors import ConfigError, Problem
+
+    one_run = plan.one_run_config()
+    if one_run:
+        raise ConfigError([Problem("command line", "EXPERIMENT", one_run)])
     missing = plan.not_found()
     if missing:  # nothing to report: write no report.md into a folder of nothing
-        from fcap.config.errors import ConfigError, Problem
-
         raise ConfigError([Problem("command line", "output_root", missing)])
     path = write_report(plan)
     if plan.header.report.columns:

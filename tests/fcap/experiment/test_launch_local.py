@@ -29,16 +29,28 @@ def test_runs_in_order_then_skips_completed_and_invalidates_dependents(fix, in_t
     assert calls(in_tmp)[6:] == ["a/second"]
 
 
-def test_resolved_config_is_rerunnable_as_is(fix, in_tmp):
+def test_resolved_config_is_rerunnable_as_is(fix, in_tmp, capsys):
     exp = str(fix / "experiments" / "two_stage.yaml")
-    assert main([exp, "--only", "b"]) == 0
+    assert main([exp]) == 0
     resolved = in_tmp / "runs/toy/b/second/config.yaml"
     doc = yaml.safe_load(resolved.read_text())
     assert doc["variant"] == "b" and doc["stages"]["first"]["value"] == 10
     assert doc["stages"]["second"]["optimizer"] == {"name": "toy_sgd", "lr": 0.01, "momentum": 0.0}
     n = len(calls(in_tmp))
+    report = (in_tmp / "runs/toy/report.md").read_text()
+    assert "b/second" in report and "a/second" in report
+    capsys.readouterr()
     assert main([str(resolved)]) == 0  # same dirs, same hashes: all skipped
     assert len(calls(in_tmp)) == n
+    # the experiment's report (every variant) is not replaced by one of variant b alone
+    assert (in_tmp / "runs/toy/report.md").read_text() == report
+    why = (f"{resolved} is the resolved config of one run (b); {in_tmp / 'runs/toy/report.md'} "
+           "reports every variant of toy and is written from the experiment's file (fcap-run "
+           "report EXPERIMENT.yaml, with the command line it ran with)")
+    assert f"fcap: report not rewritten: {why}\n" in capsys.readouterr().out
+    assert main(["report", str(resolved)]) == 2
+    assert f"  - command line: EXPERIMENT: {why}\n" in capsys.readouterr().err
+    assert (in_tmp / "runs/toy/report.md").read_text() == report
 
 
 def test_failed_stage_blocks_dependents_and_exit_code_1(tmp_path, fix, in_tmp, capsys):
