@@ -80,6 +80,10 @@ class Msrvtt(MapSource):
                        "TrainValVideo/ and TestVideo/: link both into videos/all, or set the "
                        "source's videos: to the split's folder")]
 
+    @classmethod
+    def read_annotations(cls, cfg: MsrvttConfig, root: str) -> None:
+        read_msrvtt(os.path.join(root, FILES[cfg.split]), cfg.split)
+
     def __init__(self, cfg: MsrvttConfig, *, env) -> None:
         super().__init__(cfg, env=env)
         self._root = self.root()

@@ -128,18 +128,23 @@ class Msvd(MapSource):
                 Needed("videos", os.path.join(root, cfg.videos), True,
                        "MSVD's clips, <clip name>.avi")]
 
-    def __init__(self, cfg: MsvdConfig, *, env) -> None:
-        super().__init__(cfg, env=env)
-        self._root = self.root()
-        mapping_path = os.path.join(self._root, cfg.mapping)
-        self._vid = read_mapping(mapping_path)
-        self._captions = read_descriptions(os.path.join(self._root, cfg.descriptions))
-        unmapped = sorted(set(self._captions) - set(self._vid))
+    @classmethod
+    def read_annotations(cls, cfg: MsvdConfig, root: str) -> tuple:
+        """(vid numbers, captions, split lists) of the clips, read and cross-checked."""
+        mapping_path = os.path.join(root, cfg.mapping)
+        vid = read_mapping(mapping_path)
+        captions = read_descriptions(os.path.join(root, cfg.descriptions))
+        unmapped = sorted(set(captions) - set(vid))
         if unmapped:
             raise AnnotationError(mapping_path, f"{len(unmapped)} clip(s) described in "
                                                 f"{cfg.descriptions} have no vid number "
                                                 f"(first: {', '.join(unmapped[:5])})")
-        self._lists = read_split_lists(self._root, cfg.split_list, set(self._captions))
+        return vid, captions, read_split_lists(root, cfg.split_list, set(captions))
+
+    def __init__(self, cfg: MsvdConfig, *, env) -> None:
+        super().__init__(cfg, env=env)
+        self._root = self.root()
+        self._vid, self._captions, self._lists = self.read_annotations(cfg, self._root)
 
     def items(self, split: str, *, train: bool) -> list[Item]:
         lo, hi = SPLIT_RANGES[split]

@@ -59,6 +59,15 @@ class DataSource:
         a missing one when the stage starts. Default: nothing beyond ``root``."""
         return []
 
+    @classmethod
+    def read_annotations(cls, cfg: Any, root: str) -> None:
+        """Read the annotation files this config opens at start-up (never the media) and
+        raise their reader's error (``AnnotationError``) when one cannot be used. The data
+        preflight calls it once every file of :meth:`needs` is there, so a malformed MSR-VTT
+        file stops ``fcap-run`` before a day of pretraining, not when fine-tuning starts.
+        Default: nothing (a source whose annotations are large, HowTo100M's ASR captions or
+        a LAION jsonl, is read when its stage starts)."""
+
     def root(self) -> str:
         given = getattr(self.cfg, "root", None)
         path = self.env.resolve(given)

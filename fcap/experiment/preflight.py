@@ -11,8 +11,11 @@ pretraining. Checked here for the selected runs only (``--only asr`` does not ne
   depth (a mixture's children), and, when it is there, the files and folders in it that
   the source opens by name for its config (``DataSource.needs``: MSR-VTT's annotation
   file of the split and ``videos/all``, MSVD's descriptions, mapping and clips, the ASR
-  ``caption.json``, LAION's ``jsonl`` or at least one ``*.tar`` shard). What is inside them (formats, each video) is
-  the readers' business when the stage starts;
+  ``caption.json``, LAION's ``jsonl`` or at least one ``*.tar`` shard). When they are all
+  there, the source's annotation files are read as its stage will read them
+  (``DataSource.read_annotations``: MSR-VTT's info file, MSVD's descriptions, mapping and
+  split lists), so a malformed one is named now. Large ones (ASR captions, a LAION jsonl)
+  and the media themselves are the readers' business when the stage starts;
 - a label stage's ``videos:`` given as a path (relative ones already resolved against
   ``datasets.root`` by the planner); one given as ``{from: STAGE}`` is another stage's
   output and is not there yet, and so are the pseudolabels pretraining reads;
@@ -58,13 +61,25 @@ def check_data(plan, *, force: bool = False) -> list[str]:
     missing: dict[str, tuple[dict[str, None], Any]] = {}  # path -> (dotted keys, Needed)
     readers: dict[str, list[str]] = {}  # path -> run keys
     hub_ids: dict[tuple[str, Optional[str]], tuple[dict[str, None], list[str]]] = {}
+    # (source, its options, root) -> (dotted keys, run keys) of annotations to read
+    annotations: dict[tuple, tuple[dict[str, None], list[str], Any, str]] = {}
     for run in _runs_to_run(plan, force):
+        gone_here = set()
         for key, needed in _needed(run):
             gone = needed.missing()
             if gone:
+                gone_here.add(key.rsplit(".", 1)[0] if "." in key else key)
                 missing.setdefault(gone, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
                 if run.key not in readers.setdefault(gone, []):
                     readers[gone].append(run.key)
+        for key, source, root in _annotated(run):
+            if key in gone_here:
+                continue  # a file of it is missing: that is the problem to name
+            keys, runs, _, _ = annotations.setdefault(
+                (source.name, repr(source.cfg), root), ({}, [], source, root))
+            keys[f"stages.{run.stage}.{key}"] = None
+            if run.key not in runs:
+                runs.append(run.key)
         for key, source, revision in _hub_sources(run.cfg):
             keys, runs = hub_ids.setdefault((source, revision), ({}, []))
             keys[f"stages.{run.stage}.{key}"] = None
@@ -72,6 +87,17 @@ def check_data(plan, *, force: bool = False) -> list[str]:
                 runs.append(run.key)
     problems = [_problem(plan, gone, needed, list(keys), readers[gone])
                 for gone, (keys, needed) in missing.items()]
+    unusable: dict[str, tuple[dict[str, None], list[str]]] = {}  # error -> keys, runs
+    for keys, runs, source, root in annotations.values():
+        try:
+            source.entry.obj.read_annotations(source.cfg, root)
+        except DataError as err:  # one file read for two splits: one problem
+            seen_keys, seen_runs = unusable.setdefault(str(err), ({}, []))
+            seen_keys.update(keys)
+            seen_runs.extend(r for r in runs if r not in seen_runs)
+    problems += [Problem(str(plan.source), ", ".join(keys), (
+        f"{err}; read by {_runs_text(runs)}: fix the file (its layout: fcap/data/README.md), "
+        f"or leave those runs out (--only / --stages)")) for err, (keys, runs) in unusable.items()]
     notes = []
     for (source, revision), (keys, runs) in hub_ids.items():
         found = hub.check(source, revision=revision)
@@ -81,7 +107,8 @@ def check_data(plan, *, force: bool = False) -> list[str]:
         elif found.note:
             notes.append(f"{', '.join(keys)}: {found.note}")
     if problems:  # a data error (exit 3), like the same folder missing when a stage starts
-        raise DataError(str(ConfigError(problems, title=f"missing data for {plan.source}")))
+        what = "missing or unreadable data" if unusable else "missing data"
+        raise DataError(str(ConfigError(problems, title=f"{what} for {plan.source}")))
     return notes
 
 
@@ -110,6 +137,18 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
         if missing_directory(source):  # a path, not a hub id
             yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,
                               what_to_give(source))
+
+
+def _annotated(run) -> Iterator[tuple[str, Any, str]]:
+    """(dotted key, source component, its root) of each data source of ``run`` under
+    ``datasets.root`` whose folder is there (its annotation files to read)."""
+    from fcap.data.env import is_relative, under_root
+
+    data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
+    for key, source in _sources(run.cfg) if data_root else ():
+        root = under_root(source.cfg.root, data_root)
+        if is_relative(source.cfg.root) and os.path.isdir(root):
+            yield key, source, root
 
 
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:

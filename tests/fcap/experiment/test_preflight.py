@@ -1,4 +1,5 @@
 """The dataset folders the selected runs read are checked before anything runs or is queued."""
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,13 @@ NEEDS = {"howto100m": ["caption.json"], "msrvtt": ["train_val_videodatainfo.json
          "laion": ["00000.tar"]}
 
 
+# an MSR-VTT info file the preflight reads as fine-tuning will (one train, one val video)
+MSRVTT_INFO = json.dumps({
+    "videos": [{"video_id": "video0", "split": "train"}, {"video_id": "video1", "split": "validate"}],
+    "sentences": [{"video_id": "video0", "caption": "a man cooks"},
+                  {"video_id": "video1", "caption": "a dog runs"}]})
+
+
 def data_root(tmp_path, *names):
     """The named dataset folders in their layout, and a converted TimeSformer folder (the
     paper's encoder is a local checkpoint: plan() passes it)."""
@@ -26,7 +34,10 @@ def data_root(tmp_path, *names):
         (tmp_path / "data" / name).mkdir(parents=True)
         for rel in NEEDS[name]:
             path = tmp_path / "data" / name / rel
-            path.mkdir(parents=True) if rel.endswith("/") else path.write_text("{}")
+            if rel.endswith("/"):
+                path.mkdir(parents=True)
+            else:
+                path.write_text(MSRVTT_INFO if rel.endswith("videodatainfo.json") else "{}")
     return tmp_path / "data"
 
 
@@ -157,8 +168,31 @@ def test_the_files_a_reader_opens_by_name_are_checked_in_a_present_folder(tmp_pa
     with pytest.raises(DataError) as err:
         check_data(plan(root, only=["pseudolabels"], seeds=1))
     assert "caption.json" not in str(err.value) and "1 problem" in str(err.value)
-    (root / "msrvtt" / "train_val_videodatainfo.json").write_text("{}")
+    (root / "msrvtt" / "train_val_videodatainfo.json").write_text(MSRVTT_INFO)
     check_data(plan(root, only=["pseudolabels"], seeds=1))
+
+
+def test_an_annotation_file_that_cannot_be_read_is_named_before_anything_runs(tmp_path):
+    """A truncated MSR-VTT info file failed fine-tuning after a day of pretraining."""
+    root = data_root(tmp_path, "howto100m", "laion", "msrvtt")
+    info = root / "msrvtt" / "train_val_videodatainfo.json"
+    info.write_text(MSRVTT_INFO[:40])
+    with pytest.raises(DataError) as err:
+        check_data(plan(root, only=["asr"], seeds=1))
+    text = str(err.value)
+    assert text.startswith(f"missing or unreadable data for {TABLE1}: 1 problem")  # both splits
+    assert (f"stages.finetune.data, stages.evaluate.data: annotation file {info}: not valid "
+            "JSON (") in text
+    assert ("read by asr,seed=0/finetune, asr,seed=0/evaluate: fix the file (its layout: "
+            "fcap/data/README.md), or leave those runs out (--only / --stages)") in text
+    check_data(plan(root, only=["asr"], stages=["pretrain"], seeds=1))  # not read by pretraining
+    # valid JSON, but the val split has no sentences: what fine-tuning's reader says, now
+    info.write_text(json.dumps({"videos": [{"video_id": "video1", "split": "validate"}],
+                                "sentences": []}))
+    with pytest.raises(DataError, match=re.escape(
+            f"stages.evaluate.data: annotation file {info}: 1 val video(s) have no sentences "
+            "(first: video1)")):
+        check_data(plan(root, only=["asr"], stages=["evaluate"], seeds=1))
 
 
 def test_a_model_checkpoint_given_as_a_missing_folder_is_refused_a_hub_id_is_not(tmp_path):
