@@ -89,10 +89,40 @@ class SlurmLauncher:
                   f"{profile.partition}, account {profile.account}): copy it to "
                   "slurm/<your_cluster>.yaml, edit it and pass "
                   "launcher.profile=<your_cluster>", file=sys.stderr)
+        jobs: dict[str, str] = {}  # run key -> job id its dependents wait for
+        submitted: list = []
+        try:
+            code = self._submit_runs(plan, force, dry_run, profile, source, jobs, submitted)
+        except KeyboardInterrupt:  # Ctrl-C: what is queued stays queued; say so
+            if submitted:
+                ids = " ".join(jobs[r.key] for r in submitted)
+                print(f"fcap: interrupted while submitting: the {len(submitted)} job(s) "
+                      f"submitted before stay queued (job {ids}): run the same command to "
+                      f"submit the rest (queued jobs are not resubmitted), or scancel {ids}",
+                      file=sys.stderr, flush=True)
+            raise
+        if dry_run or not submitted:
+            return code
+        print(f"fcap: {len(submitted)} job(s) submitted; follow with: {plan.then('status')}; "
+              f"when they are done: {plan.then('report')}", flush=True)
+        if self.cfg.wait:
+            try:
+                code = max(code, self._wait(submitted))
+            except KeyboardInterrupt:  # the jobs are the cluster's now
+                ids = " ".join(jobs[r.key] for r in submitted)
+                print(f"fcap: stopped waiting; the {len(submitted)} job(s) keep running on the "
+                      f"cluster: follow with: {plan.then('status')}; cancel with: scancel {ids}",
+                      file=sys.stderr, flush=True)
+                raise
+        return code
+
+    def _submit_runs(self, plan, force: bool, dry_run: bool, profile: ClusterProfile,
+                     source, jobs: dict[str, str], submitted: list) -> int:
+        """Submit the selected runs in order, each after its dependencies' jobs; fill
+        ``jobs`` and ``submitted`` as it goes (a Ctrl-C leaves them saying what is queued)."""
         records = {r.key: st.read_record(r.run_dir) for r in plan.runs}
         table = st.sacct([rec["job_id"] for rec in records.values() if rec])
-        jobs: dict[str, str] = {}  # run key -> job id its dependents wait for
-        submitted, code = [], 0
+        code = 0
         for run in plan.selected:
             _check_run_dir(run)
             record = records[run.key]
@@ -134,12 +164,6 @@ class SlurmLauncher:
                         f"command (queued jobs are not resubmitted), or scancel them") from err
                 raise
             submitted.append(run)
-        if dry_run or not submitted:
-            return code
-        print(f"fcap: {len(submitted)} job(s) submitted; follow with: {plan.then('status')}; "
-              f"when they are done: {plan.then('report')}", flush=True)
-        if self.cfg.wait:
-            code = max(code, self._wait(submitted))
         return code
 
     # -- pieces ------------------------------------------------------------------
