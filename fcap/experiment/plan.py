@@ -80,6 +80,9 @@ class Plan:
     # keys of selected runs that were not chosen but are read by chosen ones: another
     # experiment's runs, and once-stages under --only without --stages (--force spares them)
     implicit: frozenset[str] = frozenset()
+    # command-line options of stages of an experiment file this one reads from, applied
+    # there: {option: that file's name} (fcap-run table2.yaml stages.label.videos=...)
+    taken: dict[str, str] = field(default_factory=dict)
 
     def forces(self, run: "Run", force: bool) -> bool:
         """Whether ``--force`` (``force``) restarts ``run``: a chosen run, not one in
@@ -157,10 +160,13 @@ class Plan:
 def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str | None = None,
                only: Sequence[str] | None = None, stages: Sequence[str] | None = None,
                plugins: Sequence[str] = (), launcher: str | None = None,
-               seeds: int | None = None, _chain: tuple[Path, ...] = ()) -> Plan:
+               seeds: int | None = None, _chain: tuple[Path, ...] = (),
+               _foreign: Sequence[str] = ()) -> Plan:
     """Load, expand and validate an experiment; raise one ConfigError for every problem.
 
     ``seeds``: repeat every variant with that many seeds (``--seeds``; ``seeds:`` in YAML).
+    ``_foreign``: a referencing experiment's command-line options of stages it does not
+    have; this file takes those of its own stages (``Plan.taken``).
     """
     from fcap.components import load_builtins
     from fcap.plugins import load_entry_point_plugins, load_plugins
@@ -206,12 +212,21 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     # Not its stages, and not seed=K: its labels (a day of GPUs) are made once and reused.
     shared_cli = [o for o, (key, _) in zip(overrides, cli)
                   if not key.startswith("stages.") and key not in ("seed", "seeds")]
-    externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli)
     # (another experiment's stages, planned for a reference, may keep their own values)
     shadow = Shadowed(cli if not _chain else [])
     variant_sets = expand(doc, origins, problems)
     base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
     every_stage = _stage_names(base_doc, variant_sets)
+    # An option of a stage this file does not have goes to the experiments it reads from
+    # (stages.label.videos=howto100m on table2.yaml: Table 1's label stage), and is an
+    # error only if none of them has that stage either.
+    foreign = [o for o, (key, _) in zip(overrides, cli)
+               if _stage_of(key) not in (None, *every_stage)]
+    mine = [kv for o, kv in zip(overrides, cli) if o not in foreign]
+    taken = [o for o in _foreign if _stage_of(parse_override(o)[0]) in every_stage]
+    cli = [*mine, *(parse_override(o) for o in taken)]
+    externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli,
+                           foreign=[*foreign, *(o for o in _foreign if o not in taken)])
     problems += _unknown_stage_overrides(cli, every_stage)
     header, runs = None, []
     listless: dict[str, str] = {}  # an index override -> a variant without its list
@@ -254,15 +269,21 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                                               f"{vname} has nothing at "
                                               f"'{key.split('[', 1)[0]}')")
                  for key, vname in listless.items() if key not in indexed]
+    reached = externals.taken()
+    problems += _unknown_stage_overrides([parse_override(o) for o in foreign if o not in reached],
+                                         every_stage, also_read=externals.files())
     problems = list(dict.fromkeys([*problems, *shadow.problems()]))
     notes.extend(shadow.notes())
+    notes.extend(f"{o}: applied to {name}, whose stage this experiment reads"
+                 for o, name in reached.items() if o in foreign)
     if problems or header is None:
         raise ConfigError(problems or [Problem(str(path), "", "no runs")],
                           title=f"invalid experiment {path}")
     runs = [*externals.runs(), *runs]
     selected, implicit = _select(runs, only, stages, path)
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
-                profile=profile, notes=notes, implicit=implicit)
+                profile=profile, notes=notes, implicit=implicit,
+                taken={**{o: path.name for o in taken}, **reached})
 
 
 def _stage_of(key: str) -> str | None:
@@ -281,15 +302,18 @@ def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:
     return names
 
 
-def _unknown_stage_overrides(cli: list, every_stage: set[str]) -> list[Problem]:
-    """A command-line option of a stage no variant has (a typo in its name)."""
+def _unknown_stage_overrides(cli: list, every_stage: set[str],
+                             also_read: Sequence[str] = ()) -> list[Problem]:
+    """A command-line option of a stage no variant has (a typo in its name), nor any
+    experiment file this one reads from (``also_read``, their names)."""
     known = sorted(every_stage)
+    nor = f" (nor in {', '.join(also_read)}, which it reads from)" if also_read else ""
     problems = []
     for key, _ in cli:
         stage = _stage_of(key)
         if stage is not None and stage not in every_stage:
             problems.append(Problem("command line", key, f"no stage '{stage}' in any variant"
-                                    f"{suggest(stage, known)} stages: {', '.join(known)}"))
+                                    f"{nor}{suggest(stage, known)} stages: {', '.join(known)}"))
     return problems
 
 
@@ -324,8 +348,9 @@ class _Externals:
     """
 
     def __init__(self, profile_path: str | None, chain: tuple[Path, ...],
-                 overrides: Sequence[str] = ()) -> None:
+                 overrides: Sequence[str] = (), *, foreign: Sequence[str] = ()) -> None:
         self.profile_path, self.chain, self.overrides = profile_path, chain, list(overrides)
+        self.foreign = list(foreign)  # options of stages the referencing file does not have
         self.plans: dict[tuple[str, str], Plan] = {}
         self.found: dict[str, Run] = {}  # key -> run, in insertion order
 
@@ -346,7 +371,8 @@ class _Externals:
         plan = self.plans.get((str(other), output_root))
         if plan is None:
             plan = build_plan(other, profile=self.profile_path, _chain=self.chain,
-                              overrides=[*self.overrides, f"output_root={output_root}"])
+                              overrides=[*self.overrides, f"output_root={output_root}"],
+                              _foreign=self.foreign)
             self.plans[(str(other), output_root)] = plan
         matches = [r for r in plan.runs if r.stage == ref.stage and not r.external
                    and (ref.variant is None or r.variant == ref.variant)]
@@ -371,6 +397,13 @@ class _Externals:
 
     def runs(self) -> list[Run]:
         return [r for r in self.found.values() if not r.pinned]
+
+    def taken(self) -> dict[str, str]:
+        """The foreign options the planned files took: ``{option: file name}``."""
+        return {o: name for plan in self.plans.values() for o, name in plan.taken.items()}
+
+    def files(self) -> list[str]:
+        return list(dict.fromkeys(Path(other).name for other, _ in self.plans))
 
     def get(self, key: str) -> Run:
         return self.found[key]

@@ -222,6 +222,48 @@ def test_table2_on_real_data_reads_the_labels_table1_makes_with_the_same_command
     assert [r.config_hash for r in own.runs if r.external] == [label.config_hash, merge.config_hash]
 
 
+def test_an_option_of_a_stage_only_the_read_experiment_has_goes_there(tmp_path, in_tmp):
+    """stages.label.videos=howto100m on table2.yaml (Table 1 has the label stage): it was "no
+    stage 'label'", with no way to set it; an option of a stage both have stays this one's."""
+    producer_consumer(tmp_path)
+    user = write(tmp_path / "exp" / "user.yaml", f"""
+name: user
+plugins: [{TOY}]
+stages:
+  second: {{task: toy_write, value: 1}}
+  use: {{task: toy_write, value: 100, upstream: {{from: pc.yaml:first}}}}
+""")
+    plan = build_plan(user, overrides=["stages.first.value=7", "stages.second.value=5"])
+    first = next(r for r in plan.runs if r.external)
+    alone = build_plan(tmp_path / "exp" / "pc.yaml", overrides=["stages.first.value=7"])
+    assert first.cfg.value == 7 and first.config_hash == alone.get("default", "first").config_hash
+    assert plan.get("default", "second").cfg.value == 5  # its own stage, not pc's second
+    assert plan.notes == ["stages.first.value=7: applied to pc.yaml, whose stage this "
+                          "experiment reads"]
+    assert main([str(user), "stages.first.value=7"]) == 0
+    assert json.loads((plan.get("default", "use").run_dir / "out.json").read_text())["total"] == 107
+    with pytest.raises(ConfigError) as err:  # a typo: in neither file
+        build_plan(user, overrides=["stages.frist.value=7"])
+    assert ("stages.frist.value: no stage 'frist' in any variant (nor in pc.yaml, which it "
+            "reads from)") in str(err.value)
+
+
+def test_table2_on_a_root_with_the_tiny_models_labels_that_root_as_table1_does(tmp_path):
+    """The README's tiny-models-on-your-data line, on Table 2: its label options reach
+    Table 1's label stage, so Table 2 reads the labels Table 1 makes with the same line."""
+    for name in ("howto100m", "laion", "msrvtt", "msvd"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    line = ["datasets.shapes_world=null", f"datasets.root={tmp_path / 'data'}",
+            f"output_root={tmp_path / 'runs'}", "stages.label.shapes=null",
+            "stages.label.videos=howto100m"]
+    t2 = build_plan(ROOT / "experiments" / "table2.yaml", profile="tiny", overrides=line)
+    t1 = build_plan(ROOT / "experiments" / "table1.yaml", profile="tiny", overrides=line)
+    label, merge = (r for r in t2.runs if r.external)
+    assert label.cfg.videos == str(tmp_path / "data" / "howto100m")
+    assert [label.config_hash, merge.config_hash] == [
+        t1.get("all_variants", s).config_hash for s in ("label", "merge")]
+
+
 def test_list_shows_each_tasks_outputs(capsys):
     assert main(["--list", "task"]) == 0
     out = capsys.readouterr().out
