@@ -17,7 +17,8 @@ folder is kept) and the log says why. Otherwise an interrupted or failed stage
 resumes; so does one whose only changes are run options (--list task names them:
 workers, failure budget, how often to log or save). Before anything runs or is
 queued, the dataset folders, annotation files and local model checkpoints the
-selected runs read must exist, and their hub models must be in the Hugging Face cache
+selected runs read must exist (MSR-VTT's and MSVD's annotation files are read too, as
+fine-tuning will read them), and their hub models must be in the Hugging Face cache
 or on the hub (exit 3 naming each; a model to be downloaded is a note); adapters
 past the LM's last layer, and (local launcher) a precision this machine cannot train
 in, are refused (exit 2). One process at a time runs a
