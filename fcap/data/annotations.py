@@ -17,6 +17,8 @@ def read_json(path: str, *, what: str) -> Any:
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as err:
         raise AnnotationError(path, f"not valid JSON ({err}); expected {what}") from None
+    except OSError as err:  # permission denied, an I/O error on a network file system
+        raise AnnotationError(path, f"cannot be read: {err.strerror or err}") from None
 
 
 def read_jsonl(path: str, *, what: str) -> Iterator[tuple[int, dict]]:
@@ -41,7 +43,11 @@ def read_lines(path: str, *, what: str) -> Iterator[tuple[int, str]]:
     """``(line number, stripped line)`` of a text file, blank and ``#`` lines ignored."""
     if not os.path.isfile(path):
         raise AnnotationError(path, f"missing (expected {what})")
-    with open(path, encoding="utf-8", errors="replace") as f:
+    try:
+        f = open(path, encoding="utf-8", errors="replace")
+    except OSError as err:  # permission denied, an I/O error on a network file system
+        raise AnnotationError(path, f"cannot be read: {err.strerror or err}") from None
+    with f:
         for number, line in enumerate(f, 1):
             line = line.strip()
             if line and not line.startswith("#"):

@@ -65,6 +65,24 @@ def test_missing_descriptions_file(real_msvd, env):
         msvd(real_msvd).build(env=env)
 
 
+def test_a_descriptions_file_that_cannot_be_opened_names_it_and_why(real_msvd, env,
+                                                                    monkeypatch):
+    import builtins
+
+    path = real_msvd / "AllVideoDescriptions.txt"
+    real_open = builtins.open
+
+    def io_error(file, *args, **kw):
+        if str(file) == str(path):
+            raise OSError(5, "Input/output error", str(file))
+        return real_open(file, *args, **kw)
+
+    monkeypatch.setattr(builtins, "open", io_error)
+    with pytest.raises(AnnotationError, match=f"annotation file {path}: cannot be read: "
+                                              "Input/output error"):
+        msvd(real_msvd).build(env=env)
+
+
 def test_shapes_world_in_msvd_layout(shapes_roots, env):
     loader = build_loader(msvd(shapes_roots["msvd"], split="val"), env=env,
                           **loader_kwargs(train=False, batch_size=8, num_frames=8))
