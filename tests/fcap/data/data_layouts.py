@@ -26,6 +26,21 @@ def loader_kwargs(**overrides):
     return kw
 
 
+def refuse_open(monkeypatch, path, error: OSError) -> None:
+    """Make ``open(path)`` raise ``error`` (permission denied, an NFS I/O error: root in the
+    test machine reads any file, so the refusal is simulated)."""
+    import builtins
+
+    real_open = builtins.open
+
+    def refusing(file, *args, **kw):
+        if str(file) == str(path):
+            raise error
+        return real_open(file, *args, **kw)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+
+
 def link(src: str, dst: str) -> None:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     if os.path.lexists(dst):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from data_layouts import loader_kwargs, write_msrvtt
+from data_layouts import loader_kwargs, refuse_open, write_msrvtt
 from fcap.config.schema import build_component
 from fcap.data import AnnotationError, DataError, build_loader
 from registry import DATA_SOURCES
@@ -96,18 +96,9 @@ def test_malformed_annotation_names_file_and_problem(tmp_path, env, content, pro
 def test_an_annotation_file_that_cannot_be_opened_names_it_and_why(tmp_path, env, monkeypatch):
     """Permission denied or an I/O error on a network file system: an AnnotationError (a data
     error, exit 3, also in the preflight), not a traceback."""
-    import builtins
-
     info = tmp_path / "train_val_videodatainfo.json"
     info.write_text("{}")
-    real_open = builtins.open
-
-    def denied(path, *args, **kw):
-        if str(path) == str(info):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *args, **kw)
-
-    monkeypatch.setattr(builtins, "open", denied)
+    refuse_open(monkeypatch, info, PermissionError(13, "Permission denied", str(info)))
     with pytest.raises(AnnotationError, match=f"annotation file {info}: cannot be read: "
                                               "Permission denied"):
         msrvtt(tmp_path).build(env=env)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_layouts import link, loader_kwargs
+from data_layouts import link, loader_kwargs, refuse_open
 from fcap.config.schema import build_component
 from fcap.data import AnnotationError, build_loader
 from registry import DATA_SOURCES
@@ -67,17 +67,8 @@ def test_missing_descriptions_file(real_msvd, env):
 
 def test_a_descriptions_file_that_cannot_be_opened_names_it_and_why(real_msvd, env,
                                                                     monkeypatch):
-    import builtins
-
     path = real_msvd / "AllVideoDescriptions.txt"
-    real_open = builtins.open
-
-    def io_error(file, *args, **kw):
-        if str(file) == str(path):
-            raise OSError(5, "Input/output error", str(file))
-        return real_open(file, *args, **kw)
-
-    monkeypatch.setattr(builtins, "open", io_error)
+    refuse_open(monkeypatch, path, OSError(5, "Input/output error", str(path)))
     with pytest.raises(AnnotationError, match=f"annotation file {path}: cannot be read: "
                                               "Input/output error"):
         msvd(real_msvd).build(env=env)
