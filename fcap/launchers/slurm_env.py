@@ -28,14 +28,21 @@ def restart_count() -> int:
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
 
 
+# Below Linux's default ephemeral range (32768-60999, net.ipv4.ip_local_port_range), from
+# which every outgoing connection on the master node takes its local port: gloo's mesh of a
+# job beside this one, sacct, a database client. A master port inside it was taken so once
+# ("EADDRINUSE"), failing a two-node job whose neighbour on the same host ran gloo.
+PORT_BASE, PORT_COUNT = 20000, 12768  # ports 20000-32767
+
+
 def master_port(job_id: str, restarts: int = 0) -> int:
-    """A port every task of a job derives alike, in 20000-59999.
+    """A port every task of a job derives alike, in 20000-32767 (see PORT_BASE).
 
     It moves on each requeue so a restarted job does not collide with its
     previous run's socket (TIME_WAIT) on the same node.
     """
     digits = int(re.sub(r"\D", "", str(job_id)) or 0)
-    return 20000 + (digits * 7 + restarts) % 40000
+    return PORT_BASE + (digits * 7 + restarts) % PORT_COUNT
 
 
 def export_distributed_env() -> dict[str, str]:
