@@ -72,9 +72,9 @@ def check_data(plan, *, force: bool = False) -> list[str]:
                 missing.setdefault(gone, ({}, needed))[0][f"stages.{run.stage}.{key}"] = None
                 if run.key not in readers.setdefault(gone, []):
                     readers[gone].append(run.key)
-        for key, source, root in _annotated(run):
-            if key in gone_here:
-                continue  # a file of it is missing: that is the problem to name
+        for key, source, root in _rooted(run):
+            if key in gone_here or not os.path.isdir(root):
+                continue  # it or a file of it is missing: that is the problem to name
             keys, runs, _, _ = annotations.setdefault(
                 (source.name, repr(source.cfg), root), ({}, [], source, root))
             keys[f"stages.{run.stage}.{key}"] = None
@@ -117,17 +117,13 @@ def check_data(plan, *, force: bool = False) -> list[str]:
 def _needed(run) -> Iterator[tuple[str, Any]]:
     """(dotted key, Needed) of what one run opens by name: each source's root and, when the
     root is there, the files in it (DataSource.needs); a label stage's videos folder."""
-    from fcap.data.env import is_relative, under_root
+    from fcap.data.env import under_root
     from fcap.data.source import Needed
     from fcap.models.sources import missing_directory, what_to_give
 
     data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
     resolve = lambda path: under_root(path, data_root) if path else path  # noqa: E731
-    for key, source in _sources(run.cfg) if data_root else ():
-        given = source.cfg.root
-        if not is_relative(given):
-            continue  # an absolute root is the user's own folder, checked when the stage starts
-        root = under_root(given, data_root)
+    for key, source, root in _rooted(run):
         yield f"{key}.root", Needed("root", root, True, "")
         if os.path.isdir(root):
             for needed in source.entry.obj.needs(source.cfg, root, resolve):
@@ -141,16 +137,16 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
                               what_to_give(source))
 
 
-def _annotated(run) -> Iterator[tuple[str, Any, str]]:
-    """(dotted key, source component, its root) of each data source of ``run`` under
-    ``datasets.root`` whose folder is there (its annotation files to read)."""
+def _rooted(run) -> Iterator[tuple[str, Any, str]]:
+    """(dotted key, source component, its folder) of each data source of ``run`` whose
+    relative ``root:`` lies under ``datasets.root``; an absolute root is the user's own
+    folder, checked when the stage starts."""
     from fcap.data.env import is_relative, under_root
 
     data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
     for key, source in _sources(run.cfg) if data_root else ():
-        root = under_root(source.cfg.root, data_root)
-        if is_relative(source.cfg.root) and os.path.isdir(root):
-            yield key, source, root
+        if is_relative(source.cfg.root):
+            yield key, source, under_root(source.cfg.root, data_root)
 
 
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
