@@ -96,7 +96,8 @@ def read_progress(path: Path) -> Progress:
         elif "video_done" in row:
             progress.videos_done[row["video_done"]] = {"num_clips": row["num_clips"],
                                                        "error": row.get("error"),
-                                                       "path": row.get("path")}
+                                                       "path": row.get("path"),
+                                                       "stamp": row.get("stamp")}
         else:
             progress.records[(row["video_id"], row["clip_index"])] = row  # later copy wins: no dupes
     return progress

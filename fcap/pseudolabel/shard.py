@@ -4,7 +4,8 @@ Videos are decoded in DataLoader workers (frames.py) while the main process
 captions; a caption batch spans clips and videos. Every ``flush_every`` clips
 the progress log is made durable, so a killed shard resumes with no duplicate
 and no gap; captions are seeded per clip, so resumed output equals an
-uninterrupted run's. A finished shard (its manifest exists) is skipped.
+uninterrupted run's. A finished shard (its manifest exists) is skipped, unless
+videos it failed on have changed since (retry.py: it labels those again).
 
 ``<out_dir>/shards/`` is claimed (fcap/io.py) before anything is written, so a
 folder holding files fcap did not write is refused, never overwritten. Every
@@ -33,6 +34,7 @@ from fcap.pseudolabel.config import PseudolabelConfig
 from fcap.pseudolabel.failures import check_budget
 from fcap.pseudolabel.files import ProgressLog, ShardPaths, dumps_jsonl, read_progress
 from fcap.pseudolabel.frames import VideoFrames
+from fcap.pseudolabel.retry import changed_failures, file_stamp, reopen
 
 log = logging.getLogger("fcap.pseudolabel")
 
@@ -77,7 +79,7 @@ class _Labeller:
             error = "no clips: the clip planner gave this video no clip"
         if error is not None:
             self.buffer.append({"video_done": vid, "num_clips": 0, "error": error,
-                                "path": item.get("path")})
+                                "path": item.get("path"), "stamp": file_stamp(item.get("path"))})
             return
         if not item["clips"]:  # every clip labelled before a resume; only the end was lost
             self.buffer.append({"video_done": vid, "num_clips": item["num_clips"], "error": None})
@@ -165,6 +167,13 @@ def run_shard(cfg: PseudolabelConfig, shard_index: int, out_dir: str | Path, *, 
     if paths.manifest.is_file() and paths.records.is_file():
         manifest = json.loads(paths.manifest.read_text())
         check_settings(manifest.get("settings"), settings, paths.manifest)
+        if manifest["failures"]:
+            videos = shard_videos(videos if videos is not None else list_videos(cfg), cfg.num_shards,
+                                  shard_index)
+            retry = changed_failures(manifest, videos)
+            if retry:
+                reopen(paths, manifest, retry, logger)
+                return _label(cfg, paths, settings, seed, videos, captioner, on_flush, logger, judge)
         logger.info("pseudolabel: %s already finished, skipped", paths.name)
         if manifest.get("max_failure_fraction") != cfg.max_failure_fraction:
             # The budget is no label setting: record the latest, which merge applies by default.
@@ -176,6 +185,12 @@ def run_shard(cfg: PseudolabelConfig, shard_index: int, out_dir: str | Path, *, 
 
     videos = shard_videos(videos if videos is not None else list_videos(cfg), cfg.num_shards,
                           shard_index)
+    return _label(cfg, paths, settings, seed, videos, captioner, on_flush, logger, judge)
+
+
+def _label(cfg: PseudolabelConfig, paths: ShardPaths, settings: dict, seed: int,
+           videos: dict[str, Path | None], captioner: Any, on_flush, logger, judge: bool) -> dict:
+    """Label the shard's videos its progress log lacks, then write its JSONL and manifest."""
     progress = read_progress(paths.progress)
     check_settings(progress.settings, settings, paths.progress)
     resumed = len(progress.records)
@@ -226,8 +241,8 @@ def retry_hint(paths: list[ShardPaths]) -> str:
     """How to go on after a failure-budget error on finished shards."""
     names = ", ".join(p.name for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
     return (f"The results are kept in {paths[0].shards_dir} ({names}): fix or replace those videos "
-            "and delete those shards' .jsonl and .manifest.json files to label them again, or "
-            "raise max_failure_fraction to accept the failures.")
+            "and run again (a finished shard labels again the failed videos whose files changed and "
+            "keeps its other labels), or raise max_failure_fraction to accept the failures.")
 
 
 def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, captioner,
@@ -238,7 +253,7 @@ def _finish(cfg, paths: ShardPaths, videos: dict, settings: dict, seed: int, cap
     if missing:
         raise RuntimeError(f"{paths.progress}: videos never finished: {', '.join(missing[:10])}")
     readable = {v: d["num_clips"] for v, d in progress.videos_done.items() if d["error"] is None}
-    failures = [{"video_id": v, "path": d.get("path"), "error": d["error"]}
+    failures = [{"video_id": v, "path": d.get("path"), "error": d["error"], "stamp": d.get("stamp")}
                 for v, d in sorted(progress.videos_done.items()) if d["error"] is not None]
     done = progress.done_clips()
     for vid, n in readable.items():

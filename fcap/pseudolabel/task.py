@@ -9,14 +9,16 @@ its own run dir: point the ``howto100m`` source's ``pseudolabels:`` there.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fcap.context import StageContext
-from fcap.io import claim_dir
-from fcap.pseudolabel.collection import list_videos
+from fcap.io import claim_dir, is_owned
+from fcap.pseudolabel.collection import list_videos, shard_name, shard_videos
 from fcap.pseudolabel.config import MergeConfig, PseudolabelConfig
 from fcap.pseudolabel.failures import check_budget
 from fcap.pseudolabel.files import ShardPaths
+from fcap.pseudolabel.retry import changed_failures
 from fcap.pseudolabel.shard import retry_hint, run_shard
 from registry import TASKS
 
@@ -54,9 +56,12 @@ def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
     captioner = videos = None
     manifests = []
     for i in shards:
-        if captioner is None and not _finished(ctx, cfg, i):
-            videos = list_videos(cfg)  # once; an empty collection stops before BLIP loads
-            captioner = cfg.captioner.build()  # once for all shards of this process
+        finished = _finished(ctx, cfg, i)
+        if captioner is None and (finished is None or finished["failures"]):
+            videos = videos if videos is not None else list_videos(cfg)  # once; an empty
+            # collection stops before BLIP loads
+            if finished is None or changed_failures(finished, shard_videos(videos, cfg.num_shards, i)):
+                captioner = cfg.captioner.build()  # once for all shards of this process
         # The run dir is <output_root>/<experiment>/<variant>/<stage>: name output_root if refused.
         manifests.append(run_shard(cfg, i, ctx.run_dir, seed=ctx.seed, captioner=captioner,
                                    logger=ctx.logger, videos=videos, judge=False, key="output_root"))
@@ -68,10 +73,11 @@ def pseudolabel(cfg: PseudolabelConfig, ctx: StageContext) -> dict:
     return _summarise(manifests)
 
 
-def _finished(ctx: StageContext, cfg: PseudolabelConfig, i: int) -> bool:
-    from fcap.pseudolabel.collection import shard_name
-
-    return (ctx.run_dir / "shards" / f"{shard_name(i, cfg.num_shards)}.manifest.json").is_file()
+def _finished(ctx: StageContext, cfg: PseudolabelConfig, i: int) -> dict | None:
+    """Shard ``i``'s manifest when it is finished; None too when ``shards/`` is not fcap's
+    (run_shard refuses it, and checks the manifest's settings)."""
+    path = ctx.run_dir / "shards" / f"{shard_name(i, cfg.num_shards)}.manifest.json"
+    return json.loads(path.read_text()) if path.is_file() and is_owned(path.parent) else None
 
 
 @TASKS.register("pseudolabel_merge", config=MergeConfig,

@@ -209,3 +209,63 @@ stages:
                         "stages.label.frame_size=64")}
     assert len({hashes[o] for o in list(hashes)[:3]}) == 1
     assert hashes["stages.label.frame_size=64"] != hashes["seed=0"]
+
+
+def _shard_lines(run_dir: Path) -> list[str]:
+    return (run_dir / "shards" / "shard-00000-of-00001.jsonl").read_text().splitlines()
+
+
+def test_a_rerun_labels_again_the_failed_videos_whose_files_changed(tmp_path, videos, make_cfg,
+                                                                    odd_videos, caplog):
+    """The failure message's first advice, followed: replace the broken video and run again. Only
+    the changed failure is labelled; the shard's other labels are kept, and the result equals a
+    fresh run on the repaired folder."""
+    good, _ = videos
+    root = collection(tmp_path / "videos", {**{p.name: p for p in sorted(good.iterdir())[:3]},
+                                            "truncated.avi": odd_videos / "truncated.avi",
+                                            "cut.mp4": odd_videos / "cut.mp4"})
+    cfg = make_cfg(root, extensions=["mp4", "avi"], max_failure_fraction=0.3)
+    with pytest.raises(SkipLimitError, match=r"2 of 5 videos \(40.0%\) failed"):
+        _label(cfg, tmp_path / "label")
+    before, made = _shard_lines(tmp_path / "label"), _manifest(tmp_path / "label")["created"]
+    assert {f["video_id"] for f in _manifest(tmp_path / "label")["failures"]} == {"truncated", "cut"}
+
+    with pytest.raises(SkipLimitError, match=r"2 of 5 videos"):  # nothing changed: nothing redone
+        _label(cfg, tmp_path / "label")
+    assert _manifest(tmp_path / "label")["created"] == made
+
+    (root / "truncated.avi").unlink()  # the user replaces the broken download
+    (root / "truncated.avi").symlink_to(odd_videos / "long.avi")
+    with caplog.at_level("INFO", logger="fcap"):
+        summary = _label(cfg, tmp_path / "label")  # 1 of 5 failed: within the budget
+    assert ("shard-00000-of-00001: 1 failed video(s) changed since they failed, labelling them "
+            f"again and keeping the shard's other labels: {root / 'truncated.avi'}") in caplog.text
+    manifest = _manifest(tmp_path / "label")
+    assert [f["video_id"] for f in manifest["failures"]] == ["cut"]  # unchanged: not retried
+    assert manifest["videos"]["truncated"] == 4 and summary["skipped"] == []
+    assert summary["clips_labelled_now"] == 4  # long.avi's 4 clips, nothing else
+    after = _shard_lines(tmp_path / "label")
+    assert set(before) < set(after) and all('"truncated"' in x for x in set(after) - set(before))
+    assert not (tmp_path / "label" / "shards" / "shard-00000-of-00001.progress.jsonl").exists()
+
+    fresh = _label(cfg, tmp_path / "fresh")
+    assert _shard_lines(tmp_path / "fresh") == after
+    assert fresh["clips"] == summary["clips"] and fresh["failures"] == summary["failures"] == 1
+
+
+def test_a_file_for_a_missing_id_is_labelled_on_the_next_run(tmp_path, videos, make_cfg, captioner):
+    good, _ = videos
+    first = sorted(good.iterdir())[:2]
+    root = collection(tmp_path / "videos", {p.name: p for p in first})
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(p.stem for p in first) + "\nlate\n")
+    cfg = make_cfg(root, ids=str(ids), max_failure_fraction=0.5)
+    manifest = run_shard(cfg, 0, tmp_path / "out", captioner=captioner)
+    assert [(f["video_id"], f["path"], f["stamp"]) for f in manifest["failures"]] == [
+        ("late", None, None)]
+    assert run_shard(cfg, 0, tmp_path / "out", captioner=captioner)["skipped"]
+    (root / "late.mp4").symlink_to(first[0].resolve())  # the download finished
+    manifest = run_shard(cfg, 0, tmp_path / "out", captioner=captioner)
+    assert manifest["failures"] == [] and manifest["videos"]["late"] == manifest["videos"][first[0].stem]
+    assert manifest["stats"]["clips_resumed"] == sum(
+        n for v, n in manifest["videos"].items() if v != "late")
