@@ -136,15 +136,21 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     rows = table.get(job_id, [])
     array = record.get("array")
     logs = f"log: {run.run_dir / markers.LOG}; slurm log: {slurm_log(run.run_dir, job_id, array=array)}"
+    state = job_state(rows)
+    job = f"job {job_id}" + (f" (array of {array}: {_count(rows, array)})" if array else "")
+    if _rechecking(run, record, state):
+        # complete when submitted, with its outputs in place: not done until its job decides
+        if state == "unknown":
+            return "pending", f"{job} not (yet) known to sacct; {recheck_text(record['recheck'])}"
+        where = f" on {_nodes(rows)}; {logs}" if state == "running" else ""
+        return state, f"{job}{where}; {recheck_text(record['recheck'])}"
     if markers.is_complete(run):  # the elements' own markers: sacct can lag by seconds
         done = len(read_elements(run.run_dir, array, run.config_hash)) if array else 0
         waiting = markers.reads_incomplete(run)
         return "done", (f"job {job_id}" + (f" (array of {array}: {done} completed)" if array else "")
                         + (f"; {waiting}" if waiting else ""))
-    job = f"job {job_id}" + (f" (array of {array}: {_count(rows, array)})" if array else "")
     if record.get("config_hash") != run.config_hash:
         return "pending", f"config changed since {job} was submitted"
-    state = job_state(rows)
     failed_marker = _failed_marker(run)
     if failed_marker is not None:
         return "failed", f"{job}: {failed_marker}; {logs}"
@@ -153,13 +159,26 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     if state == "running":
         return state, f"{job} on {_nodes(rows)}; {logs}"
     if state == "pending":
-        return state, job + (f"; {recheck_text(record['recheck'])}" if record.get("recheck") else "")
+        return state, job
     if state == "completed" and markers.read_done(run):  # done then, stale now: say why
         return "pending", (f"{markers.why_fresh(run) or 'config changed since it completed'} "
                            f"(it last ran as {job}); the next fcap-run submits it again")
     if state == "completed":
         return "failed", f"{job} completed without writing {markers.DONE}; {logs}"
     return "pending", f"{job} not (yet) known to sacct"
+
+
+def _rechecking(run, record: dict, state: str) -> bool:
+    """Whether the job of a stage submitted while complete (``recheck``) has yet to decide: it
+    is queued or running, or sacct does not list it yet and it left no answer (slurm_job.py)."""
+    if not record.get("recheck") or record.get("config_hash") != run.config_hash:
+        return False
+    if state in ("pending", "running"):
+        return True
+    job = record["job_id"]
+    answers = [*(run.run_dir / LOG_DIR).glob(f"recheck.{job}.*.json"),
+               *(run.run_dir / LOG_DIR).glob(f"recheck.{job}_*.json")]
+    return state == "unknown" and not answers
 
 
 def recheck_text(deps: list[str]) -> str:
