@@ -50,6 +50,11 @@ def write_config(run) -> Path:
                              + yaml.safe_dump(run.resolved, sort_keys=False))
 
 
+def read_config(run) -> dict | None:
+    """The config.yaml of ``run``'s last submission or run (None when absent or unreadable)."""
+    return _read_yaml(run.run_dir / CONFIG)
+
+
 def read_done(run) -> dict | None:
     return _read_json(run.run_dir / DONE)
 

@@ -61,6 +61,16 @@ def config_changes(old_doc: dict, run) -> list[str]:
     return out
 
 
+def unhashed_changes(old_doc: dict | None, run) -> list[str]:
+    """'stages.S.key old -> new' between the stage block ``old_doc`` (a config.yaml of the
+    same config hash) holds and ``run``'s: its ``resources:`` and run options, the options
+    a queued job was submitted with and keeps."""
+    old = ((old_doc or {}).get("stages") or {}).get(run.stage)
+    if old is None:
+        return []
+    return _diff(old, (run.resolved.get("stages") or {}).get(run.stage) or {}, f"stages.{run.stage}.")
+
+
 def outputs(run_dir: Path) -> list[Path]:
     """What in ``run_dir`` a fresh start moves aside."""
     if not run_dir.is_dir():

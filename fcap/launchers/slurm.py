@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.experiment import markers
+from fcap.experiment.rerun import unhashed_changes
 from fcap.experiment.spec import control_char
 from fcap.launchers import slurm_status as st
 from fcap.launchers.slurm_env import describe as describe_env
@@ -31,6 +32,19 @@ from fcap.launchers.slurm_profile import (REPO_ROOT, ClusterProfile, load_profil
 from registry import LAUNCHERS
 
 log = logging.getLogger("fcap.launcher")
+
+
+def _kept_options(run, job_id: str) -> str:
+    """What a queued job keeps of the options it was submitted with, when they differ now
+    (the same config hash: ``resources:`` and run options; sbatch fixed the first, the job's
+    config.yaml the second)."""
+    changes = unhashed_changes(markers.read_config(run), run)
+    if not changes:
+        return ""
+    shown = ", ".join(changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
+    return (f"; changed since it was submitted: {shown}; the queued job keeps what it was "
+            f"submitted with: to use the new values, scancel {job_id} and run the same command "
+            "(a stage resumes from its last checkpoint)")
 
 
 class SubmitError(RuntimeError):
@@ -134,7 +148,8 @@ class SlurmLauncher:
                 continue
             if active and not forced and record.get("config_hash") == run.config_hash:
                 jobs[run.key] = record["job_id"]
-                print(f"fcap: {run.key}: already queued as job {record['job_id']}, not resubmitted")
+                print(f"fcap: {run.key}: already queued as job {record['job_id']}, not resubmitted"
+                      f"{_kept_options(run, record['job_id'])}")
                 continue
             deps, blocked = self._dependencies(plan, run, jobs)
             if blocked:

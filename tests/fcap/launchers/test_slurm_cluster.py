@@ -102,7 +102,7 @@ def test_a_job_sbatch_refuses_is_a_config_error_and_the_same_command_submits_the
     assert not (runs / "second" / "slurm.json").exists()  # no job: nothing to wait for
     # at once: sacct does not list the new job yet, squeue does (it was submitted twice)
     out = submit(path, "stages.second.resources.mem_gb=null")
-    assert f"default/first: already queued as job {first}, not resubmitted" in out
+    assert f"default/first: already queued as job {first}, not resubmitted\n" in out
     assert [s for s, _ in wait(path).values()] == ["done", "done"]
     assert record(runs / "first")["job_id"] == first and record(runs / "second")["deps"] == {
         "default/first": first}
@@ -111,6 +111,22 @@ def test_a_job_sbatch_refuses_is_a_config_error_and_the_same_command_submits_the
     code, _ = fcap_run(path, "--launcher", "slurm", f"launcher.profile={bad}", "--force")
     assert code == 2 and ("fcap-run: sbatch refused default/first: sbatch: error: invalid "
                           "partition specified: nopart;") in capsys.readouterr().err
+
+
+def test_a_queued_job_given_other_resources_says_it_keeps_its_own(tmp_path, cluster):
+    """resources: and run options are outside the config hash: the same command with a longer
+    time limit leaves the queued job as it is. It said only "already queued", so the user
+    believed the new limit applied."""
+    path = experiment(tmp_path, "kept", {"first": {"task": "slurm_echo", "sleep_s": 6,
+                                                   "resources": SMALL}})
+    submit(path)
+    job = record(tmp_path / "runs" / "kept" / "default" / "first")["job_id"]
+    out = submit(path, "stages.first.resources.time_min=9")
+    assert (f"fcap: default/first: already queued as job {job}, not resubmitted; changed since "
+            "it was submitted: stages.first.resources.time_min 5 -> 9; the queued job keeps what "
+            f"it was submitted with: to use the new values, scancel {job} and run the same "
+            "command (a stage resumes from its last checkpoint)") in out
+    assert [s for s, _ in wait(path).values()] == ["done"]
 
 
 def test_an_array_runs_one_shard_per_element_then_the_merge(tmp_path, cluster):
