@@ -16,6 +16,7 @@ import yaml
 
 from fcap.config import strict_yaml
 from fcap.config.errors import ConfigError, Problem
+from registry import suggest
 
 NAME_KEYS = ("name", "task")  # keys that select a registered component
 
@@ -75,6 +76,13 @@ class Origins:
         return out
 
 
+def _nearby(path: Path) -> str:
+    """For a file that is not there: the closest YAML name beside it, or that its folder is missing."""
+    if not path.parent.is_dir():
+        return f" (its folder {path.parent} does not exist either)"
+    return suggest(path.name, sorted(p.name for p in path.parent.glob("*.y*ml")))
+
+
 def read_yaml(path: Path, *, what: str = "config", problems: list[Problem] | None = None) -> dict:
     """Safe-load one file; any problem is a ConfigError naming the file.
 
@@ -84,7 +92,8 @@ def read_yaml(path: Path, *, what: str = "config", problems: list[Problem] | Non
     try:
         text = Path(path).read_text()
     except OSError as err:
-        raise ConfigError(Problem(str(path), "", f"cannot read {what} file: {err.strerror}")) from None
+        hint = _nearby(Path(path)) if isinstance(err, FileNotFoundError) else ""
+        raise ConfigError(Problem(str(path), "", f"cannot read {what} file: {err.strerror}{hint}")) from None
     try:
         data, duplicates = strict_yaml.load(text, source=str(path))
     except yaml.YAMLError as err:
@@ -137,7 +146,8 @@ def load_with_bases(path: str | Path, _chain: tuple[Path, ...] = (), *,
     else:
         base_path = path.parent / base
         if not base_path.exists():
-            raise ConfigError(Problem(str(path), "base", f"base file not found: {base_path}"))
+            raise ConfigError(Problem(str(path), "base",
+                                      f"base file not found: {base_path}{_nearby(base_path)}"))
     base_data, base_origins = load_with_bases(base_path, (*_chain, path), problems=problems)
     origins.update(base_origins)
     origins.record(data, str(path))

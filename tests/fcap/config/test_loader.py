@@ -39,6 +39,20 @@ def test_missing_base_and_bad_yaml(tmp_path):
         load_with_bases(tmp_path / "c.yaml")
 
 
+def test_a_missing_file_names_the_closest_one_beside_it(tmp_path):
+    (tmp_path / "table1.yaml").write_text("base: bsae.yaml\nname: x\n")
+    (tmp_path / "base.yaml").write_text("seed: 1\n")
+    with pytest.raises(ConfigError, match=r"tabel1.yaml: \(top level\): cannot read config file: "
+                                          r"No such file or directory; did you mean 'table1.yaml'\?"):
+        load_with_bases(tmp_path / "tabel1.yaml")
+    with pytest.raises(ConfigError, match=r"base file not found: .*bsae.yaml; did you mean "
+                                          r"'base.yaml'\?"):
+        load_with_bases(tmp_path / "table1.yaml")
+    with pytest.raises(ConfigError, match=r"No such file or directory \(its folder .*experimnts does "
+                                          r"not exist either\)$"):
+        load_with_bases(tmp_path / "experimnts" / "table1.yaml")
+
+
 def test_component_name_change_replaces_the_block():
     under = {"gate": {"name": "scalar", "init": 0.0, "extra": 1}, "x": 1}
     assert deep_merge(under, {"gate": {"name": "vector"}}) == {"gate": {"name": "vector"}, "x": 1}

@@ -85,6 +85,8 @@ def test_unknown_profile_lists_every_place_looked_in(tmp_path, in_tmp):
     msg = str(err.value)
     assert f"no profile 'tiyn' in the folders above {exp} or built into fcap" in msg
     assert "did you mean 'tiny'?" in msg and "known: paper, tiny" in msg
+    with pytest.raises(ConfigError, match=r"or built into fcap; known: paper, tiny; looked in"):
+        build_plan(exp, profile="unrelated")  # no suggestion: still a sentence
     folders = ", ".join(str(p) for p in exp.resolve().parents)
     assert f"looked in profiles/ and experiments/profiles/ of {folders}, and in fcap's " \
            f"built-in profiles {BUILTIN_DIR / 'profiles'}" in msg
