@@ -131,10 +131,11 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     videos = ((run.resolved.get("stages") or {}).get(run.stage) or {}).get("videos")
     if isinstance(videos, str) and videos:  # {from: STAGE} is another stage's output
         yield "videos", Needed("videos", os.path.expanduser(run.cfg.videos), True, "")
-    for key, source, _ in _model_sources(run.cfg):
+    for key, source, _, help_ in _model_sources(run.cfg):
         if missing_directory(source):  # a path, not a hub id
-            yield key, Needed("source", os.path.abspath(os.path.expanduser(source)), True,
-                              what_to_give(source))
+            path = os.path.abspath(os.path.expanduser(source))
+            how = "" if os.path.exists(path) or not help_ else f"; {help_}"  # a file: said already
+            yield key, Needed("source", path, True, what_to_give(source) + how)
 
 
 def _rooted(run) -> Iterator[tuple[str, Any, str]]:
@@ -215,13 +216,15 @@ def _sources(cfg: Any) -> Iterator[tuple[str, Component]]:
             yield key, value
 
 
-def _model_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:
-    """(dotted key, source, revision) of every model in a config (the frozen models' and
-    the captioner's checkpoints: a hub id, a folder, or tiny)."""
+def _model_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str], str]]:
+    """(dotted key, source, revision, help) of every model in a config (the frozen models'
+    and the captioner's checkpoints: a hub id, a folder, or tiny); ``help`` is the model
+    config's ``SOURCE_HELP``, how to make a checkpoint the hub does not have ('' if none)."""
     for key, value in _nodes(cfg):
         if (isinstance(value, Component) and value.registry is MODELS
                 and isinstance(getattr(value.cfg, "source", None), str)):
-            yield f"{key}.source", value.cfg.source, getattr(value.cfg, "revision", None)
+            yield (f"{key}.source", value.cfg.source, getattr(value.cfg, "revision", None),
+                   getattr(value.cfg, "SOURCE_HELP", ""))
 
 
 def check_models(plan, *, force: bool = False) -> None:
@@ -270,7 +273,7 @@ def _hub_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str]]]:
     """The models of a config given as hub ids (not ``tiny``, not a folder)."""
     from fcap.models.sources import is_hub_id
 
-    for key, source, revision in _model_sources(cfg):
+    for key, source, revision, _ in _model_sources(cfg):
         if is_hub_id(source):
             yield key, source, revision
 

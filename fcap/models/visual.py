@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +20,10 @@ from registry import MODELS
 @dataclass(frozen=True)
 class TimesformerSource:
     # hub id, local HF directory (e.g. from convert_timesformer), or "tiny"
+    SOURCE_HELP: ClassVar[str] = (
+        "the paper's TimeSformer (divST 96x32 224, HowTo100M) is on no hub: convert the "
+        "original TimeSformer_divST_96x32_224_HowTo100M.pyth (facebookresearch/TimeSformer) "
+        "with python -m fcap.models.convert_timesformer SRC.pyth DIR and give DIR")
     source: str = "facebook/timesformer-base-finetuned-k400"
     tiny: TinyTimesformer = field(default_factory=TinyTimesformer)
 

@@ -207,7 +207,11 @@ def test_a_model_checkpoint_given_as_a_missing_folder_is_refused_a_hub_id_is_not
             f"as save_pretrained writes it; or give a hub id org/name), read by "
             f"asr,seed=0/pretrain, asr,seed=0/finetune, asr,seed=0/evaluate: put the checkpoint "
             f"there, or leave those runs out") in text
-    assert f"no folder {Path('~/no-tsf').expanduser()} (a model checkpoint" in text
+    assert (f"no folder {Path('~/no-tsf').expanduser()} (a model checkpoint, as save_pretrained "
+            "writes it; or give a hub id org/name; the paper's TimeSformer (divST 96x32 224, "
+            "HowTo100M) is on no hub: convert the original TimeSformer_divST_96x32_224_HowTo100M"
+            ".pyth (facebookresearch/TimeSformer) with python -m fcap.models.convert_timesformer "
+            "SRC.pyth DIR and give DIR)") in text
     with pytest.raises(DataError) as err:
         check_data(plan(root, "stages.label.captioner.source=./blip", stages=["label"]))
     assert f"stages.label.captioner.source: no folder {Path.cwd() / 'blip'} (" in str(err.value)
