@@ -127,6 +127,14 @@ class Howto100m(MapSource):
         return [Needed("caption_json", asr_path(cfg, root, resolve), False,
                        f"HowTo100M's ASR captions, {ASR_FORMAT}")]
 
+    @classmethod
+    def input_files(cls, cfg: Howto100mConfig, root: str, resolve) -> dict[str, str]:
+        # the merged pseudolabels, made by a pseudolabel_howto100m run (or a merge stage,
+        # whose reference is tracked as such): labelled again, they change what pretrains
+        if cfg.captions != "pseudolabel":
+            return {}
+        return {"pseudolabels": resolve(cfg.pseudolabels) or os.path.join(root, "pseudolabels.jsonl")}
+
     def __init__(self, cfg: Howto100mConfig, *, env) -> None:
         super().__init__(cfg, env=env)
         self._root = self.root()

@@ -68,6 +68,15 @@ class DataSource:
         Default: nothing (a source whose annotations are large, HowTo100M's ASR captions or
         a LAION jsonl, is read when its stage starts)."""
 
+    @classmethod
+    def input_files(cls, cfg: Any, root: str, resolve: Callable[[str], str]) -> dict[str, str]:
+        """``{option: path}`` of the files this config reads that a run makes (another
+        experiment's pseudolabels, a file the user rewrites when labelling again), as
+        :meth:`needs` resolves them. DONE.json records their content, as it does a
+        ``{from: STAGE}`` reference's (fcap/experiment/inputs.py): a complete stage runs
+        again when one changed. Default: none (a dataset's own files do not change)."""
+        return {}
+
     def root(self) -> str:
         given = getattr(self.cfg, "root", None)
         path = self.env.resolve(given)

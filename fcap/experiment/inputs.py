@@ -2,10 +2,11 @@
 
 The config hash chains on the producers' config hashes, so re-labelling with
 other options reruns the consumers. This adds the content: DONE.json records,
-for each reference of the stage (fcap/experiment/refs.py) and each path option
-declared with ``fcap.config.input_path`` (``adapters:`` trained elsewhere), a stamp (size,
-mtime) and a sha256 of the file (of a folder: of its files' names, sizes and
-mtimes). A later check first compares stamps and hashes only when a stamp
+for each reference of the stage (fcap/experiment/refs.py), each path option
+declared with ``fcap.config.input_path`` (``adapters:`` trained elsewhere) and each file
+a data source reads that a run makes (``DataSource.input_files``: pseudolabels given as
+a path), a stamp (size, mtime) and a sha256 of the file (of a folder: of its files'
+names, sizes and mtimes). A later check first compares stamps and hashes only when a stamp
 differs, so an untouched multi-GB pseudolabels file is not read again.
 """
 from __future__ import annotations
@@ -63,6 +64,27 @@ def paths(run) -> dict[str, str]:
     out = {r.dotted: r.path for r in (run.spec.refs if run.spec else ())}
     for key, given in input_paths(run.cfg).items():
         out.setdefault(key, os.path.abspath(os.path.expanduser(given)))
+    for key, path in _source_files(run.cfg).items():
+        out.setdefault(key, path)  # a reference ({from: merge}) is tracked as one already
+    return out
+
+
+def _source_files(cfg) -> dict[str, str]:
+    """``{option key: path}`` of the files the config's data sources read that a run makes
+    (``DataSource.input_files``: pseudolabels), resolved as the readers do. A relative
+    ``root:`` without ``datasets.root`` names the tiny world, made when the stage starts."""
+    from fcap.data.env import is_relative, under_root
+    from fcap.experiment.walk import data_root, data_sources
+
+    root_dir = data_root(cfg)
+    resolve = lambda path: under_root(path, root_dir) if path else path  # noqa: E731
+    out = {}
+    for key, source in data_sources(cfg):
+        if is_relative(source.cfg.root) and not root_dir:
+            continue
+        root = under_root(source.cfg.root, root_dir)
+        for option, path in source.entry.obj.input_files(source.cfg, root, resolve).items():
+            out[f"{key}.{option}"] = os.path.abspath(path)
     return out
 
 

@@ -41,14 +41,14 @@ The tiny profile's world (``datasets.root`` null) is generated when a stage star
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Iterator, Optional
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.schema import Component
 from fcap.experiment import markers
-from registry import DATA_SOURCES, MODELS
+from fcap.experiment.walk import data_sources, nodes
+from registry import MODELS
 
 
 def check_data(plan, *, force: bool = False) -> list[str]:
@@ -145,7 +145,7 @@ def _rooted(run) -> Iterator[tuple[str, Any, str]]:
     from fcap.data.env import is_relative, under_root
 
     data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
-    for key, source in _sources(run.cfg) if data_root else ():
+    for key, source in data_sources(run.cfg) if data_root else ():
         if is_relative(source.cfg.root):
             yield key, source, under_root(source.cfg.root, data_root)
 
@@ -153,7 +153,7 @@ def _rooted(run) -> Iterator[tuple[str, Any, str]]:
 def _problem(plan, gone: str, needed, keys: list[str], runs: list[str]) -> Problem:
     shown = _runs_text(runs)
     tiny = "" if plan.profile else (  # e.g. pseudolabel_howto100m.yaml, which has no datasets:
-        f"; or try the experiment on the tiny profile's generated world: --profile tiny")
+        "; or try the experiment on the tiny profile's generated world: --profile tiny")
     where = "" if os.path.isabs(needed.path) else (
         f" in the working folder {os.getcwd()} (datasets.root is not set: set it to the folder "
         f"holding {needed.path}/, or give an absolute path{tiny})")
@@ -193,34 +193,11 @@ def _runs_text(runs: list[str]) -> str:
     return ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
 
 
-def _nodes(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted key, value) of every value in a config, a component's options and list items
-    included (``model.lm.source``, ``data.children[0].source``)."""
-    if key:
-        yield key, value
-    if isinstance(value, Component):
-        value = value.cfg
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            yield from _nodes(getattr(value, f.name), f"{key}.{f.name}" if key else f.name)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            yield from _nodes(item, f"{key}[{i}]")
-
-
-def _sources(cfg: Any) -> Iterator[tuple[str, Component]]:
-    """(dotted key, component) of every data source with a ``root:`` in a config."""
-    for key, value in _nodes(cfg):
-        if (isinstance(value, Component) and value.registry is DATA_SOURCES
-                and isinstance(getattr(value.cfg, "root", None), str)):
-            yield key, value
-
-
 def _model_sources(cfg: Any) -> Iterator[tuple[str, str, Optional[str], str]]:
     """(dotted key, source, revision, help) of every model in a config (the frozen models'
     and the captioner's checkpoints: a hub id, a folder, or tiny); ``help`` is the model
     config's ``SOURCE_HELP``, how to make a checkpoint the hub does not have ('' if none)."""
-    for key, value in _nodes(cfg):
+    for key, value in nodes(cfg):
         if (isinstance(value, Component) and value.registry is MODELS
                 and isinstance(getattr(value.cfg, "source", None), str)):
             yield (f"{key}.source", value.cfg.source, getattr(value.cfg, "revision", None),
@@ -264,7 +241,7 @@ def _runs_to_run(plan, force: bool) -> Iterator[Any]:
 def _to_run(plan, force: bool, kind: type) -> Iterator[tuple[Any, str, Any]]:
     """(run, dotted key, block) of every ``kind`` block in the runs that will run."""
     for run in _runs_to_run(plan, force):
-        for key, block in _nodes(run.cfg):
+        for key, block in nodes(run.cfg):
             if isinstance(block, kind):
                 yield run, key, block
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from fcap.config import input_path, run_option
-from registry import TASKS
+from fcap.config import component, input_path, run_option
+from fcap.tasks.datasets import DatasetsConfig
+from registry import DATA_SOURCES, TASKS
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,17 @@ def rerun_read(cfg, ctx):
     with (ctx.run_dir / "progress.txt").open("a") as f:
         f.write("read\n")
     return {"attempts": len((ctx.run_dir / "progress.txt").read_text().split())}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    data: Any = component(DATA_SOURCES, required=True)  # e.g. howto100m with pseudolabels
+    datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
+
+
+@TASKS.register("rerun_source", config=SourceConfig)
+def rerun_source(cfg, ctx):
+    """Count this run directory's attempts (what the data source holds is not read)."""
+    with (ctx.run_dir / "attempts.txt").open("a") as f:
+        f.write("attempt\n")
+    return {"attempts": len((ctx.run_dir / "attempts.txt").read_text().split())}

@@ -183,6 +183,38 @@ def test_a_path_option_declared_an_input_is_compared_by_content(tmp_path, in_tmp
     assert read(run_dir / "RUN.json")["fresh_start"] == "input changed: source (made.txt)"
 
 
+def test_pseudolabels_given_as_a_path_are_compared_by_content(tmp_path, in_tmp, capsys):
+    """A lab labels HowTo100M once (pseudolabel_howto100m.yaml) into <root>/howto100m/, then
+    labels it again with other options into the same file: pretraining on it was complete."""
+    import fcap.data  # noqa: F401  (registers howto100m)
+
+    (tmp_path / "data" / "howto100m").mkdir(parents=True)
+    labels = tmp_path / "data" / "howto100m" / "pseudolabels.jsonl"
+    labels.write_text('{"video_id": "a", "clip_index": 0, "start": 0, "end": 8, "caption": "x"}\n')
+    exp = experiment(tmp_path, {"pretrain": {
+        "task": "rerun_source", "datasets": {"root": str(tmp_path / "data")},
+        "data": {"name": "howto100m", "root": "howto100m", "captions": "pseudolabel"}}})
+    run_dir = in_tmp / "runs/re/default/pretrain"
+    assert main([exp]) == 0 and main([exp]) == 0  # unchanged: complete
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 1}
+    assert read(run_dir / "DONE.json")["inputs"]["data.pseudolabels"]["path"] == str(labels)
+    labels.write_text(labels.read_text().replace('"x"', '"a new caption"'))
+    capsys.readouterr()
+    assert main(["status", exp]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split(None, 2) == [
+        "default/pretrain", "pending", "input changed: data.pseudolabels (pseudolabels.jsonl)"]
+    assert main([exp]) == 0
+    assert read(run_dir / "RUN.json")["fresh_start"] == ("input changed: data.pseudolabels "
+                                                         "(pseudolabels.jsonl)")
+    assert read(run_dir / "DONE.json")["summary"] == {"attempts": 1}  # from scratch
+    asr = experiment(tmp_path, {"pretrain": {  # ASR captions: HowTo100M's own, not tracked
+        "task": "rerun_source", "datasets": {"root": str(tmp_path / "data")},
+        "data": {"name": "howto100m", "root": "howto100m", "captions": "asr"}}}, name="asr")
+    from fcap.experiment import build_plan
+    from fcap.experiment.inputs import paths
+    assert paths(build_plan(asr).get("default", "pretrain")) == {}
+
+
 def test_status_names_a_stage_that_was_stopped_before_it_finished(tmp_path, in_tmp, capsys):
     from fcap.experiment import markers
     from fcap.experiment.plan import build_plan
