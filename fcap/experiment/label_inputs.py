@@ -15,7 +15,10 @@ things it shares with the caption stages, in each variant's document:
 
 A label stage on the shapes world while the caption stages read a ``datasets.root``
 with the world off (``--profile tiny datasets.shapes_world=null datasets.root=...``)
-would label clips nothing reads: refused, naming the keys that label the root.
+would label clips nothing reads: refused, naming the keys that label the root. An
+experiment that only labels (pseudolabel_howto100m.yaml) given ``--profile tiny
+datasets.root=...`` would label the world, not the root's videos: refused too (where a
+stage takes ``datasets:``, its DatasetsConfig refuses root and world together).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from fcap.config.errors import Problem
 from fcap.config.loader import Origins
 
 TASK = "pseudolabel"
+READS = ("root", "shapes_world")  # what a label stage reads of the datasets: block
 
 
 def share_collection(doc: dict, origins: Origins) -> None:
@@ -53,16 +57,40 @@ def _datasets(doc: dict) -> dict:
 
 
 def world_label_problem(doc: dict, origins: Origins) -> Problem | None:
-    """The refusal of the module docstring's last paragraph, or None."""
+    """The refusals of the module docstring's last paragraph, or None."""
     datasets = _datasets(doc)
-    if not datasets.get("root") or datasets.get("shapes_world") is not None:
+    if not datasets.get("root"):
         return None
     for sname, block in (doc.get("stages") or {}).items():
-        if isinstance(block, dict) and block.get("task") == TASK and block.get("shapes") is not None:
-            key = f"stages.{sname}.shapes"
-            return Problem(origins(key), key, (
-                f"stage '{sname}' labels the shapes world, but the other stages read "
-                f"datasets.root = {datasets['root']!r} (datasets.shapes_world is null): its "
-                f"labels would describe clips nothing reads. To label the root's videos: "
-                f"{key}=null stages.{sname}.videos=howto100m"))
+        if not (isinstance(block, dict) and block.get("task") == TASK and block.get("shapes") is not None):
+            continue
+        key = f"stages.{sname}.shapes"
+        if datasets.get("shapes_world") is not None:
+            if _takes_datasets(doc):  # its DatasetsConfig refuses root with shapes_world
+                return None
+            return Problem(origins("datasets.root"), "datasets.root", (
+                f"{datasets['root']!r} is set together with shapes_world (the tiny profile's "
+                f"synthetic data): stage '{sname}' would label the shapes world, not the videos "
+                f"under datasets.root. To label those with this captioner: "
+                f"datasets.shapes_world=null {key}=null stages.{sname}.videos=howto100m; to "
+                f"label the shapes world drop datasets.root"))
+        return Problem(origins(key), key, (
+            f"stage '{sname}' labels the shapes world, but the other stages read "
+            f"datasets.root = {datasets['root']!r} (datasets.shapes_world is null): its "
+            f"labels would describe clips nothing reads. To label the root's videos: "
+            f"{key}=null stages.{sname}.videos=howto100m"))
     return None
+
+
+def _takes_datasets(doc: dict) -> bool:
+    """Whether a stage of ``doc`` has a task whose config takes the ``datasets:`` block."""
+    import dataclasses
+
+    from registry import TASKS
+
+    for block in (doc.get("stages") or {}).values():
+        task = block.get("task") if isinstance(block, dict) else None
+        config = TASKS.get(task).config if task in TASKS else None
+        if config is not None and "datasets" in {f.name for f in dataclasses.fields(config)}:
+            return True
+    return False

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import Origins, deep_merge
-from fcap.experiment import refs
+from fcap.experiment import label_inputs, refs
 from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
                                   Resources, name_problem)
 from registry import TASKS, suggest
@@ -60,6 +60,7 @@ class VariantResolver:
         self.problems, self.external = problems, external
         self.used: set[str] = set()  # shared blocks some stage takes
         self.offered: set[str] = set()  # every config field of the tasks used
+        self.labels: list[str] = []  # the label stages (label_inputs.py)
 
     def header(self) -> ExperimentHeader | None:
         data = {k: self.doc[k] for k in EXPERIMENT_KEYS if k in self.doc and k != "stages"}
@@ -113,6 +114,8 @@ class VariantResolver:
         entry = TASKS.get(task)
         fields = {f.name for f in dataclasses.fields(entry.config)} if entry.config else set()
         self.offered.update(fields)
+        if task == label_inputs.TASK:  # the planner hands it datasets.root / shapes_world
+            self.labels.append(sname)
         merged, from_shared = {}, set()
         for k in shared:
             if k in fields:
@@ -206,6 +209,9 @@ class VariantResolver:
 
     # -- checks across stages -------------------------------------------------------------
     def _unused_shared(self, shared: dict) -> None:
+        if "datasets" not in self.used and self.labels and isinstance(shared.get("datasets"), dict):
+            self._label_datasets(shared["datasets"])
+            shared = {k: v for k, v in shared.items() if k != "datasets"}
         for key in shared:
             # A profile serves many experiments: its blocks that no stage here takes are unused.
             if key not in self.used and not self.origins(key).startswith("profile "):
@@ -213,6 +219,17 @@ class VariantResolver:
                 self._problem(key, f"unknown top-level key '{key}'{suggest(key, allowed)} (it is not "
                                    "an experiment key and no stage's task takes it); allowed: "
                                    f"{', '.join(allowed)}")
+
+    def _label_datasets(self, block: dict) -> None:
+        """An experiment whose only reader of ``datasets:`` is its label stage(s): the keys
+        the planner hands them (label_inputs.py) are used, any other reads nothing."""
+        for sub in block:
+            key = f"datasets.{sub}"
+            if sub not in label_inputs.READS and not self.origins(key).startswith("profile "):
+                self._problem(key, (
+                    f"no stage of this experiment reads it: its label stage(s) "
+                    f"({', '.join(self.labels)}) read datasets.{' and datasets.'.join(label_inputs.READS)} "
+                    f"only"))
 
     def _once_deps(self, specs: dict[str, StageSpec]) -> None:
         for sname, spec in specs.items():

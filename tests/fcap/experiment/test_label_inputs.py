@@ -73,3 +73,29 @@ def test_tiny_models_on_a_data_root_label_that_root_or_are_refused(tmp_path, mon
                       overrides=[*real, "stages.label.shapes=null", "stages.label.videos=howto100m"])
     assert plan.get("all_variants", "label").cfg.videos == str(data / "howto100m")
     assert plan.get("asr,seed=0", "evaluate").cfg.datasets.root == str(data)
+
+
+def test_labelling_alone_reads_datasets_root_and_refuses_it_beside_the_world(tmp_path, monkeypatch):
+    """pseudolabel_howto100m.yaml: datasets.root (its comment's "under datasets.root if set")
+    was an unknown top-level key without a profile; with --profile tiny it was accepted and the
+    label stage labelled the shapes world instead of the root's videos."""
+    monkeypatch.chdir(tmp_path)
+    data = _data(tmp_path)
+    plan = build_plan(LABELS_ONLY, overrides=[f"datasets.root={data}"])
+    assert plan.get("default", "label").cfg.videos == str(data / "howto100m")
+    with pytest.raises(ConfigError, match=r"datasets.num_workers: no stage of this experiment reads "
+                                          r"it: its label stage\(s\) \(label\) read datasets.root "
+                                          r"and datasets.shapes_world only"):
+        build_plan(LABELS_ONLY, overrides=[f"datasets.root={data}", "datasets.num_workers=3"])
+    with pytest.raises(ConfigError) as err:
+        build_plan(LABELS_ONLY, profile="tiny", overrides=[f"datasets.root={data}"])
+    assert (f"datasets.root: '{data}' is set together with shapes_world (the tiny profile's "
+            "synthetic data): stage 'label' would label the shapes world, not the videos under "
+            "datasets.root. To label those with this captioner: datasets.shapes_world=null "
+            "stages.label.shapes=null stages.label.videos=howto100m; to label the shapes world "
+            "drop datasets.root") in str(err.value)
+    advised = ["datasets.shapes_world=null", "stages.label.shapes=null", "stages.label.videos=howto100m"]
+    label = build_plan(LABELS_ONLY, profile="tiny",
+                       overrides=[f"datasets.root={data}", *advised]).get("default", "label").cfg
+    assert label.videos == str(data / "howto100m") and label.shapes is None
+    assert label.captioner.cfg.source == "tiny-pretrained"  # the tiny profile's BLIP, as asked
