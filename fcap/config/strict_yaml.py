@@ -27,6 +27,7 @@ class DuplicateKeyLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str, *, source: str) -> None:
         super().__init__(stream)
+        self.name = source  # syntax errors say 'in "<file>", line N', not "<unicode string>"
         self.source = source
         self.problems: list[Problem] = []
 

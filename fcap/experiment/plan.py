@@ -195,6 +195,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     overlays = profiles.TaskOverlays()
     if profile:
         doc, overlays = profiles.apply(doc, origins, profile, experiment=path)
+    for key, value in [kv for kv in cli if kv[0] == "seeds"]:  # seeds=N: what --seeds N does
+        set_dotted(doc, key, value, source="command line", origins=origins)
     if seeds is not None:
         doc["seeds"] = seeds
         origins.record(seeds, "command line", "seeds")
@@ -211,11 +213,13 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     # (datasets.root=..., model.*): the run it would be if started with that command line.
     # Not its stages, and not seed=K: its labels (a day of GPUs) are made once and reused.
     shared_cli = [o for o, (key, _) in zip(overrides, cli)
-                  if not key.startswith("stages.") and key not in ("seed", "seeds")]
+                  if not key.startswith("stages.") and key not in ("seed", "seeds")
+                  and key.split(".")[0] not in EXPANDED]
     # (another experiment's stages, planned for a reference, may keep their own values)
     shadow = Shadowed(cli if not _chain else [])
     variant_sets = expand(doc, origins, problems)
-    base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid")}
+    refused = {p.key for p in problems} & {"seeds"}  # said once: not again by the header's check
+    base_doc = {k: v for k, v in doc.items() if k not in ("variants", "grid", *refused)}
     every_stage = _stage_names(base_doc, variant_sets)
     # An option of a stage this file does not have goes to the experiments it reads from
     # (stages.label.videos=howto100m on table2.yaml: Table 1's label stage), and is an
@@ -228,6 +232,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     externals = _Externals(profile_path, (*_chain, path.resolve()), shared_cli,
                            foreign=[*foreign, *(o for o in _foreign if o not in taken)])
     problems += _unknown_stage_overrides(cli, every_stage)
+    problems += [Problem("command line", key, (
+        "variants and grids are the experiment file's: on the command line, pick variants with "
+        "--only NAME, repeat them with --seeds N (or seeds=N), or set an option for every "
+        "variant (e.g. optimizer.lr=1e-3)")) for key, _ in cli if key.split(".")[0] in EXPANDED]
     header, runs = None, []
     listless: dict[str, str] = {}  # an index override -> a variant without its list
     indexed: set[str] = set()  # index overrides some variant took
@@ -240,8 +248,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
             added = set(vdoc.get("stages") or {}) - set(base_doc.get("stages") or {})
             overlays.apply(vdoc, vorigins, only=added)
             for key, value in cli:
-                if key == "seed":  # applied to the whole experiment above
-                    continue
+                if key in ("seed", "seeds") or key.split(".")[0] in EXPANDED:
+                    continue  # applied to the whole experiment above, or refused
                 if _stage_of(key) not in (None, *(vdoc.get("stages") or {})):
                     continue  # an option of a stage only other variants have (shuffled_frames)
                 if indexes_absent_list(vdoc, key):  # a list only other variants have
@@ -291,6 +299,9 @@ def _stage_of(key: str) -> str | None:
     stage (``stages.X={...}``) or a key outside ``stages.``."""
     parts = key.split(".")
     return parts[1] if len(parts) >= 3 and parts[0] == "stages" else None
+
+
+EXPANDED = ("variants", "grid")  # expanded into variants before the command line applies
 
 
 def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:

@@ -32,8 +32,9 @@ def test_missing_base_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="base: base file not found: .*nope.yaml"):
         load_with_bases(tmp_path / "a.yaml")
     (tmp_path / "b.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(ConfigError, match="b.yaml: \\(top level\\): invalid YAML"):
+    with pytest.raises(ConfigError, match="b.yaml: \\(top level\\): invalid YAML") as err:
         load_with_bases(tmp_path / "b.yaml")
+    assert f'in "{tmp_path / "b.yaml"}", line 2' in str(err.value)  # not "<unicode string>"
     (tmp_path / "c.yaml").write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level, got list"):
         load_with_bases(tmp_path / "c.yaml")

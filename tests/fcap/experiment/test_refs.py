@@ -345,6 +345,17 @@ variants:
     assert len(build_plan(exp, seeds=3).runs) == 6  # --seeds N on the command line
     with pytest.raises(ConfigError, match="seeds: expected an int >= 1"):
         build_plan(exp, seeds=0)
+    assert len(build_plan(exp, overrides=["seeds=3"]).runs) == 6  # was ignored: 4 runs
+    with pytest.raises(ConfigError) as err:  # said once (the header's type check said it too)
+        build_plan(exp, overrides=["seeds=three"])
+    assert [(p.key, p.message) for p in err.value.problems] == [
+        ("seeds", "expected an int >= 1 (repeat every variant with that many seeds), got 'three'")]
+    with pytest.raises(ConfigError) as err:  # was "grid: unknown key 'grid' allowed keys: ..."
+        build_plan(exp, overrides=["variants.b.stages.s.value=4"])
+    assert [(p.key, p.message) for p in err.value.problems] == [(
+        "variants.b.stages.s.value", "variants and grids are the experiment file's: on the "
+        "command line, pick variants with --only NAME, repeat them with --seeds N (or seeds=N), "
+        "or set an option for every variant (e.g. optimizer.lr=1e-3)")]
 
 
 def test_init_from_is_sugar_for_an_adapters_reference(fcap_cache):
