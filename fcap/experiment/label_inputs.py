@@ -26,6 +26,7 @@ import copy
 
 from fcap.config.errors import Problem
 from fcap.config.loader import Origins
+from fcap.experiment.spec import task_fields
 
 TASK = "pseudolabel"
 READS = ("root", "shapes_world")  # what a label stage reads of the datasets: block
@@ -66,7 +67,7 @@ def world_label_problem(doc: dict, origins: Origins) -> Problem | None:
             continue
         key = f"stages.{sname}.shapes"
         if datasets.get("shapes_world") is not None:
-            if _takes_datasets(doc):  # its DatasetsConfig refuses root with shapes_world
+            if "datasets" in task_fields(doc):  # its DatasetsConfig refuses root with shapes_world
                 return None
             return Problem(origins("datasets.root"), "datasets.root", (
                 f"{datasets['root']!r} is set together with shapes_world (the tiny profile's "
@@ -80,17 +81,3 @@ def world_label_problem(doc: dict, origins: Origins) -> Problem | None:
             f"labels would describe clips nothing reads. To label the root's videos: "
             f"{key}=null stages.{sname}.videos=howto100m"))
     return None
-
-
-def _takes_datasets(doc: dict) -> bool:
-    """Whether a stage of ``doc`` has a task whose config takes the ``datasets:`` block."""
-    import dataclasses
-
-    from registry import TASKS
-
-    for block in (doc.get("stages") or {}).values():
-        task = block.get("task") if isinstance(block, dict) else None
-        config = TASKS.get(task).config if task in TASKS else None
-        if config is not None and "datasets" in {f.name for f in dataclasses.fields(config)}:
-            return True
-    return False

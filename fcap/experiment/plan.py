@@ -22,7 +22,7 @@ from fcap.config.loader import (Origins, deep_merge, indexes_absent_list, load_w
                                 parse_override, set_dotted)
 from fcap.experiment import label_inputs, profiles, refs, rerun
 from fcap.experiment.shadowed import Shadowed
-from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources
+from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources, task_fields
 from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand, seed_group
 from registry import suggest
@@ -236,6 +236,11 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         "variants and grids are the experiment file's: on the command line, pick variants with "
         "--only NAME, repeat them with --seeds N (or seeds=N), or set an option for every "
         "variant (e.g. optimizer.lr=1e-3)")) for key, _ in cli if key.split(".")[0] in EXPANDED]
+    flags = {k: v for k, v in FLAGS.items() if k not in task_fields(base_doc)}
+    problems += [Problem("command line", key, (
+        f"a flag of fcap-run, not a config key: write {flags[key]}"
+        + ("" if flags[key].endswith(("force", "run", "debug", "quiet")) else f" {value}")))
+        for key, value in cli if key in flags]
     header, runs = None, []
     listless: dict[str, str] = {}  # an index override -> a variant without its list
     indexed: set[str] = set()  # index overrides some variant took
@@ -248,7 +253,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
             added = set(vdoc.get("stages") or {}) - set(base_doc.get("stages") or {})
             overlays.apply(vdoc, vorigins, only=added)
             for key, value in cli:
-                if key in ("seed", "seeds") or key.split(".")[0] in EXPANDED:
+                if key in ("seed", "seeds") or key.split(".")[0] in EXPANDED or key in flags:
                     continue  # applied to the whole experiment above, or refused
                 if _stage_of(key) not in (None, *(vdoc.get("stages") or {})):
                     continue  # an option of a stage only other variants have (shuffled_frames)
@@ -302,6 +307,9 @@ def _stage_of(key: str) -> str | None:
 
 
 EXPANDED = ("variants", "grid")  # expanded into variants before the command line applies
+# key=value words that are fcap-run flags (no config has such a top-level key)
+FLAGS = {"profile": "--profile", "only": "--only", "plugin": "--plugin", "force": "--force",
+         "dry_run": "--dry-run", "dry-run": "--dry-run", "debug": "--debug", "quiet": "--quiet"}
 
 
 def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:

@@ -1,15 +1,14 @@
 """The experiment file's own keys, stage blocks and per-stage resources."""
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
-
-from dataclasses import field
 
 from fcap.config import component
 from fcap.experiment.report_config import ReportConfig
-from registry import LAUNCHERS
+from registry import LAUNCHERS, TASKS
 
 # Keys that belong to the experiment itself; every other top-level key is a
 # shared block (``model:``, ``optimizer:``, ...) merged into each stage whose
@@ -113,3 +112,14 @@ class ExperimentHeader:
             raise ValueError(f"output_root must not contain control characters such as line "
                              f"breaks (it is written into sbatch scripts), got {bad} in "
                              f"{self.output_root!r}")
+
+
+def task_fields(doc: dict) -> set[str]:
+    """The config fields of the tasks of ``doc``'s stages: the top-level keys it may share."""
+    out: set[str] = set()
+    for block in (doc.get("stages") or {}).values():
+        task = block.get("task") if isinstance(block, dict) else None
+        config = TASKS.get(task).config if isinstance(task, str) and task in TASKS else None
+        if config is not None and dataclasses.is_dataclass(config):
+            out |= {f.name for f in dataclasses.fields(config)}
+    return out

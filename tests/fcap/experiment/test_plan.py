@@ -65,6 +65,18 @@ def test_override_types_and_unknown_override_key(fix, in_tmp):
         build_plan(exp, overrides=["stages.first.value=abc"])
 
 
+def test_a_flag_written_as_an_override_names_the_flag(fix, in_tmp):
+    """profile=paper read as a config key: "unknown top-level key 'profile' (...); allowed:
+    adapters, asr, ..." (70 keys)."""
+    exp = fix / "experiments" / "two_stage.yaml"
+    with pytest.raises(ConfigError) as err:
+        build_plan(exp, overrides=["profile=paper", "only=a", "force=true"])
+    assert [str(p) for p in err.value.problems] == [
+        "command line: profile: a flag of fcap-run, not a config key: write --profile paper",
+        "command line: only: a flag of fcap-run, not a config key: write --only a",
+        "command line: force: a flag of fcap-run, not a config key: write --force"]
+
+
 def test_unknown_top_level_key_stage_and_dependency(tmp_path, fix):
     exp = tmp_path / "bad.yaml"
     exp.write_text(f"""
