@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fcap.experiment import code_version, inputs, rerun
+from fcap.experiment import code_version, environment, inputs, rerun
 from fcap.experiment.lock import RunLock
 from fcap.io import claim_dir, write_json_atomic, write_text_atomic
 
@@ -171,6 +171,7 @@ def mark_done(run, summary: Any, wall_s: float) -> None:
         "deps": _dep_ids(run),
         "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "code": code_version.current(),  # the fcap that ran it (report.md's code column)
+        "env": environment.current(),  # the libraries and processor (report.md's env column)
     })
 
 

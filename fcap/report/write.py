@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
-from fcap.experiment import code_version, markers
+from fcap.experiment import code_version, environment, markers
 from fcap.io import claim_dir, write_text_atomic
 from fcap.report import skips
 from fcap.report.html import write_html
@@ -27,27 +28,39 @@ def metadata(plan) -> list[str]:
         f"- fcap {here['fcap']}, {code} (the code writing this report; the code column is "
         f"the one each run was made by)",
         f"- experiment file: `{plan.source}`" + (f", profile `{plan.profile}`" if plan.profile else ""),
-        f"- hardware: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs, {device}; "
-        f"torch {torch.__version__}",
+        f"- hardware: {platform.node()}, {platform.machine()}, {os.cpu_count()} CPUs "
+        f"({environment.cpu_model()}), {device}; torch {torch.__version__}",
         "",
-        "| run | task | config hash | state | wall time (s) | code |",
-        "|---|---|---|---|---|---|",
+        "| run | task | config hash | state | wall time (s) | code | env |",
+        "|---|---|---|---|---|---|---|",
     ]
-    total, made_by = 0.0, {}
+    total, made_by, made_in = 0.0, {}, {}
     for run in plan.own_runs():
         done = markers.completed(run)
         wall = (done or {}).get("wall_s")
         total += wall or 0.0
         ran = code_version.short((done or {}).get("code")) if done else "-"
+        env = environment.short((done or {}).get("env")) if done else "-"
         if done and done.get("code"):
             made_by.setdefault(ran, run.key)
+        if done and done.get("env"):
+            made_in.setdefault(env, (run.key, done["env"]))
         lines.append(f"| {run.key} | {run.task} | `{run.config_hash}` | "
-                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} | {ran} |")
+                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} | {ran} "
+                     f"| {env} |")
     lines.append(f"\nTotal wall time of completed stages: {total:.1f} s.")
     if len(made_by) > 1:
         lines.append(f"\n**The completed runs were made by {len(made_by)} versions of the code** "
                      f"({', '.join(f'{c} (e.g. {k})' for c, k in made_by.items())}): a "
                      f"difference between their numbers may come from the code alone.")
+    if made_in:
+        lines.append("\nEnvironments (the env column: libraries and processor):\n")
+        lines += [f"- `{e}`: {environment.describe(env)}" for e, (_, env) in made_in.items()]
+    if len(made_in) > 1:
+        lines.append(f"\n**The completed runs were made in {len(made_in)} environments** "
+                     f"({', '.join(f'{e} (e.g. {k})' for e, (k, _) in made_in.items())}): the "
+                     f"same code and seeds give other numbers with other library versions or "
+                     f"another processor.")
     return lines
 
 

@@ -35,6 +35,12 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     made = short(current())
     assert f"- fcap {current()['fcap']}, " in report and "the code writing this report" in report
     assert report.count(f"| {made} |") == 4 and "versions of the code" not in report
+    # and in which environment (libraries, processor): the same code may give other numbers
+    from fcap.experiment import environment
+    env = environment.short(environment.current())
+    assert report.count(f"| {made} | {env} |") == 4 and "environments**" not in report
+    assert f"- `{env}`: {environment.describe(environment.current())}" in report
+    assert f", transformers {environment.current()['packages']['transformers']};" in report
     plots = sorted(p.name for p in (in_tmp / "runs/rep/plots").iterdir())
     assert plots == ["bars.png", "first_gates.png", "first_loss.png", "second_gates.png",
                      "second_loss.png"]
@@ -44,12 +50,16 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     done = in_tmp / "runs/rep/b/second/DONE.json"  # as if b/second ran at another commit
     record = json.loads(done.read_text())
     record["code"] = {"fcap": "0.0.9", "commit": "0123456789abcdef", "changes": True}
+    record["env"] = {**record["env"], "packages": {**record["env"]["packages"], "av": "17.0.0"}}
     done.write_text(json.dumps(record))
     assert main(["report", str(exp)]) == 0
     report = (in_tmp / "runs/rep/report.md").read_text()
     assert "| Alpha | 5.0 | 4.5 |" in report and "| 0123456+changes |" in report
     assert (f"**The completed runs were made by 2 versions of the code** ({made} (e.g. "
             f"a/first), 0123456+changes (e.g. b/second))") in report
+    other = environment.short(record["env"])
+    assert (f"**The completed runs were made in 2 environments** ({env} (e.g. a/first), "
+            f"{other} (e.g. b/second))") in report and ", av 17.0.0, " in report
     assert "warning" not in capsys.readouterr().out
     # the run's command line forgotten: the report says why its cells are empty
     assert main(["report", str(exp), "stages.second.value=4"]) == 0
