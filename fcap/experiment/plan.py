@@ -212,8 +212,9 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     # another experiment's stages are planned with this command line's shared settings
     # (datasets.root=..., model.*): the run it would be if started with that command line.
     # Not its stages, and not seed=K: its labels (a day of GPUs) are made once and reused.
+    flags = {k: v for k, v in FLAGS.items() if k not in task_fields(doc)}
     shared_cli = [o for o, (key, _) in zip(overrides, cli)
-                  if not key.startswith("stages.") and key not in ("seed", "seeds")
+                  if not key.startswith("stages.") and key not in ("seed", "seeds", *flags)
                   and key.split(".")[0] not in EXPANDED]
     # (another experiment's stages, planned for a reference, may keep their own values)
     shadow = Shadowed(cli if not _chain else [])
@@ -236,11 +237,8 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         "variants and grids are the experiment file's: on the command line, pick variants with "
         "--only NAME, repeat them with --seeds N (or seeds=N), or set an option for every "
         "variant (e.g. optimizer.lr=1e-3)")) for key, _ in cli if key.split(".")[0] in EXPANDED]
-    flags = {k: v for k, v in FLAGS.items() if k not in task_fields(base_doc)}
-    problems += [Problem("command line", key, (
-        f"a flag of fcap-run, not a config key: write {flags[key]}"
-        + ("" if flags[key].endswith(("force", "run", "debug", "quiet")) else f" {value}")))
-        for key, value in cli if key in flags]
+    problems += [Problem("command line", key, "a flag of fcap-run, not a config key: write "
+                         + flags[key].format(value=value)) for key, value in cli if key in flags]
     header, runs = None, []
     listless: dict[str, str] = {}  # an index override -> a variant without its list
     indexed: set[str] = set()  # index overrides some variant took
@@ -308,8 +306,9 @@ def _stage_of(key: str) -> str | None:
 
 EXPANDED = ("variants", "grid")  # expanded into variants before the command line applies
 # key=value words that are fcap-run flags (no config has such a top-level key)
-FLAGS = {"profile": "--profile", "only": "--only", "plugin": "--plugin", "force": "--force",
-         "dry_run": "--dry-run", "dry-run": "--dry-run", "debug": "--debug", "quiet": "--quiet"}
+FLAGS = {"profile": "--profile {value}", "only": "--only {value}", "plugin": "--plugin {value}",
+         "force": "--force", "dry_run": "--dry-run", "dry-run": "--dry-run", "debug": "--debug",
+         "quiet": "--quiet"}
 
 
 def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:

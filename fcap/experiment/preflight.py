@@ -46,7 +46,7 @@ from typing import Any, Iterator, Optional
 
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.schema import Component
-from fcap.experiment import markers
+from fcap.experiment import markers, walk
 from fcap.experiment.walk import data_sources, nodes
 from registry import MODELS
 
@@ -121,7 +121,7 @@ def _needed(run) -> Iterator[tuple[str, Any]]:
     from fcap.data.source import Needed
     from fcap.models.sources import missing_directory, what_to_give
 
-    data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
+    data_root = walk.data_root(run.cfg)
     resolve = lambda path: under_root(path, data_root) if path else path  # noqa: E731
     for key, source, root in _rooted(run):
         yield f"{key}.root", Needed("root", root, True, "")
@@ -144,7 +144,7 @@ def _rooted(run) -> Iterator[tuple[str, Any, str]]:
     folder, checked when the stage starts."""
     from fcap.data.env import is_relative, under_root
 
-    data_root = getattr(getattr(run.cfg, "datasets", None), "root", None)
+    data_root = walk.data_root(run.cfg)
     for key, source in data_sources(run.cfg) if data_root else ():
         if is_relative(source.cfg.root):
             yield key, source, under_root(source.cfg.root, data_root)

@@ -75,6 +75,11 @@ def test_a_flag_written_as_an_override_names_the_flag(fix, in_tmp):
         "command line: profile: a flag of fcap-run, not a config key: write --profile paper",
         "command line: only: a flag of fcap-run, not a config key: write --only a",
         "command line: force: a flag of fcap-run, not a config key: write --force"]
+    # said once, not again for the experiment it reads from (gates.yaml reads table1.yaml's)
+    gates = Path(__file__).resolve().parents[3] / "experiments" / "gates.yaml"
+    with pytest.raises(ConfigError) as err:
+        build_plan(gates, overrides=["profile=paper", "grid.optimizer.lr=[0.001]"])
+    assert sorted(p.key for p in err.value.problems) == ["grid.optimizer.lr", "profile"]
 
 
 def test_unknown_top_level_key_stage_and_dependency(tmp_path, fix):
