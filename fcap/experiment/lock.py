@@ -52,6 +52,11 @@ def describe(holder: dict | None) -> str:
     return text
 
 
+def forget_held() -> None:
+    """In a forked child: the locks the parent holds are not this process's to nest in."""
+    _held.clear()
+
+
 def lock_path(run_dir: str | os.PathLike, element: int | None = None) -> Path:
     name = LOCK if element is None else f"{LOCK}.{int(element)}"
     return Path(run_dir) / name

@@ -22,7 +22,8 @@ from fcap.config.loader import (Origins, deep_merge, indexes_absent_list, load_w
                                 parse_override, set_dotted)
 from fcap.experiment import label_inputs, profiles, refs, rerun
 from fcap.experiment.shadowed import Shadowed
-from fcap.experiment.spec import ONCE_VARIANT, ExperimentHeader, Resources, task_fields
+from fcap.experiment.spec import (DEFAULT_LAUNCHER, ONCE_VARIANT, ExperimentHeader, Resources,
+                                 task_fields)
 from fcap.experiment.stages import StageSpec, VariantResolver
 from fcap.experiment.variants import expand, seed_group
 from registry import suggest
@@ -201,8 +202,10 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
         doc["seeds"] = seeds
         origins.record(seeds, "command line", "seeds")
     if launcher:
-        doc["launcher"] = deep_merge(doc.get("launcher") or {}, {"name": launcher})
+        doc["launcher"], dropped = _switch_launcher(doc.get("launcher") or {}, launcher)
         origins.record(doc["launcher"], "command line", "launcher")
+        if dropped:
+            notes.append(f"--launcher {launcher}: not using the {dropped}")
 
     # seed=K on the command line moves the whole experiment: 'seeds: N' then counts from K
     for key, value in [kv for kv in cli if kv[0] == "seed"]:
@@ -309,6 +312,19 @@ EXPANDED = ("variants", "grid")  # expanded into variants before the command lin
 FLAGS = {"profile": "--profile {value}", "only": "--only {value}", "plugin": "--plugin {value}",
          "force": "--force", "dry_run": "--dry-run", "dry-run": "--dry-run", "debug": "--debug",
          "quiet": "--quiet"}
+
+
+def _switch_launcher(block: dict, name: str) -> tuple[dict, str]:
+    """``--launcher NAME``: the launcher block with that name, and what it left out ('' for
+    nothing). The file's or profile's options of another launcher (the tiny profile's local
+    ``jobs``) do not apply to NAME and are dropped; a block for NAME keeps its own."""
+    if not isinstance(block, dict) or block.get("name", DEFAULT_LAUNCHER) == name:
+        return deep_merge(block if isinstance(block, dict) else {}, {"name": name}), ""
+    other = {k: v for k, v in block.items() if k != "name"}
+    if not other:
+        return {"name": name}, ""
+    keys = ", ".join(f"{k}: {v}" for k, v in other.items())
+    return {"name": name}, f"{block.get('name', DEFAULT_LAUNCHER)} launcher's options ({keys})"
 
 
 def _stage_names(base_doc: dict, variant_sets: list) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from fcap.config.errors import ConfigError, Problem
 from fcap.config.loader import (BUILTIN_DIR, BUILTIN_SCHEME, Origins, builtin_path, deep_merge,
                                 load_with_bases)
-from fcap.experiment.spec import PROFILE_TASKS_KEY
+from fcap.experiment.spec import DEFAULT_LAUNCHER, PROFILE_TASKS_KEY
 from registry import suggest
 
 DEFAULT = "tiny"  # run when an experiment names no dataset root
@@ -130,11 +130,23 @@ def apply(doc: dict, origins: Origins, profile: str, *, experiment: Path) -> tup
     tasks = data.pop(PROFILE_TASKS_KEY, None) or {}
     if not isinstance(tasks, dict):
         raise ConfigError(Problem(source, PROFILE_TASKS_KEY, "expected a mapping: task name -> overlay"))
+    if _other_launcher(doc, data.get("launcher")):
+        data = {k: v for k, v in data.items() if k != "launcher"}
     doc = deep_merge(doc, data)
     origins.record(data, source)
     overlays = TaskOverlays(tasks, source)
     overlays.apply(doc, origins)
     return doc, overlays
+
+
+def _other_launcher(doc: dict, block: Any) -> bool:
+    """Whether a profile's ``launcher:`` block without ``name`` (options of the default,
+    local launcher: the tiny profile's ``jobs``) meets an experiment that names another
+    launcher; such a block is left out (its options are not that launcher's)."""
+    if not isinstance(block, dict) or "name" in block:
+        return False
+    own = doc.get("launcher")
+    return isinstance(own, dict) and own.get("name", DEFAULT_LAUNCHER) != DEFAULT_LAUNCHER
 
 
 class TaskOverlays:

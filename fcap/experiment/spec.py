@@ -21,6 +21,7 @@ EXPERIMENT_KEYS = (
 STAGE_KEYS = ("task", "init_from", "after", "resources", "once")
 # Run directory name of ``once: true`` stages (run once, shared by every variant).
 ONCE_VARIANT = "all_variants"
+DEFAULT_LAUNCHER = "local"  # the launcher of a file without launcher.name
 # Profile-only key: overlays keyed by task name, applied to every stage running that task.
 PROFILE_TASKS_KEY = "tasks"
 
@@ -97,7 +98,7 @@ class ExperimentHeader:
     description: str = ""
     plugins: tuple[str, ...] = ()  # module names or .py files (relative to the YAML file)
     output_root: str = "runs"  # runs land in <output_root>/<name>/<variant>/<stage>/
-    launcher: Any = component(LAUNCHERS, "local")
+    launcher: Any = component(LAUNCHERS, DEFAULT_LAUNCHER)
     seed: int = 0
     seeds: Optional[int] = None  # repeat every variant with seeds seed .. seed+seeds-1 (report: mean ± std)
     variant: Optional[str] = None  # set in resolved configs: the variant directory name

@@ -53,7 +53,7 @@ def test_paper_profile_on_a_local_launcher(tmp_path, in_tmp):
     # the dotted form keeps the paper profile's `profile: example_gpu`: say so, and the way out
     with pytest.raises(ConfigError) as err:
         build_plan(exp, profile="paper", overrides=[root, "launcher.name=local"])
-    assert ("launcher.profile: unknown key 'profile' allowed keys: nproc=1 (command line set "
+    assert ("launcher.profile: unknown key 'profile' allowed keys: nproc=1, jobs=1 (command line set "
             "'launcher.name: local', which keeps the options given for the previous launcher; "
             "to replace the whole block, set launcher={name: local, ...})") in str(err.value)
 
@@ -136,3 +136,18 @@ def test_step_factor_must_be_positive():
     assert TrainConfig(steps=10, step_scale=0.5, step_factor=3).total_steps == 15
     with pytest.raises(ValueError, match="step_factor must be > 0, got 0"):
         TrainConfig(step_factor=0)
+
+
+def test_tiny_profile_runs_stages_side_by_side_only_on_the_local_launcher(tmp_path, in_tmp):
+    exp = write(tmp_path / "mine.yaml", OWN_EXPERIMENT)
+    assert build_plan(exp, profile="tiny").header.launcher.cfg.jobs == "auto"
+    # --launcher slurm: the profile's local options are left out, and the run says so
+    plan = build_plan(exp, profile="tiny", launcher="slurm")
+    assert plan.header.launcher.name == "slurm"
+    assert "--launcher slurm: not using the local launcher's options (jobs: auto)" in plan.notes
+    # an experiment that names its launcher keeps it, without the tiny profile's local options
+    slurm_exp = write(tmp_path / "on_slurm.yaml", OWN_EXPERIMENT + "    launcher: {name: slurm}\n")
+    plan = build_plan(slurm_exp, profile="tiny")
+    assert plan.header.launcher.name == "slurm" and not any("jobs" in n for n in plan.notes)
+    # --launcher naming the launcher the block is for keeps its options
+    assert build_plan(exp, profile="tiny", launcher="local").header.launcher.cfg.jobs == "auto"

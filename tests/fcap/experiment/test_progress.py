@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
-from fcap.launchers.local import _Progress
+from fcap.launchers.local import Progress
 
 HERE = Path(__file__).parent
 PROGRESS = re.compile(r"\[(\d+)/(\d+)\] (\S+) \((\w+)\): elapsed \d+:\d\d:\d\d, "
@@ -57,7 +57,7 @@ def test_eta_adds_the_mean_time_of_each_left_stages_task(caplog):
     def run(key, task):
         return SimpleNamespace(key=key, task=task)
 
-    progress = _Progress(5)
+    progress = Progress(5)
     progress.finished(run("a/pretrain", "train"), 10.0)
     progress.finished(run("b/pretrain", "train"), 20.0)
     progress.finished(run("a/eval", "eval"), 3.0)
