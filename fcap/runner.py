@@ -40,7 +40,20 @@ def context_for(plan, run, *, extra: dict | None = None) -> StageContext:
 
 
 def execute(plan, run, *, extra: dict | None = None) -> Any:
-    """Run ``run``'s task with a per-stage log file; return its summary."""
+    """Run ``run``'s task with a per-stage log file; return its summary. The process's torch
+    thread count is given back as found: a stage that sets its own (the CPU captioner's
+    ``cpu_threads``) does not change the numbers of the stages the local launcher runs after
+    it in the same process."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _execute(plan, run, extra=extra)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute(plan, run, *, extra: dict | None = None) -> Any:
     from registry import TASKS
 
     markers.claim(run)

@@ -23,9 +23,19 @@ PACKAGES = ("torch", "transformers", "tokenizers", "deepspeed", "numpy", "av", "
             "pillow", "pycocoevalcap")
 
 
-@functools.lru_cache(maxsize=None)
 def current() -> dict:
-    """``{"python", "packages": {name: version or None}, "cpu", "gpus"}`` of this process."""
+    """``{"python", "packages": {name: version or None}, "cpu", "gpus", "torch_threads"}`` of
+    this process. The torch thread count (CPU) changes how sums are split, hence the last
+    digits: the local launcher gives a stage one thread side by side, all cores one at a time."""
+    env = dict(_fixed())
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def _fixed() -> dict:
     packages = {}
     for name in PACKAGES:
         try:
@@ -76,7 +86,9 @@ def describe(env: Optional[dict]) -> str:
                          in sorted(env.get("packages", {}).items()) if version)
     gpus = env.get("gpus") or []
     gpu = f"{len(gpus)} x {gpus[0]}" if gpus else "no GPU"
-    return f"Python {env.get('python', '?')}, {versions}; CPU {env.get('cpu', '?')}; {gpu}"
+    threads = f"; {env['torch_threads']} torch thread(s)" if "torch_threads" in env else ""
+    return (f"Python {env.get('python', '?')}, {versions}; CPU {env.get('cpu', '?')}; {gpu}"
+            + threads)
 
 
 def short(env: Optional[dict]) -> str:

@@ -5,8 +5,10 @@ order, while fewer than ``jobs`` run. Each runs in a child process forked from
 this one, holding its run directory's lock and writing its own markers exactly
 as the in-process launcher does (:meth:`LocalLauncher._run`); a child that
 outlives this process (killed launcher) still finishes its stage and records it.
-A child uses (CPU cores // jobs) torch threads (``OMP_NUM_THREADS``, when set,
-wins); its log lines go to the console tagged with the stage's name, and its
+A child computes with one torch thread: a child forked after its parent used
+OpenMP hangs in its first multi-threaded region (GNU libgomp is not fork-safe),
+and ``auto`` gives each core a stage anyway; subprocesses a stage starts itself
+(``nproc`` ranks) get ``OMP_NUM_THREADS`` = cores // (jobs x nproc). Its log lines go to the console tagged with the stage's name, and its
 stdout and stderr (progress bars, library noise) to the stage's
 ``console.txt``. A child killed by a signal (out of memory) gets FAILED.json
 from here. Ctrl-C stops every child; their stages resume on the next run.
@@ -23,7 +25,7 @@ import time
 
 from fcap import exit_codes
 from fcap.experiment import markers
-from fcap.launchers.local import WAIT, Progress, cpu_cores, outcome, record_failure
+from fcap.launchers.local_stage import WAIT, Progress, cpu_cores, outcome, record_failure
 
 log = logging.getLogger("fcap.launcher")
 
@@ -36,18 +38,17 @@ class ParallelRun:
 
     def __init__(self, launcher, plan, *, force: bool, jobs: int) -> None:
         self.launcher, self.plan, self.force, self.jobs = launcher, plan, force, jobs
-        self.threads = max(1, cpu_cores() // (jobs * launcher.cfg.nproc))
+        self.threads = max(1, cpu_cores() // (jobs * launcher.cfg.nproc))  # for its subprocesses
         self.status: dict[str, str] = {}
         self.failed: list = []
         self.codes: list[int] = []
         self.running: dict = {}  # sentinel -> (run, process, start time)
         self.progress = Progress(len(plan.selected), jobs)
-        self.started = 0
 
     def launch(self) -> int:
-        log.info("%d stages at once, %d torch thread(s) each; a stage's log lines come tagged "
+        log.info("%d stages at once, one torch thread each; a stage's log lines come tagged "
                  "with its name, its stdout and stderr go to %s in its run directory",
-                 self.jobs, self.threads, CONSOLE)
+                 self.jobs, CONSOLE)
         waiting = list(self.plan.selected)
         selected = frozenset(run.key for run in waiting)
         try:
@@ -64,6 +65,9 @@ class ParallelRun:
                     ready = multiprocessing.connection.wait(list(self.running))
                     for sentinel in ready:
                         self._finished(*self.running.pop(sentinel))
+                elif waiting:  # the plan lists a stage before one it depends on
+                    raise RuntimeError("no stage can start: waiting for "
+                                       + ", ".join(run.key for run in waiting))
         except KeyboardInterrupt:
             self._stop_all(timeout=30)
             raise
@@ -83,7 +87,6 @@ class ParallelRun:
             log.info("skip %s: complete with the same config (%s)", run.key, run.config_hash)
             self.status[run.key] = "done"
             return
-        self.started += 1
         left = [run, *(r for r in self.plan.selected if r.key not in self.status
                        and r.key != run.key and not self._is_running(r)
                        and (self.plan.forces(r, self.force) or not markers.is_complete(r)))]
@@ -134,15 +137,15 @@ class ParallelRun:
 
 
 def _child(launcher, plan, run, force: bool, threads: int) -> None:
-    """A forked child: run one stage as the in-process launcher would; exit with its code."""
+    """A forked child: run one stage as the in-process launcher would; exit with its code.
+    ``threads``: OMP_NUM_THREADS for the processes the stage starts (unless set)."""
     import torch
 
     from fcap.experiment.lock import forget_held
 
     forget_held()
-    threads = int(os.environ.get("OMP_NUM_THREADS") or threads)
-    torch.set_num_threads(threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # this stage's own subprocesses
+    torch.set_num_threads(1)  # never a new OpenMP team in a forked child (module docstring)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # fresh processes the stage starts
         os.environ.setdefault(var, str(threads))
     tag = logging.Formatter(f"%(asctime)s %(levelname)s [{run.key}] %(name)s: %(message)s",
                             datefmt="%H:%M:%S")

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
-from fcap.launchers.local import Progress
+from fcap.launchers.local_stage import Progress
 
 HERE = Path(__file__).parent
 PROGRESS = re.compile(r"\[(\d+)/(\d+)\] (\S+) \((\w+)\): elapsed \d+:\d\d:\d\d, "

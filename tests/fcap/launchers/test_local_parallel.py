@@ -10,7 +10,7 @@ import pytest
 
 from fcap.cli import main
 from fcap.experiment import build_plan
-from fcap.launchers.local import cpu_cores
+from fcap.launchers.local_stage import cpu_cores
 
 PLUGIN = "{fix}/plugins/parallel_tasks.py"
 
@@ -32,8 +32,12 @@ MEET = """  a: {task: toy_meet, me: a, other: b}
 """
 
 
+def done(tmp_path, stage):
+    return json.loads((tmp_path / "runs/par/default" / stage / "DONE.json").read_text())
+
+
 def summary(tmp_path, stage):
-    return json.loads((tmp_path / "runs/par/default" / stage / "DONE.json").read_text())["summary"]
+    return done(tmp_path, stage)["summary"]
 
 
 def test_stages_without_a_dependency_between_them_run_at_the_same_time(tmp_path, fix, in_tmp,
@@ -43,7 +47,9 @@ def test_stages_without_a_dependency_between_them_run_at_the_same_time(tmp_path,
     assert main([exp]) == 0
     a, b = summary(tmp_path, "a"), summary(tmp_path, "b")
     assert a["pid"] != b["pid"] and os.getpid() not in (a["pid"], b["pid"])
-    assert a["threads"] == b["threads"] == max(1, cpu_cores() // 2)
+    assert a["threads"] == b["threads"] == 1  # a forked child never starts an OpenMP team
+    assert a["omp"] == str(max(1, cpu_cores() // 2))  # what the stage's own subprocesses get
+    assert done(tmp_path, "a")["env"]["torch_threads"] == 1  # report.md tells the runs apart
     assert a["cache"] == os.environ["FCAP_CACHE"] and a["cwd"] == str(in_tmp)
     assert summary(tmp_path, "c") == {"total": 7}  # after both
     assert (tmp_path / "runs/par/default/a/console.txt").read_text() == "a met b\n"
@@ -147,3 +153,39 @@ def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix):
     status = subprocess.run([sys.executable, "-m", "fcap.cli", "status", exp], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert "running" not in status.stdout and "interrupted" in status.stdout, status.stdout
+
+
+def test_one_at_a_time_a_stage_finds_the_threads_the_process_had(tmp_path, fix, in_tmp):
+    import torch
+
+    exp = experiment(tmp_path, fix, """  first: {task: toy_threads, set_to: 1}
+  second: {task: toy_threads, after: [first]}
+""", jobs="1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main([exp]) == 0
+        assert summary(tmp_path, "second") == {"found": 2}  # not first's 1
+        assert done(tmp_path, "second")["env"]["torch_threads"] == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cores,memory_gb,gpu,expected", [
+    (8, 64.0, False, 8),   # one stage per core
+    (8, 5.0, False, 2),    # but no more than memory holds (2 GB each)
+    (8, 1.0, False, 1),
+    (8, None, False, 8),   # no /proc/meminfo: cores only
+    (8, 64.0, True, 1),    # a visible GPU: stages would share it
+])
+def test_auto_jobs_follow_cores_memory_and_gpus(monkeypatch, cores, memory_gb, gpu, expected):
+    import torch
+
+    from fcap.launchers import local
+
+    monkeypatch.setattr(local, "cpu_cores", lambda: cores)
+    monkeypatch.setattr(local, "available_memory_gb", lambda: memory_gb)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert local.LocalLauncher(local.LocalLauncherConfig(jobs="auto")).jobs() == expected
+    assert local.LocalLauncher(local.LocalLauncherConfig(jobs=3)).jobs() == 3
