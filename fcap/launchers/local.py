@@ -59,7 +59,8 @@ class LocalLauncherConfig:
 
 @LAUNCHERS.register("local", config=LocalLauncherConfig)
 class LocalLauncher:
-    """Run stages sequentially on this machine (in-process, or nproc ranks via torchrun)."""
+    """Run stages on this machine: one after another in this process (or nproc ranks via
+    torchrun), or ``jobs`` at once, each in a forked child (see module docstring)."""
 
     def __init__(self, cfg: LocalLauncherConfig) -> None:
         self.cfg = cfg

@@ -15,6 +15,7 @@ from here. Ctrl-C stops every child; their stages resume on the next run.
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -152,11 +153,14 @@ def _child(launcher, plan, run, force: bool, threads: int) -> None:
     for handler in logging.getLogger().handlers:  # the console: every line says its stage
         handler.setFormatter(tag)
 
+    terminal: list = []  # the console, once stdout and stderr go to console.txt
+
     def to_console_file(run) -> None:  # once the attempt is marked (outputs moved aside)
         out = os.open(run.run_dir / CONSOLE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         sys.stdout.flush()
         sys.stderr.flush()
         console = os.fdopen(os.dup(2), "w", buffering=1)
+        terminal.append(console)
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr,
                                                                                  sys.stdout):
@@ -177,6 +181,9 @@ def _child(launcher, plan, run, force: bool, threads: int) -> None:
         log.error("stage %s: %s: %s", run.key, type(err).__name__, err,
                   exc_info=code is None)
         code = exit_codes.STAGE_FAILED if code is None else code
+    failed = (run.run_dir / markers.FAILED)
+    if code and terminal and exit_codes.debug_enabled() and failed.exists():  # --debug
+        print(json.loads(failed.read_text())["error"], file=terminal[0])
     logging.shutdown()
     sys.exit(code or exit_codes.OK)
 

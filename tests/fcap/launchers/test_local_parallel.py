@@ -87,6 +87,11 @@ def test_failures_keep_their_exit_code_and_block_only_their_dependents(tmp_path,
     assert "loading the batch" not in proc.stdout + proc.stderr
     assert "skip default/after_bad: dependency default/bad failed" in proc.stderr
     assert proc.stderr.endswith(f"fcap: stage default/bad failed; log: {run / 'bad' / 'log.txt'}\n")
+    assert "Traceback" not in proc.stderr
+    debug = subprocess.run([sys.executable, "-m", "fcap.cli", exp, "--debug"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 3 and "Traceback (most recent call last)" in debug.stderr
+    assert "in toy_die" in debug.stderr
 
 
 def test_a_killed_child_is_recorded_as_failed_with_its_last_output(tmp_path, fix, in_tmp,
