@@ -141,9 +141,12 @@ def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix):
     exp = experiment(tmp_path, fix, """  a: {task: toy_meet, me: a, other: nobody, wait_s: 120}
   b: {task: toy_meet, me: b, other: nobody, wait_s: 120}
 """)
+    # SIGINT as at a terminal: a shell starts background jobs (CI) with it ignored, and a
+    # Python started that way never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "fcap.cli", exp], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = [tmp_path / "runs/par" / f"{s}.started" for s in "ab"]
     deadline = time.monotonic() + 120
     while not all(p.exists() for p in started) and time.monotonic() < deadline:
