@@ -78,10 +78,11 @@ class LocalLauncher:
         return max(1, min(cpu_cores(), by_memory))
 
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
-        if not dry_run and self.jobs() > 1:
+        jobs = 1 if dry_run else self.jobs()
+        if jobs > 1:
             from fcap.launchers.local_parallel import ParallelRun
 
-            return ParallelRun(self, plan, force=force, jobs=self.jobs()).launch()
+            return ParallelRun(self, plan, force=force, jobs=jobs).launch()
         status: dict[str, str] = {}
         failed, codes = [], []
         progress = Progress(len(plan.selected))
