@@ -12,7 +12,8 @@ from typing import Any, Literal, Mapping
 import torch
 
 from fcap.data.errors import MediaError
-from fcap.data.media import read_clip, read_image
+from fcap.data.media import Clip, read_clip, read_image
+from fcap.data.memory import ClipMemory
 from fcap.data.transform import Preprocess
 
 Modality = Literal["image", "video"]
@@ -56,11 +57,14 @@ class LoaderSpec:
     pin_memory: bool | None = None  # None: when CUDA is available
     prefetch_factor: int = 2  # batches prefetched per worker
     encoder: Mapping[str, Any] | None = None  # visual encoder identity, to match a feature cache
+    clip_memory_mb: int = 0  # decoded clips a map loader keeps (fcap/data/memory.py); 0: none
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "num_frames", "image_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"build_loader: {name} must be >= 1, got {getattr(self, name)}")
+        if self.clip_memory_mb < 0:
+            raise ValueError(f"build_loader: clip_memory_mb must be >= 0, got {self.clip_memory_mb}")
         if self.num_workers < 0:
             raise ValueError(f"build_loader: num_workers must be >= 0, got {self.num_workers}")
 
@@ -86,8 +90,10 @@ class Skipped:
     media_key: str
 
 
-def load_item(item: Item, spec: LoaderSpec, features: Any = None) -> dict | Skipped:
-    """Decode one item (or read its cached features); a bad file becomes :class:`Skipped`."""
+def load_item(item: Item, spec: LoaderSpec, features: Any = None,
+              memory: ClipMemory | None = None) -> dict | Skipped:
+    """Decode one item (or read its cached features, or its clip kept in ``memory``); a
+    bad file becomes :class:`Skipped`."""
     if item.error is not None:
         return Skipped(item.path, item.error, item.media_key)
     try:
@@ -98,8 +104,12 @@ def load_item(item: Item, spec: LoaderSpec, features: Any = None) -> dict | Skip
         if item.modality == "image":
             clip = read_image(item.data if item.data is not None else item.path, path=item.path)
         else:
-            clip = read_clip(item.path, num_frames=spec.num_frames, start=item.start,
-                             end=item.end, sample_fps=spec.sample_fps)
+            def decode() -> Clip:
+                return read_clip(item.path, num_frames=spec.num_frames, start=item.start,
+                                 end=item.end, sample_fps=spec.sample_fps)
+
+            clip = decode() if memory is None else memory.read(
+                item.path, (spec.num_frames, item.start, item.end, spec.sample_fps), decode)
     except MediaError as err:
         return Skipped(err.path, err.reason, item.media_key)
     pixels = spec.preprocess(clip.frames)

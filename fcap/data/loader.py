@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from fcap.data.env import DataEnv
 from fcap.data.errors import DataError
 from fcap.data.items import Item, LoaderSpec, Modality, collate, load_item
+from fcap.data.memory import ClipMemory
 
 
 def worker_init(_worker_id: int) -> None:
@@ -59,6 +60,11 @@ class BaseLoader:
     def __iter__(self) -> Iterator[dict]:
         return self.batches(include_empty=False)
 
+    def clip_memory(self) -> dict | None:
+        """``{decoded, reused, evicted, kept_mb}`` of the clips this process decoded, when the
+        loader keeps them (``clip_memory_mb``; fcap/data/memory.py); else None."""
+        return None
+
     def skip_stats(self) -> dict:
         """This source's ``{attempted, skipped, fraction, reasons}`` so far."""
         return self.env.skips.summary().get(self.name, {"attempted": 0, "skipped": 0,
@@ -66,14 +72,15 @@ class BaseLoader:
 
 
 class _ItemDataset(Dataset):
-    def __init__(self, items: list[Item], spec: LoaderSpec, features: Any) -> None:
-        self.items, self.spec, self.features = items, spec, features
+    def __init__(self, items: list[Item], spec: LoaderSpec, features: Any,
+                 memory: ClipMemory | None) -> None:
+        self.items, self.spec, self.features, self.memory = items, spec, features, memory
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> Any:
-        return load_item(self.items[index], self.spec, self.features)
+        return load_item(self.items[index], self.spec, self.features, self.memory)
 
 
 class MapLoader(BaseLoader):
@@ -89,6 +96,8 @@ class MapLoader(BaseLoader):
                             f"{spec.batch_size} on each of {env.world_size} ranks")
         self.items = items
         self.features = features
+        # kept across epochs in this process; a DataLoader worker gets its own copy
+        self.memory = ClipMemory(spec.clip_memory_mb) if spec.clip_memory_mb else None
         self.epoch = 0
         self.batch_in_epoch = 0
 
@@ -113,7 +122,7 @@ class MapLoader(BaseLoader):
     def batches(self, include_empty: bool = False) -> Iterator[dict]:
         while True:
             todo = self.epoch_batches(self.epoch)[self.batch_in_epoch:]
-            dataset = _ItemDataset(self.items, self.spec, self.features)
+            dataset = _ItemDataset(self.items, self.spec, self.features, self.memory)
             loader = DataLoader(dataset, batch_sampler=todo,
                                 collate_fn=partial(collate, modality=self.modality),
                                 **dataloader_kwargs(self.spec))
@@ -127,6 +136,9 @@ class MapLoader(BaseLoader):
             if not self.spec.train:
                 return  # one pass; iterating again starts it again
             self.epoch += 1
+
+    def clip_memory(self) -> dict | None:
+        return None if self.memory is None else self.memory.stats()
 
     def state_dict(self) -> dict:
         return {"kind": "map", "source": self.name, "epoch": self.epoch,

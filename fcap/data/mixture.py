@@ -75,6 +75,13 @@ class MixtureLoader(BaseLoader):
     def skip_stats(self) -> dict:
         return {c.name: c.skip_stats() for c in self.children}
 
+    def clip_memory(self) -> dict | None:
+        kept = [s for s in (c.clip_memory() for c in self.children) if s is not None]
+        if not kept:
+            return None
+        return {key: round(sum(s[key] for s in kept), 1) if key == "kept_mb"
+                else sum(s[key] for s in kept) for key in kept[0]}
+
     def state_dict(self) -> dict:
         return {"kind": "mixture", "children_count": len(self.children), "sync": self.sync,
                 "draws": self.draws, "rng": copy.deepcopy(self.rng.bit_generator.state),

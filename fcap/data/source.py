@@ -156,19 +156,22 @@ def build_loader(source: Any, *, env: DataEnv, split: str | None = None, train: 
                  batch_size: int, num_workers: int = 2, image_size: int,
                  mean: Sequence[float], std: Sequence[float], num_frames: int,
                  sample_fps: float | None = None, encoder: Mapping[str, Any] | None = None,
-                 pin_memory: bool | None = None, prefetch_factor: int = 2) -> BaseLoader:
+                 pin_memory: bool | None = None, prefetch_factor: int = 2,
+                 clip_memory_mb: int = 0) -> BaseLoader:
     """The loader the trainer iterates (see fcap/data/README.md).
 
     ``source``: a config :class:`~fcap.config.schema.Component` of
     ``DATA_SOURCES`` (built here with ``env``) or a built source.
     ``split=None`` uses the source's ``split:`` option. ``encoder``: the visual
     encoder's identity dict, required when the source reads a feature cache.
+    ``clip_memory_mb``: decoded clips a map loader keeps for later epochs
+    (fcap/data/memory.py; 0: decode every read).
     """
     if hasattr(source, "build") and hasattr(source, "registry"):
         source = source.build(env=env)
     spec = LoaderSpec(split=split, train=train, batch_size=batch_size, num_workers=num_workers,
                       image_size=image_size, mean=as_stats(mean), std=as_stats(std),
                       num_frames=num_frames, sample_fps=sample_fps, pin_memory=pin_memory,
-                      prefetch_factor=prefetch_factor,
+                      prefetch_factor=prefetch_factor, clip_memory_mb=clip_memory_mb,
                       encoder=dict(encoder) if encoder is not None else None)
     return source.loader(spec)

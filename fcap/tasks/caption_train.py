@@ -143,6 +143,13 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
     summary["init_adapters"] = str(init_adapters) if init_adapters else None
     # every rank's unreadable items (a collective call): report.md shows them beside the scores
     summary["skips"] = skipped_items(env.skips, world_size=info.world_size)
+    memory = loader.clip_memory()  # this rank's (datasets.clip_memory_mb)
+    if memory is not None:
+        summary["clip_memory"] = memory
+        if info.is_main:
+            ctx.logger.info("clips decoded %d, reused from memory %d, dropped from it %d "
+                            "(datasets.clip_memory_mb=%g)", memory["decoded"], memory["reused"],
+                            memory["evicted"], cfg.datasets.clip_memory_mb)
     if info.is_main:
         summary["adapters"] = str(export_adapters(model, ctx.run_dir))
         write_json_atomic(ctx.run_dir / "summary.json", summary)

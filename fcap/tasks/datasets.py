@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from fcap.config.schema import run_option
 from fcap.data import DataEnv, ShapesWorldConfig, build_loader, ensure_shapes_world
 from fcap.data.shapes import world_root
 from fcap.train.distributed import DistInfo
@@ -37,6 +38,9 @@ class DatasetsConfig:
     # multiplies an explicit image_size (the tiny profile fits the paper's crops to its
     # 32-px encoder); the encoder's own size is never scaled
     image_scale: float = 1.0
+    # MB of decoded clips each loader process keeps for the next epochs (fcap/data/memory.py):
+    # the same frames, no decoding again; pays for small sets read with num_workers 0
+    clip_memory_mb: int = run_option(0)
 
     def __post_init__(self) -> None:
         if self.root and self.shapes_world is not None:
@@ -57,6 +61,8 @@ class DatasetsConfig:
             raise ValueError(f"max_skip_fraction must be in [0, 1], got {self.max_skip_fraction}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.clip_memory_mb < 0:
+            raise ValueError(f"clip_memory_mb must be >= 0, got {self.clip_memory_mb}")
         if self.num_frames is not None and self.num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
         if self.sample_fps is not None and self.sample_fps <= 0:
@@ -92,7 +98,8 @@ def loader_for(source: Any, *, datasets: DatasetsConfig, env: DataEnv, spec, enc
                         num_workers=datasets.num_workers, image_size=image_size(datasets, spec),
                         mean=spec.mean, std=spec.std,
                         num_frames=datasets.num_frames or spec.num_frames,
-                        sample_fps=datasets.sample_fps, encoder=encoder)
+                        sample_fps=datasets.sample_fps, encoder=encoder,
+                        clip_memory_mb=datasets.clip_memory_mb)
 
 
 def skip_counts(env: DataEnv) -> dict[str, float]:

@@ -236,7 +236,7 @@ def test_run_options_stay_out_of_the_config_hash_and_the_rest_stays_in():
     base = hashes()
     assert hashes("stages.pretrain.train.save_every=7", "stages.pretrain.train.log_every=3",
                   "stages.pretrain.train.keep_last=5", "stages.label.batch_size=2",
-                  "stages.label.max_failure_fraction=0.5") == base
+                  "stages.label.max_failure_fraction=0.5", "datasets.clip_memory_mb=0") == base
     changed = hashes("stages.pretrain.train.max_text_length=20")
     assert [k for k in base if changed[k] != base[k]] == [
         k for k in base if k.split("/")[1] in ("pretrain", "finetune", "evaluate",
