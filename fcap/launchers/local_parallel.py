@@ -8,13 +8,17 @@ outlives this process (killed launcher) still finishes its stage and records it.
 A child computes with one torch thread: a child forked after its parent used
 OpenMP hangs in its first multi-threaded region (GNU libgomp is not fork-safe),
 and ``auto`` gives each core a stage anyway; subprocesses a stage starts itself
-(``nproc`` ranks) get ``OMP_NUM_THREADS`` = cores // (jobs x nproc). Its log lines go to the console tagged with the stage's name, and its
-stdout and stderr (progress bars, library noise) to the stage's
-``console.txt``. A child killed by a signal (out of memory) gets FAILED.json
+(``nproc`` ranks) get ``OMP_NUM_THREADS`` = cores // (jobs x nproc). The libraries
+nearly every stage imports (:data:`PRELOAD`, about 6 s of one core) are imported
+once, before the first fork, so no child imports them again (importing them runs
+no OpenMP region and starts no thread). A child's log lines go to the console
+tagged with the stage's name, and its stdout and stderr (progress bars, library
+noise) to the stage's ``console.txt``. A child killed by a signal (out of memory) gets FAILED.json
 from here. Ctrl-C stops every child; their stages resume on the next run.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import multiprocessing
@@ -31,6 +35,11 @@ from fcap.launchers.local_stage import WAIT, Progress, cpu_cores, outcome, recor
 log = logging.getLogger("fcap.launcher")
 
 CONSOLE = "console.txt"  # a child's stdout and stderr, in its run directory
+# imported before the first fork (module docstring); a plugin's own stages import the rest
+PRELOAD = ("deepspeed", "transformers", "torch.utils.tensorboard", "decord",
+           "transformers.models.opt.modeling_opt",
+           "transformers.models.timesformer.modeling_timesformer",
+           "transformers.models.blip.modeling_blip")
 _TAIL_LINES = 20  # of console.txt, in FAILED.json of a child killed by a signal
 
 
@@ -52,6 +61,7 @@ class ParallelRun:
                  self.jobs, CONSOLE)
         waiting = list(self.plan.selected)
         selected = frozenset(run.key for run in waiting)
+        preload()
         try:
             while waiting or self.running:
                 for run in list(waiting):
@@ -135,6 +145,16 @@ class ParallelRun:
                 log.warning("stopping %s", run.key)
                 process.kill()
                 process.join()
+
+
+def preload() -> None:
+    """Import :data:`PRELOAD` in this process (one that cannot be imported is left to the
+    stage that needs it, which reports it)."""
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 -- the stage importing it says what is wrong
+            log.debug("not preloaded: %s (%s)", name, err)
 
 
 def _child(launcher, plan, run, force: bool, threads: int) -> None:

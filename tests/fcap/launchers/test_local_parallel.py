@@ -163,6 +163,19 @@ def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix):
     assert "running" not in status.stdout and "interrupted" in status.stdout, status.stdout
 
 
+@pytest.mark.parametrize("jobs,preloaded", [("2", True), ("1", False)])
+def test_side_by_side_children_find_the_heavy_libraries_imported(tmp_path, fix, jobs, preloaded):
+    from fcap.launchers.local_parallel import PRELOAD
+
+    names = json.dumps(list(PRELOAD))
+    exp = experiment(tmp_path, fix, f"  a: {{task: toy_modules, names: {names}}}\n", jobs=jobs)
+    # a fresh fcap-run (this test process has imported them all)
+    proc = subprocess.run([sys.executable, "-m", "fcap.cli", exp], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert summary(tmp_path, "a")["loaded"] == (list(PRELOAD) if preloaded else [])
+
+
 def test_one_at_a_time_a_stage_finds_the_threads_the_process_had(tmp_path, fix, in_tmp):
     import torch
 
