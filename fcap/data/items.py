@@ -96,6 +96,7 @@ def load_item(item: Item, spec: LoaderSpec, features: Any = None,
     bad file becomes :class:`Skipped`."""
     if item.error is not None:
         return Skipped(item.path, item.error, item.media_key)
+    reused = None  # with a memory: whether the clip came from it
     try:
         if features is not None:
             feats, mask = features.get(item)
@@ -108,13 +109,19 @@ def load_item(item: Item, spec: LoaderSpec, features: Any = None,
                 return read_clip(item.path, num_frames=spec.num_frames, start=item.start,
                                  end=item.end, sample_fps=spec.sample_fps)
 
-            clip = decode() if memory is None else memory.read(
-                item.path, (spec.num_frames, item.start, item.end, spec.sample_fps), decode)
+            if memory is None:
+                clip = decode()
+            else:
+                clip, reused = memory.read(
+                    item.path, (spec.num_frames, item.start, item.end, spec.sample_fps), decode)
     except MediaError as err:
         return Skipped(err.path, err.reason, item.media_key)
     pixels = spec.preprocess(clip.frames)
     mask = torch.arange(pixels.shape[0]) < clip.n_real
-    return {"item": item, "pixel_values": pixels, "frame_mask": mask}
+    out = {"item": item, "pixel_values": pixels, "frame_mask": mask}
+    if reused is not None:
+        out["reused"] = reused
+    return out
 
 
 def collate(samples: list[dict | Skipped], modality: Modality) -> dict:
@@ -135,6 +142,10 @@ def collate(samples: list[dict | Skipped], modality: Modality) -> dict:
         "skipped": [(s.path, s.reason) for s in samples if isinstance(s, Skipped)],
         "skipped_keys": [s.media_key for s in samples if isinstance(s, Skipped)],
     }
+    kept = [s["reused"] for s in good if "reused" in s]
+    if kept:  # a loader with a clip memory (fcap/data/memory.py) counts these
+        batch["clips_reused"] = sum(kept)
+        batch["clips_decoded"] = len(kept) - sum(kept)
     if good:
         key = "visual_features" if "visual_features" in good[0] else "pixel_values"
         batch[key] = torch.stack([s[key] for s in good])

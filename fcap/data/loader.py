@@ -61,8 +61,9 @@ class BaseLoader:
         return self.batches(include_empty=False)
 
     def clip_memory(self) -> dict | None:
-        """``{decoded, reused, evicted, kept_mb}`` of the clips this process decoded, when the
-        loader keeps them (``clip_memory_mb``; fcap/data/memory.py); else None."""
+        """``{decoded, reused}``: clips decoded and clips handed back from memory so far
+        (this rank, its workers included), when the loader keeps them (``clip_memory_mb``;
+        fcap/data/memory.py); else None."""
         return None
 
     def skip_stats(self) -> dict:
@@ -98,6 +99,7 @@ class MapLoader(BaseLoader):
         self.features = features
         # kept across epochs in this process; a DataLoader worker gets its own copy
         self.memory = ClipMemory(spec.clip_memory_mb) if spec.clip_memory_mb else None
+        self.memory_counts = {"decoded": 0, "reused": 0}  # from the batches (workers too)
         self.epoch = 0
         self.batch_in_epoch = 0
 
@@ -129,6 +131,8 @@ class MapLoader(BaseLoader):
             for batch in loader:
                 self.batch_in_epoch += 1
                 self._account(batch)
+                for key in self.memory_counts:
+                    self.memory_counts[key] += batch.get(f"clips_{key}", 0)
                 if batch["ids"] or include_empty:
                     yield batch
             self._end_pass()
@@ -138,7 +142,7 @@ class MapLoader(BaseLoader):
             self.epoch += 1
 
     def clip_memory(self) -> dict | None:
-        return None if self.memory is None else self.memory.stats()
+        return None if self.memory is None else dict(self.memory_counts)
 
     def state_dict(self) -> dict:
         return {"kind": "map", "source": self.name, "epoch": self.epoch,

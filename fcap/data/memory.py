@@ -10,8 +10,11 @@ again: the frames are those decord gave the first time, so the batches are
 the same as without it.
 
 The memory belongs to one loader in the process that decodes: with DataLoader
-workers each worker keeps its own, and workers start afresh every epoch, so it
-pays mostly with ``num_workers: 0`` (the tiny profile). A file whose size or
+workers each worker keeps its own, and workers start afresh every epoch, so
+across epochs it pays with ``num_workers: 0`` (the tiny profile); within an
+epoch a worker still decodes a video once for all of its captions (MSR-VTT: 20)
+that reach it. Each item says whether it was reused, and the loader counts them
+from the batches, workers or not. A file whose size or
 modification time changed is decoded again. Unreadable files are never kept:
 each read of one raises (and is counted as a skip) as without the memory.
 """
@@ -37,24 +40,24 @@ class ClipMemory:
         self.clips: OrderedDict[Hashable, Clip] = OrderedDict()
         self.decoded = self.reused = self.evicted = 0
 
-    def read(self, path: str, window: tuple, decode: Callable[[], Clip]) -> Clip:
-        """The clip of ``path`` for ``window`` (the read's other arguments): kept, or
-        ``decode()`` (whose errors propagate, nothing kept)."""
+    def read(self, path: str, window: tuple, decode: Callable[[], Clip]) -> tuple[Clip, bool]:
+        """(the clip of ``path`` for ``window`` (the read's other arguments), reused?): kept,
+        or ``decode()`` (whose errors propagate, nothing kept)."""
         try:
             st = os.stat(path)
         except OSError:
-            return decode()  # it raises the reader's own error (missing, ...)
+            return decode(), False  # it raises the reader's own error (missing, ...)
         key = (path, st.st_size, st.st_mtime_ns, window)
         clip = self.clips.get(key)
         if clip is not None:
             self.clips.move_to_end(key)
             self.reused += 1
-            return clip
+            return clip, True
         clip = decode()
         self.decoded += 1
         size = clip.frames.nbytes
         if size > self.budget:
-            return clip
+            return clip, False
         clip.frames.setflags(write=False)  # shared by every later read
         self.clips[key] = clip
         self.used += size
@@ -62,7 +65,7 @@ class ClipMemory:
             _, old = self.clips.popitem(last=False)
             self.used -= old.frames.nbytes
             self.evicted += 1
-        return clip
+        return clip, False
 
     def stats(self) -> dict:
         """``{decoded, reused, evicted, kept_mb}`` so far (this process)."""

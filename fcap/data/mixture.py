@@ -79,8 +79,7 @@ class MixtureLoader(BaseLoader):
         kept = [s for s in (c.clip_memory() for c in self.children) if s is not None]
         if not kept:
             return None
-        return {key: round(sum(s[key] for s in kept), 1) if key == "kept_mb"
-                else sum(s[key] for s in kept) for key in kept[0]}
+        return {key: sum(s[key] for s in kept) for key in kept[0]}
 
     def state_dict(self) -> dict:
         return {"kind": "mixture", "children_count": len(self.children), "sync": self.sync,

@@ -147,9 +147,8 @@ def _train(cfg: CaptionTrainConfig, ctx, info, init_adapters) -> dict:
     if memory is not None:
         summary["clip_memory"] = memory
         if info.is_main:
-            ctx.logger.info("clips decoded %d, reused from memory %d, dropped from it %d "
-                            "(datasets.clip_memory_mb=%g)", memory["decoded"], memory["reused"],
-                            memory["evicted"], cfg.datasets.clip_memory_mb)
+            ctx.logger.info("clips decoded %d, reused from memory %d (datasets.clip_memory_mb=%d)",
+                            memory["decoded"], memory["reused"], cfg.datasets.clip_memory_mb)
     if info.is_main:
         summary["adapters"] = str(export_adapters(model, ctx.run_dir))
         write_json_atomic(ctx.run_dir / "summary.json", summary)

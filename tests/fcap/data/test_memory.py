@@ -56,9 +56,21 @@ def test_later_epochs_reuse_the_decoded_clips_and_give_the_same_batches(shapes_r
         assert torch.equal(a["frame_mask"], b["frame_mask"])
     assert decodes_without == 120
     assert len(count_decodes) == 24  # each train video once: its two captions share the clip
-    stats = loader.clip_memory()
-    assert stats["decoded"] == 24 and stats["reused"] == 96 and stats["evicted"] == 0
-    assert 0 < stats["kept_mb"] <= 16
+    assert loader.clip_memory() == {"decoded": 24, "reused": 96}
+    assert 0 < loader.memory.stats()["kept_mb"] <= 16 and loader.memory.stats()["evicted"] == 0
+
+
+def test_with_workers_each_keeps_its_own_and_the_loader_counts_their_reads(shapes_roots):
+    root = shapes_roots["msrvtt"]
+    _, plain = first_batches(root, 24)
+    loader, kept = first_batches(root, 24, num_workers=2, clip_memory_mb=16)
+    for a, b in zip(plain, kept):
+        assert a["ids"] == b["ids"] and torch.equal(a["pixel_values"], b["pixel_values"])
+    counts = loader.clip_memory()
+    # 2 epochs of 48 items; workers start afresh each epoch, so every video is decoded
+    # again, but once for both its captions when both reach the same worker
+    assert counts["decoded"] + counts["reused"] == 96
+    assert counts["reused"] > 0 and counts["decoded"] >= 48
 
 
 def test_without_a_budget_the_loader_keeps_nothing(shapes_roots):
@@ -71,8 +83,9 @@ def test_the_budget_drops_the_least_recently_used_clip():
     clip = lambda: Clip(np.zeros((4, 256, 136, 3), np.uint8), 4)  # noqa: E731
     paths = [__file__, os.__file__, np.__file__]
     for path in paths[:2]:
-        memory.read(path, (), clip)
-    memory.read(paths[0], (), lambda: pytest.fail("kept: no decode"))  # paths[0] most recent
+        assert memory.read(path, (), clip)[1] is False
+    _, reused = memory.read(paths[0], (), lambda: pytest.fail("kept: no decode"))
+    assert reused is True  # paths[0] is now the most recent
     memory.read(paths[2], (), clip)  # drops paths[1]
     assert memory.stats() == {"decoded": 3, "reused": 1, "evicted": 1, "kept_mb": 0.8}
     decoded = []
@@ -90,7 +103,7 @@ def test_a_clip_larger_than_the_budget_is_decoded_every_time():
 
 def test_kept_frames_cannot_be_changed_by_a_later_reader():
     memory = ClipMemory(1)
-    clip = memory.read(__file__, (), lambda: Clip(np.zeros((1, 2, 2, 3), np.uint8), 1))
+    clip, _ = memory.read(__file__, (), lambda: Clip(np.zeros((1, 2, 2, 3), np.uint8), 1))
     with pytest.raises(ValueError):
         clip.frames[0, 0, 0, 0] = 1
 
@@ -125,7 +138,7 @@ def test_an_unreadable_file_is_skipped_every_time_not_kept(shapes_roots, tmp_pat
             break
     reasons = loader.skip_stats()
     assert reasons["skipped"] == 4  # the video's 2 captions, in each of the 2 epochs
-    assert loader.clip_memory()["decoded"] == 23
+    assert loader.clip_memory() == {"decoded": 23, "reused": 96 - 4 - 23}
 
 
 def test_the_budget_must_not_be_negative(shapes_roots):

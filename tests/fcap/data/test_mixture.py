@@ -108,3 +108,17 @@ def test_bad_mixture_configs(block, problem):
     with pytest.raises(ConfigError) as info:
         build_component(DATA_SOURCES, block)
     assert problem in str(info.value)
+
+
+def test_a_mixture_counts_the_clips_its_children_kept(shapes_roots):
+    env = DataEnv(seed=11)
+    plain = build_loader(mixture(shapes_roots, p_laion=0.5), env=env, **loader_kwargs())
+    assert plain.clip_memory() is None
+    loader = build_loader(mixture(shapes_roots, p_laion=0.5), env=DataEnv(seed=11),
+                          **loader_kwargs(clip_memory_mb=16))
+    videos = 0
+    for batch, _ in zip(loader, range(40)):
+        videos += len(batch["ids"]) if batch["modality"] == "video" else 0
+    counts = loader.clip_memory()  # the howto100m child's; laion is a stream of images
+    assert counts["decoded"] + counts["reused"] == videos > 0
+    assert counts["reused"] > 0
