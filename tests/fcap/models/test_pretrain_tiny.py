@@ -151,3 +151,41 @@ def test_a_second_process_waits_for_a_build_in_progress_instead_of_repeating_it(
     built = list((tmp_path / "cache" / "models").glob("tiny-pretrained-locktest-*"))
     assert len(built) == 1 and (built[0] / "weights.bin").is_file()
     assert not list((tmp_path / "cache" / "models").glob(".building-*"))  # scratch removed
+
+
+def test_a_stage_builds_first_the_models_no_other_process_is_building(tmp_path, monkeypatch):
+    """The tiny Table 1's first stage builds the TimeSformer (the long build); a stage beside
+    it builds the OPT meanwhile and only then waits for the TimeSformer."""
+    import fcntl
+    import threading
+    import time
+
+    from fcap.io import claim_dir
+    from fcap.models import tiny_cache
+
+    monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))
+    built: list[str] = []
+
+    def fake_spec(dims):
+        def build(out, options):
+            built.append(dims)
+            (out / "weights.bin").write_bytes(b"x")
+        return f"fake{dims}", TinyOPT(), build
+
+    monkeypatch.setattr(pretrain_tiny, "spec_for", fake_spec)
+    folder, _ = tiny_cache.tiny_path("fakea", TinyOPT(), version=pretrain_tiny._key_version(),
+                                     prefix="tiny-pretrained")
+    locks = claim_dir(tiny_cache.cache_root() / ".locks", kind="tiny model build locks",
+                      key="FCAP_CACHE")
+    with open(locks / f"{folder.name}.lock", "w") as held:  # "another process" builds a
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert pretrain_tiny.pretrained_dir("a", wait=False) is None
+        stage = threading.Thread(target=pretrain_tiny.build_all_of, args=(["a", "b"],))
+        stage.start()
+        deadline = time.monotonic() + 30
+        while built != ["b"] and time.monotonic() < deadline:
+            stage.join(0.05)
+        assert built == ["b"] and stage.is_alive()  # b built, now waiting for a
+    stage.join(30)
+    assert not stage.is_alive() and built == ["b", "a"]  # the holder gave up: it built a
+    assert pretrain_tiny.built_dir("a") == folder
