@@ -14,9 +14,9 @@ workers each worker keeps its own, and workers start afresh every epoch, so
 across epochs it pays with ``num_workers: 0`` (the tiny profile); within an
 epoch a worker still decodes a video once for all of its captions (MSR-VTT: 20)
 that reach it. Each item says whether it was reused, and the loader counts them
-from the batches, workers or not. A file whose size or
-modification time changed is decoded again. Unreadable files are never kept:
-each read of one raises (and is counted as a skip) as without the memory.
+from the batches, workers or not. A file whose size or modification time changed
+is decoded again. Unreadable files are never kept: each read of one raises (and
+is counted as a skip) as without the memory.
 """
 from __future__ import annotations
 

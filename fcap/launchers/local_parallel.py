@@ -13,8 +13,9 @@ nearly every stage imports (:data:`PRELOAD`, about 6 s of one core) are imported
 once, before the first fork, so no child imports them again (importing them runs
 no OpenMP region and starts no thread). A child's log lines go to the console
 tagged with the stage's name, and its stdout and stderr (progress bars, library
-noise) to the stage's ``console.txt``. A child killed by a signal (out of memory) gets FAILED.json
-from here. Ctrl-C stops every child; their stages resume on the next run.
+noise) to the stage's ``console.txt``. A child killed by a signal (out of memory)
+gets FAILED.json from here. Ctrl-C stops every child; their stages resume on the
+next run.
 """
 from __future__ import annotations
 
