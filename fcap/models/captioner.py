@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcap.config.schema import to_dict
-from fcap.models import adapter_io, generation, sources
+from fcap.models import adapter_io, generation
 from fcap.models.adapter import AdaptedLayer, Adapter, gate_values
 from fcap.models.config import DecodingConfig, ModelConfig
 from registry import MODELS
@@ -36,9 +36,6 @@ class FrozenCaptioner(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        # the tiny profile: the TimeSformer's build is the longest (190 s against the OPT's
-        # 38), so a stage starts it first, and one started beside it builds the OPT meanwhile
-        sources.build_tiny_pretrained(cfg.visual.cfg, cfg.lm.cfg)
         self.lm = cfg.lm.build()
         self.visual = cfg.visual.build()
         for key, module, role in (("model.lm", self.lm, "lm"), ("model.visual", self.visual, "visual")):

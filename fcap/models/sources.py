@@ -53,19 +53,6 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
 
 
-def build_tiny_pretrained(*model_cfgs: Any) -> None:
-    """Build, before any is loaded, the ``tiny-pretrained`` models among ``model_cfgs``
-    (model config blocks with ``source`` and ``tiny`` dims), in that order but those
-    another process is building last (:func:`fcap.models.pretrain_tiny.build_all_of`)."""
-    dims = [cfg.tiny for cfg in model_cfgs
-            if getattr(cfg, "source", None) == TINY_PRETRAINED and hasattr(cfg, "tiny")]
-    if len(dims) > 1:
-        from fcap.models.pretrain_tiny import build_all_of
-
-        with quiet_loading():
-            build_all_of(dims)
-
-
 def is_hub_id(source: str) -> bool:
     """Whether ``from_pretrained`` reads ``source`` from the hub (or its local cache): not
     ``tiny``, not an existing folder, and not written as a path (:func:`missing_directory`)."""

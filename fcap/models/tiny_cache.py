@@ -41,16 +41,16 @@ def tiny_path(kind: str, options: Any, *, version: Any = FORMAT,
 
 
 def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
-             version: Any = FORMAT, prefix: str = "tiny", wait: bool = True) -> Path | None:
+             version: Any = FORMAT, prefix: str = "tiny") -> Path:
     """Build (once) and return the cache folder of a tiny model.
 
     The folder is ``<cache>/models/<prefix>-<kind>-<hash>``, the hash over
     ``kind``, ``version`` and ``options``. ``build(out, options)`` writes into a
     claimed scratch folder that is renamed into place with ``fcap-tiny.json``
     (the parameters) last; a file lock (``models/.locks/``) makes a second
-    process wait for a build in progress instead of repeating it (``wait=False``:
-    None instead of waiting). A rename never replaces a non-empty folder, and
-    only the marked scratch folder is ever removed.
+    process wait for a build in progress instead of repeating it. A rename
+    never replaces a non-empty folder, and only the marked scratch folder is
+    ever removed.
     """
     out, params = tiny_path(kind, options, version=version, prefix=prefix)
     root = out.parent
@@ -58,10 +58,7 @@ def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
         return out
     locks = claim_dir(root / ".locks", kind="tiny model build locks", key="FCAP_CACHE")
     with open(locks / f"{out.name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))  # released on close
-        except BlockingIOError:
-            return None  # another process is building it
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if (out / DONE).exists():  # built by another process while we waited
             return out
         tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")

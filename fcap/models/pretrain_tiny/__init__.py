@@ -20,8 +20,7 @@ Each is saved in transformers format under
 beside the weights, and loads through the same ``from_pretrained`` path as a
 real checkpoint. Builds run single-threaded (same weights on every machine with
 the same torch), show a progress bar on a terminal, and are serialised by a
-file lock, so concurrent stages build once; a stage needing several builds first
-those no other process is building (:func:`build_all_of`). ``source: tiny`` stays the random
+file lock, so concurrent stages build once. ``source: tiny`` stays the random
 models (unit tests).
 
     python -m fcap.models.pretrain_tiny        # build all three now; print their quality
@@ -45,7 +44,7 @@ def _key_version() -> str:
 # The recipe each kind is pretrained with (part of the cache key). Tests swap in short ones.
 RECIPES: dict[str, Any] = {}
 
-__all__ = ["QUALITY", "VERSION", "build_all", "build_all_of", "built_dir", "kinds", "pretrained_dir", "qualities",
+__all__ = ["QUALITY", "VERSION", "build_all", "built_dir", "kinds", "pretrained_dir", "qualities",
            "read_quality", "spec_for"]
 
 
@@ -77,9 +76,8 @@ def spec_for(dims: Any) -> tuple[str, Any, Any]:
                     "TinyTimesformer, TinyBlip")
 
 
-def pretrained_dir(dims: Any, *, wait: bool = True) -> Path | None:
-    """The cache folder of the pretrained tiny model with ``dims``; built (once) if missing
-    (``wait=False``: None while another process builds it)."""
+def pretrained_dir(dims: Any) -> Path:
+    """The cache folder of the pretrained tiny model with ``dims``; built (once) if missing."""
     from fcap.models.tiny_cache import tiny_dir
 
     kind, spec, build = spec_for(dims)
@@ -91,17 +89,7 @@ def pretrained_dir(dims: Any, *, wait: bool = True) -> Path | None:
         log.info("pretrained tiny %s: %s", kind, read_quality(out))
 
     return tiny_dir(kind, spec, build_logged, version=_key_version(),
-                    prefix="tiny-pretrained", wait=wait)
-
-
-def build_all_of(dims_list: list[Any]) -> None:
-    """Build the missing pretrained tiny models of ``dims_list``, in that order, but those
-    another process is building last: a stage that needs the TimeSformer and the OPT
-    builds the OPT while another stage builds the TimeSformer, instead of waiting behind
-    it (stages side by side: README)."""
-    busy = [dims for dims in dims_list if pretrained_dir(dims, wait=False) is None]
-    for dims in busy:
-        pretrained_dir(dims)  # waits for the other process's build
+                    prefix="tiny-pretrained")
 
 
 def built_dir(dims: Any) -> Path | None:
