@@ -273,8 +273,8 @@ def test_list_shows_each_tasks_outputs(capsys):
     label = out.split("\n  pseudolabel ", 1)[1].split("pseudolabel_merge", 1)[0]
     assert ("      run options, not in the config hash: batch_size, flush_every, "
             "max_failure_fraction, num_workers, prefetch_videos\n") in label
-    assert ("run options, not in the config hash: train.keep_last, train.log_every, "
-            "train.save_every\n") in out.split("caption_pretrain", 1)[1]
+    assert ("run options, not in the config hash: datasets.clip_memory_mb, train.keep_last, "
+            "train.log_every, train.save_every\n") in out.split("caption_pretrain", 1)[1]
     evaluate = out.split("\n  caption_eval ", 1)[1].split("caption_finetune", 1)[0]
     assert "      paths compared by content (changed: the stage reruns): adapters\n" in evaluate
     assert "paths compared" not in out.split("caption_pretrain", 1)[1].split("extract_features")[0]
