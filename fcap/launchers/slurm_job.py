@@ -151,6 +151,10 @@ class StageJob(submitit.helpers.Checkpointable):
         from fcap.experiment import build_plan, markers
         from fcap.plugins import load_plugins
 
+        recheck = getattr(self, "recheck", False)  # (a job pickled by an older fcap has none)
+        if recheck and rank != 0:
+            # before reading config.yaml: rank 0 may be moving it aside with the old outputs
+            kept = await_recheck(Path(self.config).parent, rank=rank, job_id=job_env.job_id)
         load_plugins(self.plugins)
         plan = build_plan(self.config)
         run = plan.get(self.variant, self.stage)
@@ -161,10 +165,10 @@ class StageJob(submitit.helpers.Checkpointable):
         where = f"array element {index}: " if index is not None else ""
         start = time.time()
         with stage_lock(run, rank=rank, index=index):
-            if getattr(self, "recheck", False):  # (a job pickled by an older fcap has none)
-                kept = _recheck(run, rank=rank, job_id=job_env.job_id)
-                if kept is not None:
-                    return kept["summary"]
+            if recheck and rank == 0:
+                kept = _recheck(run, job_id=job_env.job_id)
+            if recheck and kept:
+                return markers.read_done(run)["summary"]
             try:
                 summary = runner.execute(plan, run, extra=extra)
             except Exception as err:
@@ -188,35 +192,47 @@ class StageJob(submitit.helpers.Checkpointable):
         return summary
 
 
-def _recheck(run, *, rank: int, job_id: str) -> dict | None:
-    """A stage submitted while complete, behind jobs whose outputs it reads: DONE.json when
-    it is still complete now that they have run (their outputs came out the same), else
-    None once its outputs are moved aside for a fresh start (which the submission does for
-    any other stage that runs again). Rank 0 decides and moves; the other ranks wait for
-    its answer (``slurm/recheck.<job>.<requeue>.json``), so none of them opens a file in
-    the run directory before the move."""
+def recheck_answer(run_dir: Path, job_id: str) -> Path:
+    """Where rank 0 of a recheck job writes its decision for the other ranks."""
+    return Path(run_dir) / LOG_DIR / f"recheck.{job_id}.{restart_count()}.json"
+
+
+def await_recheck(run_dir: Path, *, rank: int, job_id: str) -> bool:
+    """Ranks > 0 of a recheck job: wait for rank 0's decision (:func:`_recheck`); True when
+    the stage was kept. Nothing in ``run_dir`` but the answer is read before it comes: a
+    stage that runs again has its outputs, config.yaml included, moved aside first."""
+    answer = recheck_answer(run_dir, job_id)
+    deadline = time.time() + RECHECK_WAIT_S
+    while not answer.exists():
+        if time.time() > deadline:
+            raise RuntimeError(f"rank {rank}: rank 0 did not decide within {RECHECK_WAIT_S:.0f} s "
+                               f"whether the stage in {run_dir} is still complete ({answer} was "
+                               "not written)")
+        time.sleep(0.5)
+    return bool(json.loads(answer.read_text())["kept"])
+
+
+def _recheck(run, *, job_id: str) -> bool:
+    """Rank 0 of a stage submitted while complete, behind jobs whose outputs it reads:
+    True when it is still complete now that they have run (their outputs came out the
+    same), else False once its outputs are moved aside for a fresh start (which the
+    submission does for any other stage that runs again). The answer
+    (``slurm/recheck.<job>.<requeue>.json``) is written last, after config.yaml is back
+    in place, so the other ranks (:func:`await_recheck`) open nothing in the run directory
+    before the move and find what they read after it."""
     from fcap.experiment import markers
 
-    answer = run.run_dir / LOG_DIR / f"recheck.{job_id}.{restart_count()}.json"
-    if rank != 0:
-        deadline = time.time() + RECHECK_WAIT_S
-        while not answer.exists():
-            if time.time() > deadline:
-                raise RuntimeError(f"rank {rank}: rank 0 did not decide within "
-                                   f"{RECHECK_WAIT_S:.0f} s whether {run.key} is still complete "
-                                   f"({answer} was not written)")
-            time.sleep(0.5)
-        return markers.read_done(run) if json.loads(answer.read_text())["kept"] else None
-    done = markers.completed(run)
-    if done is not None:
+    kept = markers.completed(run) is not None
+    if kept:
         log.info("%s: still complete now that its dependencies have run: kept", run.key)
         markers.note(run, f"stage {run.key} was queued behind its dependencies and is still "
                           "complete now that they have run (what it reads came out the same): "
                           "kept, not run again")
     else:
         markers.mark_started(run)
-    write_json_atomic(answer, {"kept": done is not None})
-    return done
+        markers.write_config(run)  # moved aside with the old outputs; the other ranks read it
+    write_json_atomic(recheck_answer(run.run_dir, job_id), {"kept": kept})
+    return kept
 
 
 @contextmanager
