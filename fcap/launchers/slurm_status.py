@@ -155,7 +155,8 @@ def describe(run, table: dict[str, list[JobRow]]) -> tuple[str, str] | None:
     if failed_marker is not None:
         return "failed", f"{job}: {failed_marker}; {logs}"
     if state == "failed":
-        return "failed", f"{job}: {_why(rows, record, table)}; {logs}"
+        crashed = crashed_task(run.run_dir, job_id)
+        return "failed", f"{job}: {_why(rows, record, table)}{crashed}; {logs}"
     if state == "running":
         return state, f"{job} on {_nodes(rows)}; {logs}"
     if state == "pending":
@@ -209,6 +210,47 @@ def _why(rows, record, table) -> str:
             return f"cancelled: a dependency failed ({row.reason})"
         return "cancelled"
     return f"SLURM state {row.state} (exit code {row.exit_code})"
+
+
+def crashed_task(run_dir: Path, job_id: str) -> str:
+    """'; task T failed: <its exception> (<its stderr>)' for the first task of ``job_id``
+    whose stderr ends in a Python traceback, else ''. Only rank 0 writes FAILED.json: when
+    another rank fails, srun stops the step and sacct shows the signal its peers were
+    killed with (exit code 9:0), which names neither the rank nor the error."""
+    logs = []
+    for path in (Path(run_dir) / LOG_DIR).glob(f"{job_id}_*_log.err"):
+        task = path.name[len(f"{job_id}_"):-len("_log.err")]
+        if task.isdigit():
+            logs.append((int(task), path))
+    for task, path in sorted(logs):
+        error = _exception(path)
+        if error:
+            return f"; task {task} failed: {error} ({path})"
+    return ""
+
+
+def _exception(path: Path, tail_bytes: int = 65536) -> str:
+    """The exception line (and up to 3 indented lines after it) of the last traceback in
+    ``path``, or '' when it holds none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - tail_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call")]
+    if not starts:
+        return ""
+    after = lines[starts[-1] + 1:]
+    first = next((i for i, line in enumerate(after) if line and not line[0].isspace()), None)
+    if first is None:
+        return ""
+    more = []
+    for line in after[first + 1:first + 4]:
+        if not line or not line[0].isspace():
+            break
+        more.append(line.strip())
+    return " ".join([after[first].strip(), *more])
 
 
 def _nodes(rows: list[JobRow]) -> str:

@@ -58,3 +58,37 @@ def test_wait_does_not_settle_on_a_queued_recheck_job(tmp_path, monkeypatch):
     monkeypatch.setattr(slurm_status.time, "sleep", lambda s: None)
     states = slurm_status.wait([second], poll_s=0, timeout_s=0.05)
     assert states[second.key][0] == "pending"
+
+
+def test_a_job_failed_by_another_rank_names_that_rank_and_its_error(tmp_path):
+    """Only rank 0 writes FAILED.json. When rank 1 raised, srun killed rank 0 and sacct said
+    only "FAILED (exit code 9:0)"; the status now quotes the rank that failed."""
+    second = _complete_second(tmp_path)
+    (second.run_dir / "DONE.json").unlink()
+    logs = second.run_dir / slurm_status.LOG_DIR
+    logs.mkdir(exist_ok=True)
+    (logs / "777_0_log.err").write_text(
+        "2026-12-07 07:55:10,001 INFO fcap.launcher.slurm: job 777 rank 0/2\n"
+        "2026-12-07 07:55:10,500 INFO fcap.second: stage default/second\n")
+    (logs / "777_1_log.err").write_text(
+        "2026-12-07 07:55:10,002 INFO fcap.launcher.slurm: job 777 rank 1/2\n"
+        "Traceback (most recent call last):\n"
+        '  File "/x/fcap/config/loader.py", line 96, in read_yaml\n'
+        "    raise ConfigError(...)\n"
+        "fcap.config.errors.ConfigError: invalid configuration: 1 problem\n"
+        "  - /x/config.yaml: (top level): cannot read config file: No such file or directory\n")
+    (logs / "777_10_log.err").write_text("Traceback (most recent call last):\nOSError: later task\n")
+    failed = {"777": [JobRow("777", "FAILED", "9:0", "", "node1")]}
+    state, detail = slurm_status.describe(second, failed)
+    assert state == "failed"
+    assert detail.startswith(
+        "job 777: SLURM state FAILED (exit code 9:0); task 1 failed: fcap.config.errors."
+        "ConfigError: invalid configuration: 1 problem - /x/config.yaml: (top level): cannot "
+        f"read config file: No such file or directory ({logs / '777_1_log.err'}); log: ")
+    (logs / "777_1_log.err").write_text("no traceback here\n")
+    assert slurm_status.describe(second, failed)[1].startswith(
+        "job 777: SLURM state FAILED (exit code 9:0); task 10 failed: OSError: later task (")
+    for name in ("777_1_log.err", "777_10_log.err"):
+        (logs / name).unlink()
+    assert slurm_status.describe(second, failed)[1].startswith(
+        "job 777: SLURM state FAILED (exit code 9:0); log: ")
