@@ -32,11 +32,13 @@ def restart_count() -> int:
 # which every outgoing connection on the master node takes its local port: gloo's mesh of a
 # job beside this one, sacct, a database client. A master port inside it was taken so once
 # ("EADDRINUSE"), failing a two-node job whose neighbour on the same host ran gloo.
-PORT_BASE, PORT_COUNT = 20000, 12768  # ports 20000-32767
+# PORT_COUNT is prime to the 7 of master_port: with 12768 (= 7 x 1824) job ids 1824 apart
+# shared a port, a clash on a busy cluster; now they repeat every 12767 ids.
+PORT_BASE, PORT_COUNT = 20000, 12767  # ports 20000-32766
 
 
 def master_port(job_id: str, restarts: int = 0) -> int:
-    """A port every task of a job derives alike, in 20000-32767 (see PORT_BASE).
+    """A port every task of a job derives alike, in 20000-32766 (see PORT_BASE).
 
     It moves on each requeue so a restarted job does not collide with its
     previous run's socket (TIME_WAIT) on the same node.
@@ -81,7 +83,7 @@ def preview(nodes: int, tasks_per_node: int) -> list[dict[str, str]]:
                 "SLURM_LOCALID": str(rank % tasks_per_node), "SLURM_RESTART_COUNT": "0",
                 "SUBMITIT_EXECUTOR": "slurm"})
             env = export_distributed_env()
-            env["MASTER_PORT"] = "<20000+(job_id*7+requeues)%40000>"  # the real job's
+            env["MASTER_PORT"] = f"<{PORT_BASE}+(job_id*7+requeues)%{PORT_COUNT}>"  # the real job's
             out.append(env)
     finally:
         os.environ.clear()

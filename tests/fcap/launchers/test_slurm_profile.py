@@ -149,6 +149,9 @@ def test_every_task_on_every_node_derives_the_same_rendezvous(monkeypatch):
     # below the ephemeral ports (32768-60999) outgoing connections on the node take
     assert all(20000 <= master_port(str(j), r) < 32768 for j in (1, 99999, 123456789, 2273)
                for r in range(3))
+    # jobs running at the same time on one master node: 12,767 consecutive ids, 12,767 ports
+    # (it was 1,824: job ids 1,824 apart shared a port)
+    assert len({master_port(str(j)) for j in range(5000, 5000 + 12767)}) == 12767
 
 
 def test_paper_dry_run_of_a_two_node_stage_shows_every_ranks_environment(tmp_path, in_tmp,
