@@ -6,6 +6,7 @@ learned to see colour, shape and -- the hard part -- motion direction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,9 +66,16 @@ def random_scene(rng: np.random.Generator) -> Scene:
                  float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)))
 
 
+@lru_cache(maxsize=8)
+def _pixel_centres(h: int, w: int) -> np.ndarray:
+    """(2, h, w) float32 row and column of every pixel's centre, shared (read-only)."""
+    grid = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    grid.flags.writeable = False
+    return grid
+
+
 def _draw(frame: np.ndarray, shape: str, cx: float, cy: float, r: float, rgb) -> None:
-    h, w = frame.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    yy, xx = _pixel_centres(*frame.shape[:2])
     dx, dy = xx - cx, yy - cy
     if shape == "square":
         mask = (np.abs(dx) <= r) & (np.abs(dy) <= r)
@@ -78,8 +86,11 @@ def _draw(frame: np.ndarray, shape: str, cx: float, cy: float, r: float, rgb) ->
     frame[mask] = rgb
 
 
-def render_clip(scene: Scene, *, size: int, frames: int, travel: float = 0.45) -> np.ndarray:
-    """(frames, size, size, 3) uint8: the shape crosses ``travel`` of the frame."""
+def render_clip(scene: Scene, *, size: int, frames: int, travel: float = 0.45,
+                indices=None) -> np.ndarray:
+    """(frames, size, size, 3) uint8: the shape crosses ``travel`` of the frame. ``indices``
+    (frame numbers < ``frames``) draws only those frames, the same pixels as
+    ``render_clip(...)[indices]`` without drawing the others."""
     dx, dy = DIRECTIONS[scene.direction]
     r = size * RADIUS
     # Along the motion axis the path is centred, moved by at most ``slack`` (the start
@@ -88,11 +99,14 @@ def render_clip(scene: Scene, *, size: int, frames: int, travel: float = 0.45) -
     slack = max(0.0, (1 - 2 * RADIUS - travel) / 2 - 0.02)
     x0 = (0.5 + (scene.x - 0.5) / 0.2 * slack if dx else scene.x) - dx * travel / 2
     y0 = (0.5 + (scene.y - 0.5) / 0.2 * slack if dy else scene.y) - dy * travel / 2
-    out = np.empty((frames, size, size, 3), dtype=np.uint8)
-    for i in range(frames):
+    indices = range(frames) if indices is None else [int(i) for i in indices]
+    if any(not 0 <= i < frames for i in indices):
+        raise ValueError(f"indices: frame numbers in 0..{frames - 1}, got {list(indices)}")
+    out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
+    for k, i in enumerate(indices):
         f = i / max(frames - 1, 1)
-        out[i] = BACKGROUNDS[scene.background]
-        _draw(out[i], scene.shape, (x0 + dx * travel * f) * size, (y0 + dy * travel * f) * size,
+        out[k] = BACKGROUNDS[scene.background]
+        _draw(out[k], scene.shape, (x0 + dx * travel * f) * size, (y0 + dy * travel * f) * size,
               r, COLOURS[scene.colour])
     return out
 

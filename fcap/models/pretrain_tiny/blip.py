@@ -117,7 +117,8 @@ def images(rng: np.random.Generator, n: int, *, dims: TinyBlip, recipe: BlipReci
         scene = random_scene(rng)
         if video_frames:
             frames = 32  # 8 s at the world's 4 fps
-            image = render_clip(scene, size=recipe.world_size, frames=frames)[frames // 2]
+            image = render_clip(scene, size=recipe.world_size, frames=frames,
+                                indices=[frames // 2])[0]
         else:
             image = _jpeg(render_image(scene, size=recipe.world_size))
         if augment:

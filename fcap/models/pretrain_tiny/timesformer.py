@@ -91,7 +91,7 @@ def clips(rng: np.random.Generator, n: int, *, dims: TinyTimesformer, rendered_f
     pixels, targets = [], {a: [] for a in classes}
     for _ in range(n):
         scene = random_scene(rng)
-        frames = render_clip(scene, size=dims.image_size, frames=rendered_frames)[keep]
+        frames = render_clip(scene, size=dims.image_size, frames=rendered_frames, indices=keep)
         pixels.append(prep(frames))
         for attr, values in classes.items():
             targets[attr].append(values.index(getattr(scene, attr)))

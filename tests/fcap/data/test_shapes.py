@@ -118,6 +118,21 @@ def test_a_moving_shape_never_touches_the_frame_edge():
         assert (border == np.asarray(BACKGROUNDS[scene.background], dtype=np.uint8)).all(), scene
 
 
+def test_drawing_only_some_frames_gives_those_frames_pixels():
+    """The tiny encoder's pretraining keeps 4 of 8 frames and BLIP's the centre one of 32:
+    they draw only those, which must be the pixels of the whole clip's frames."""
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        scene = random_scene(rng)
+        whole = render_clip(scene, size=32, frames=8)
+        assert np.array_equal(render_clip(scene, size=32, frames=8, indices=[1, 3, 4, 6]),
+                              whole[[1, 3, 4, 6]])
+        assert np.array_equal(render_clip(scene, size=48, frames=32, indices=[16])[0],
+                              render_clip(scene, size=48, frames=32)[16])
+    with pytest.raises(ValueError, match=r"indices: frame numbers in 0\.\.7, got \[2, 8\]"):
+        render_clip(scene, size=32, frames=8, indices=[2, 8])
+
+
 def test_a_cache_folder_that_cannot_be_made_names_fcap_cache(monkeypatch):
     from fcap.io import UnwritableError
 
