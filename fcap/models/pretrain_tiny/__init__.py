@@ -76,6 +76,11 @@ def spec_for(dims: Any) -> tuple[str, Any, Any]:
                     "TinyTimesformer, TinyBlip")
 
 
+# what the default recipes took, single-threaded, on the 2-core VMs of bench/README.md
+BUILD_TIME = {"opt": "under a minute on one core", "blip": "about a minute on one core",
+              "timesformer": "1-4 minutes on one core"}
+
+
 def pretrained_dir(dims: Any) -> Path:
     """The cache folder of the pretrained tiny model with ``dims``; built (once) if missing."""
     from fcap.models.tiny_cache import tiny_dir
@@ -83,8 +88,8 @@ def pretrained_dir(dims: Any) -> Path:
     kind, spec, build = spec_for(dims)
 
     def build_logged(out: Path, spec: Any) -> None:
-        log.info("building the pretrained tiny %s once (cached in %s; about a minute)",
-                    kind, out.parent)
+        log.info("building the pretrained tiny %s once (cached in %s; %s)", kind, out.parent,
+                 BUILD_TIME.get(kind, "minutes"))
         build(out, spec)
         log.info("pretrained tiny %s: %s", kind, read_quality(out))
 

@@ -1,6 +1,6 @@
 """Pretrained tiny models (``source: tiny-pretrained``): cached, deterministic, loaded like real ones.
 
-The default recipes take about two minutes together (bench/README.md); these
+The default recipes take 2-4 minutes together (bench/README.md); these
 tests swap in short recipes through ``pretrain_tiny.RECIPES``, which are part
 of the cache key, so nothing here reuses or pollutes a default build.
 """
