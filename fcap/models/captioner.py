@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fcap.config.schema import to_dict
-from fcap.models import adapter_io, generation
+from fcap.models import adapter_io, generation, sources
 from fcap.models.adapter import AdaptedLayer, Adapter, gate_values
 from fcap.models.config import DecodingConfig, ModelConfig
 from registry import MODELS
@@ -36,6 +36,7 @@ class FrozenCaptioner(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        sources.prepare(cfg.lm.cfg, cfg.visual.cfg)  # tiny-pretrained ones: longest build first
         self.lm = cfg.lm.build()
         self.visual = cfg.visual.build()
         for key, module, role in (("model.lm", self.lm, "lm"), ("model.visual", self.visual, "visual")):

@@ -53,6 +53,20 @@ def resolve_source(source: str, *, key: str, tiny_options: Any,
     return source  # a hub id; from_pretrained resolves it (offline: from the local HF cache)
 
 
+def prepare(*configs: Any) -> None:
+    """Build the ``tiny-pretrained`` models that the source configs ``configs`` name (those
+    with ``source`` and ``tiny``) before any of them is loaded, in the order
+    :func:`fcap.models.pretrain_tiny.prepare` picks: the longest build first, one that
+    another process is building last. Other sources are left to loading."""
+    dims = [cfg.tiny for cfg in configs
+            if getattr(cfg, "source", None) == TINY_PRETRAINED and getattr(cfg, "tiny", None)]
+    if dims:
+        from fcap.models import pretrain_tiny
+
+        with quiet_loading():
+            pretrain_tiny.prepare(dims)
+
+
 def is_hub_id(source: str) -> bool:
     """Whether ``from_pretrained`` reads ``source`` from the hub (or its local cache): not
     ``tiny``, not an existing folder, and not written as a path (:func:`missing_directory`)."""

@@ -41,14 +41,16 @@ def tiny_path(kind: str, options: Any, *, version: Any = FORMAT,
 
 
 def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
-             version: Any = FORMAT, prefix: str = "tiny") -> Path:
+             version: Any = FORMAT, prefix: str = "tiny", wait: bool = True) -> Path | None:
     """Build (once) and return the cache folder of a tiny model.
 
     The folder is ``<cache>/models/<prefix>-<kind>-<hash>``, the hash over
     ``kind``, ``version`` and ``options``. ``build(out, options)`` writes into a
     claimed scratch folder that is renamed into place with ``fcap-tiny.json``
     (the parameters) last; a file lock (``models/.locks/``) makes a second
-    process wait for a build in progress instead of repeating it. A rename
+    process wait for a build in progress instead of repeating it; with
+    ``wait=False`` it returns None at once instead (the caller builds something
+    else meanwhile: :func:`fcap.models.pretrain_tiny.prepare`). A rename
     never replaces a non-empty folder, and only the marked scratch folder is
     ever removed.
     """
@@ -58,7 +60,10 @@ def tiny_dir(kind: str, options: Any, build: Callable[[Path, Any], None], *,
         return out
     locks = claim_dir(root / ".locks", kind="tiny model build locks", key="FCAP_CACHE")
     with open(locks / f"{out.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:  # released when the file closes
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # only without wait: another process is building it
+            return None
         if (out / DONE).exists():  # built by another process while we waited
             return out
         tmp = claim_dir(tempfile.mkdtemp(dir=root, prefix=".building-"), kind="tiny model")

@@ -14,6 +14,7 @@ from fcap.io import write_json_atomic
 
 QUALITY = "quality.json"  # in each pretrained model's cache folder
 BUILD_THREADS = 1  # torch intra-op threads while building: same weights on every machine
+BAR_POSITION = 0  # the terminal line of this process's progress bars (build_all's workers)
 log = logging.getLogger("fcap.models.pretrain_tiny")
 
 
@@ -39,7 +40,8 @@ def progress(total: int, desc: str):
     """A tqdm bar on stderr (shown on a terminal, silent in logs and tests)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None, mininterval=0.5)
+    return tqdm(total=total, desc=desc, unit="step", leave=False, disable=None, mininterval=0.5,
+                position=BAR_POSITION)
 
 
 class Timer:

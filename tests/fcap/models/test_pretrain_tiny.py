@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -151,3 +152,110 @@ def test_a_second_process_waits_for_a_build_in_progress_instead_of_repeating_it(
     built = list((tmp_path / "cache" / "models").glob("tiny-pretrained-locktest-*"))
     assert len(built) == 1 and (built[0] / "weights.bin").is_file()
     assert not list((tmp_path / "cache" / "models").glob(".building-*"))  # scratch removed
+
+
+@pytest.fixture
+def fake_builds(tmp_path, monkeypatch):
+    """Each kind's build replaced by one that sleeps a little and logs kind, pid and times."""
+    import time
+
+    from fcap.models.pretrain_tiny import blip, opt, timesformer
+
+    log = tmp_path / "builds.jsonl"
+    monkeypatch.setenv("FCAP_CACHE", str(tmp_path / "cache"))
+    fail = set()
+
+    def fake(kind):
+        def build(out, spec):
+            start = time.time()
+            if kind in fail:
+                raise RuntimeError(f"{kind} build broke")
+            time.sleep(0.5)
+            (out / "weights.bin").write_bytes(kind.encode())
+            with open(log, "a") as f:
+                f.write(json.dumps({"kind": kind, "pid": os.getpid(), "start": start,
+                                    "end": time.time()}) + "\n")
+        return build
+
+    for module, kind in ((opt, "opt"), (timesformer, "timesformer"), (blip, "blip")):
+        monkeypatch.setattr(module, "build", fake(kind))
+
+    def builds():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return builds, fail
+
+
+def _hold_build_lock(dims):
+    """Take the build lock of ``dims``' pretrained folder, as a process building it would."""
+    import fcntl
+
+    from fcap.io import claim_dir
+    from fcap.models.tiny_cache import tiny_path
+
+    kind, spec, _ = pretrain_tiny.spec_for(dims)
+    folder, _ = tiny_path(kind, spec, version=pretrain_tiny._key_version(),
+                          prefix="tiny-pretrained")
+    locks = claim_dir(folder.parent / ".locks", kind="tiny model build locks", key="FCAP_CACHE")
+    lock = open(locks / f"{folder.name}.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def test_prepare_builds_the_longest_first_and_one_building_elsewhere_last(fake_builds):
+    import threading
+
+    builds, _ = fake_builds
+    folders = pretrain_tiny.prepare([TinyOPT(), TinyTimesformer()])
+    assert [b["kind"] for b in builds()] == ["timesformer", "opt"]  # longest first
+    assert folders == [pretrain_tiny.built_dir(TinyOPT()), pretrain_tiny.built_dir(TinyTimesformer())]
+
+    # a fresh cache where another process is building the TimeSformer: the LM is built meanwhile
+    os.environ["FCAP_CACHE"] += "-2"
+    lock = _hold_build_lock(TinyTimesformer())
+    done = []
+    worker = threading.Thread(target=lambda: done.append(
+        pretrain_tiny.prepare([TinyOPT(), TinyTimesformer()])))
+    worker.start()
+    for _ in range(100):
+        if builds()[2:]:
+            break
+        worker.join(0.1)
+    assert [b["kind"] for b in builds()[2:]] == ["opt"]
+    worker.join(1.0)
+    assert worker.is_alive() and not done  # waiting for the TimeSformer's lock
+    lock.close()  # that process ended without building it: this one builds it
+    worker.join(30)
+    assert [b["kind"] for b in builds()[2:]] == ["opt", "timesformer"]
+    assert done[0] == [pretrain_tiny.built_dir(TinyOPT()), pretrain_tiny.built_dir(TinyTimesformer())]
+
+
+def test_build_all_builds_in_processes_side_by_side(fake_builds):
+    builds, _ = fake_builds
+    built = pretrain_tiny.build_all(workers=2)
+    assert set(built) == {"opt", "timesformer", "blip"}
+    for kind, quality in built.items():
+        assert quality["path"] == str(pretrain_tiny.built_dir(pretrain_tiny.kinds()[kind]))
+    log = builds()
+    assert sorted(b["kind"] for b in log) == ["blip", "opt", "timesformer"]  # each once
+    pids = {b["pid"] for b in log}
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes built them
+    first = {b["kind"]: b for b in log}["timesformer"]  # the longest, taken first ...
+    others = [b for b in log if b["pid"] != first["pid"]]
+    assert others and others[0]["start"] < first["end"]  # ... while the other worker built too
+    assert pretrain_tiny.build_all(workers=2) == built  # all found now: nothing built again
+    assert len(builds()) == 3
+
+
+def test_build_all_raises_what_broke_in_a_worker(fake_builds, caplog):
+    builds, fail = fake_builds
+    fail.add("blip")
+    with pytest.raises(RuntimeError, match="blip build broke"):
+        pretrain_tiny.build_all(workers=2)
+    assert "exited with code 1" in caplog.text  # the worker that hit it
+    assert "timesformer" in [b["kind"] for b in builds()]  # built by the other worker, kept
+    assert pretrain_tiny.built_dir(pretrain_tiny.kinds()["timesformer"]) is not None
+    assert pretrain_tiny.built_dir(pretrain_tiny.kinds()["blip"]) is None
+    models = Path(os.environ["FCAP_CACHE"]) / "models"
+    assert not list(models.glob(".building-*"))  # the broken build's scratch folder removed
+
