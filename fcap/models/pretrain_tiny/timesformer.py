@@ -12,7 +12,8 @@ transformers' 0.02: at 0.02 the tiny model sees neither where nor when, and
 learned neither a shape's position nor a fade's direction in 1,000 steps
 (bench/README.md, "Tiny pretrained models"). Clips are drawn fresh for every step, sampled to
 ``num_frames`` frames the way the data loader samples a world clip, and
-normalised with the encoder's image statistics. Only the encoder is saved (a
+normalised with the encoder's image statistics, in a DataLoader worker beside
+the training step (:func:`batches`). Only the encoder is saved (a
 ``TimesformerModel`` + its image processor); the heads are kept beside it in
 ``probe_heads.safetensors`` and their held-out accuracy goes to ``quality.json``.
 """
@@ -98,6 +99,36 @@ def clips(rng: np.random.Generator, n: int, *, dims: TinyTimesformer, rendered_f
     return torch.stack(pixels), {a: torch.tensor(v) for a, v in targets.items()}
 
 
+class Batches(torch.utils.data.IterableDataset):
+    """The recipe's training batches, then the held-out clips: one rng stream, in order.
+
+    Drawn in a DataLoader worker (:func:`batches`) so the drawing (~20 ms of a
+    core a batch) runs beside the training step: the clips, hence the weights,
+    are those drawn in the training process.
+    """
+
+    def __init__(self, dims: TinyTimesformer, recipe: TimesformerRecipe) -> None:
+        self.dims, self.recipe = dims, recipe
+
+    def __iter__(self):
+        recipe = self.recipe
+        rng = np.random.default_rng([recipe.seed, STREAM])
+        draw = dict(dims=self.dims, rendered_frames=recipe.rendered_frames)
+        for _ in range(recipe.steps):
+            yield clips(rng, recipe.batch_size, **draw)
+        yield clips(rng, recipe.heldout_clips, **draw)  # after training: unseen
+
+
+def batches(dims: TinyTimesformer, recipe: TimesformerRecipe):
+    """:class:`Batches` from one worker process, a few batches ahead of the training step.
+
+    The loader's own generator seeds its worker, so the caller's torch random
+    state is left alone."""
+    return iter(torch.utils.data.DataLoader(
+        Batches(dims, recipe), batch_size=None, num_workers=1, prefetch_factor=4,
+        generator=torch.Generator().manual_seed(recipe.seed)))
+
+
 class Heads(nn.Module):
     """A linear classifier per attribute on CLS, and one on every patch token."""
 
@@ -140,9 +171,7 @@ def build(out: Path, spec: PretrainedTimesformer) -> None:
     from transformers import TimesformerModel
 
     dims, recipe, timer = spec.dims, spec.recipe, common.Timer()
-    draw = dict(dims=dims, rendered_frames=recipe.rendered_frames)
     with common.building(recipe.seed):
-        rng = np.random.default_rng([recipe.seed, STREAM])
         model = TimesformerModel(timesformer_config(dims))
         with torch.no_grad():  # where and when visible from the start (module docstring)
             model.embeddings.position_embeddings.normal_(0.0, recipe.embedding_init)
@@ -151,9 +180,10 @@ def build(out: Path, spec: PretrainedTimesformer) -> None:
         params = [*model.parameters(), *heads.parameters()]
         opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
         model.train()
+        drawn = batches(dims, recipe)
         with common.progress(recipe.steps, "tiny TimeSformer: shapes clip classes") as bar:
             for step in range(recipe.steps):
-                pixels, targets = clips(rng, recipe.batch_size, **draw)
+                pixels, targets = next(drawn)
                 weights = recipe.loss_weights
                 if step < recipe.motion_first_steps:
                     weights = tuple(w if a == "direction" else 0.1 * w
@@ -162,7 +192,7 @@ def build(out: Path, spec: PretrainedTimesformer) -> None:
                 common.train_step(opt, loss, step=step, recipe=recipe, bar=bar)
         model.eval()
         heads.eval()
-        pixels, targets = clips(rng, recipe.heldout_clips, **draw)  # after training: unseen
+        pixels, targets = next(drawn)  # the held-out clips, drawn after the training ones
         with torch.no_grad():
             logits = heads(model(pixel_values=pixels).last_hidden_state)
         accuracy = _accuracy(logits, targets)

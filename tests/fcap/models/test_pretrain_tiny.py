@@ -259,3 +259,21 @@ def test_build_all_raises_what_broke_in_a_worker(fake_builds, caplog):
     models = Path(os.environ["FCAP_CACHE"]) / "models"
     assert not list(models.glob(".building-*"))  # the broken build's scratch folder removed
 
+
+def test_timesformer_batches_from_the_worker_are_the_clips_drawn_in_process():
+    import numpy as np
+
+    from fcap.models.pretrain_tiny import timesformer
+
+    recipe = TimesformerRecipe(steps=3, batch_size=2, heldout_clips=5, seed=4)
+    state = torch.random.get_rng_state()
+    drawn = list(timesformer.batches(TinyTimesformer(), recipe))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's torch stream untouched
+    rng = np.random.default_rng([recipe.seed, timesformer.STREAM])
+    expected = [timesformer.clips(rng, n, dims=TinyTimesformer(), rendered_frames=8)
+                for n in (2, 2, 2, 5)]  # 3 training batches, then the held-out clips
+    assert len(drawn) == len(expected)
+    for (pixels, targets), (want_pixels, want_targets) in zip(drawn, expected):
+        assert torch.equal(pixels, want_pixels)
+        assert targets.keys() == want_targets.keys()
+        assert all(torch.equal(targets[k], want_targets[k]) for k in targets)
