@@ -123,7 +123,12 @@ def batches(dims: TinyTimesformer, recipe: TimesformerRecipe):
     """:class:`Batches` from one worker process, a few batches ahead of the training step.
 
     The loader's own generator seeds its worker, so the caller's torch random
-    state is left alone."""
+    state is left alone. A daemonic process (a multiprocessing pool's worker)
+    may not start one: there they are drawn in this process, the same clips."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return iter(Batches(dims, recipe))
     return iter(torch.utils.data.DataLoader(
         Batches(dims, recipe), batch_size=None, num_workers=1, prefetch_factor=4,
         generator=torch.Generator().manual_seed(recipe.seed)))

@@ -277,3 +277,27 @@ def test_timesformer_batches_from_the_worker_are_the_clips_drawn_in_process():
         assert torch.equal(pixels, want_pixels)
         assert targets.keys() == want_targets.keys()
         assert all(torch.equal(targets[k], want_targets[k]) for k in targets)
+
+
+def _batches_in_daemon(queue) -> None:
+    from fcap.models.pretrain_tiny import timesformer
+
+    torch.set_num_threads(1)  # no OpenMP team after a fork (as fcap's forked processes do)
+
+    recipe = TimesformerRecipe(steps=1, batch_size=2, heldout_clips=3)
+    queue.put([pixels.numpy() for pixels, _ in timesformer.batches(TinyTimesformer(), recipe)])
+
+
+def test_timesformer_batches_in_a_daemonic_process_are_drawn_there_the_same():
+    from fcap.models.pretrain_tiny import timesformer
+
+    recipe = TimesformerRecipe(steps=1, batch_size=2, heldout_clips=3)
+    here = [pixels for pixels, _ in timesformer.batches(TinyTimesformer(), recipe)]
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    daemon = ctx.Process(target=_batches_in_daemon, args=(queue,), daemon=True)
+    daemon.start()
+    got = queue.get(timeout=60)  # a DataLoader worker there would raise: no children allowed
+    daemon.join(30)
+    assert daemon.exitcode == 0 and len(got) == len(here) == 2
+    assert all(torch.equal(torch.from_numpy(a), b) for a, b in zip(got, here))
