@@ -50,9 +50,15 @@ class Clip:
 
 
 def check_file(path: str) -> None:
-    """MediaError for a missing or 0-byte file (the two causes decord reports alike)."""
+    """MediaError for a missing, linked-to-nothing, folder or 0-byte path (decord reports
+    them alike)."""
     if not os.path.exists(path):
+        if os.path.islink(path):
+            raise MediaError(path, f"missing: a symbolic link to {os.readlink(path)!r}, "
+                                   "which does not exist")
         raise MediaError(path, "missing: no such file")
+    if os.path.isdir(path):
+        raise MediaError(path, "not a file: a folder")
     if os.path.getsize(path) == 0:
         raise MediaError(path, "empty: zero-byte file")
 

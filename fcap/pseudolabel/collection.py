@@ -35,22 +35,31 @@ def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
     exts = tuple(e.lower().lstrip(".") for e in cfg.extensions)
     found: dict[str, Path] = {}
     other: dict[str, int] = {}  # files left out, by extension
+    folders: list[str] = []  # subfolders: not read (the layout is flat)
     for path in sorted(root.iterdir()):
         ext = path.suffix.lower().lstrip(".")
-        if path.is_file() and ext in exts:
-            # Prefer the earlier extension of ``extensions`` when an id has several files.
+        if ext in exts:
+            # A video file wins over a folder or a broken link of the same id (those are
+            # kept when alone, to be listed as failures: nothing named as a video is left
+            # out unseen), then the earlier extension of ``extensions``.
             prev = found.get(path.stem)
-            if prev is None or exts.index(ext) < exts.index(prev.suffix.lower().lstrip(".")):
+            if prev is None or _rank(path, exts) < _rank(prev, exts):
                 found[path.stem] = path
+        elif path.is_dir():
+            if not path.name.startswith("."):
+                folders.append(path.name)
         elif path.is_file() and not path.name.startswith("."):
             other[path.suffix.lower() or "(none)"] = other.get(path.suffix.lower() or "(none)", 0) + 1
     videos_left_out = {e: n for e, n in other.items() if e in VIDEO_EXTENSIONS}
     if videos_left_out:
         log.warning("pseudolabel: %s: left out %s files (not in option 'extensions': %s)", root,
                     _count_text(videos_left_out), ", ".join(exts))
+    if folders and found:
+        log.warning("pseudolabel: %s: %d folder(s) not read (%s%s): the videos lie directly in "
+                    "it, <videos>/<video_id>.<ext> (HowTo100M layout)", root, len(folders),
+                    ", ".join(folders[:3]), ", ..." if len(folders) > 3 else "")
     if cfg.ids is None:
         if not found:
-            folders = sorted(p.name for p in root.iterdir() if p.is_dir())
             where = (f"none of its {sum(other.values())} files has an extension in option "
                      f"'extensions' ({', '.join(exts)}): {_count_text(other)}" if other
                      else "the folder holds no files")
@@ -67,6 +76,10 @@ def list_videos(cfg: PseudolabelConfig) -> dict[str, Path | None]:
     if not ids:
         raise DataError(f"pseudolabel: the id list {ids_file} (option 'ids') holds no ids")
     return {vid: found.get(vid) for vid in sorted(set(ids))}
+
+
+def _rank(path: Path, exts: tuple[str, ...]) -> tuple[bool, int]:
+    return (not path.is_file(), exts.index(path.suffix.lower().lstrip(".")))
 
 
 def _count_text(by_ext: dict[str, int]) -> str:

@@ -68,6 +68,8 @@ def test_read_image_of_real_photos(real_images, tmp_path):
 @pytest.mark.parametrize("kind, reason", [
     ("missing", "missing: no such file"),
     ("zero", "empty: zero-byte file"),
+    ("link", "missing: a symbolic link to 'gone.mp4', which does not exist"),
+    ("folder", "not a file: a folder"),
     ("text", "not a video container: ffmpeg recognises no format in it (starts with b'this is"),
     # half of a real MP4 whose index (moov) is at the end: nothing can locate a frame
     ("truncated", "truncated: the file ends at byte 254,934 inside its 'mdat' box, which needs "),
@@ -76,6 +78,10 @@ def test_bad_videos_raise_media_error_with_reason(kind, reason, tmp_path, real_v
     path = tmp_path / f"{kind}.mp4"
     if kind == "zero":
         path.write_bytes(b"")
+    elif kind == "link":
+        path.symlink_to("gone.mp4")
+    elif kind == "folder":
+        path.mkdir()
     elif kind == "text":
         path.write_text("this is a text file, not a video\n")
     elif kind == "truncated":

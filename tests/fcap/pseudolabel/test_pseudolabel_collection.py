@@ -17,6 +17,20 @@ def test_lists_video_files_by_id_preferring_the_first_extension(tmp_path):
     assert found["b"].name == "b.mp4"
 
 
+def test_a_folder_or_broken_link_named_as_a_video_is_listed_to_fail_and_subfolders_warned(
+        tmp_path, caplog):
+    _touch(tmp_path, "a.mp4", "b.webm")
+    (tmp_path / "b.mp4").mkdir()          # the file b.webm wins over a folder b.mp4
+    (tmp_path / "c.mp4").mkdir()
+    (tmp_path / "d.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "more").mkdir()
+    with caplog.at_level("WARNING", logger="fcap.pseudolabel"):
+        found = list_videos(PseudolabelConfig(videos=str(tmp_path)))
+    assert {k: v.name for k, v in found.items()} == {"a": "a.mp4", "b": "b.webm", "c": "c.mp4",
+                                                      "d": "d.mp4"}
+    assert "1 folder(s) not read (more)" in caplog.text
+
+
 def test_id_list_restricts_and_keeps_missing_ids_as_none(tmp_path):
     _touch(tmp_path, "a.mp4", "b.mp4")
     ids = tmp_path / "ids.txt"
