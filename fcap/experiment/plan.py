@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -264,6 +265,7 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
                 indexed.add(key)
                 set_dotted(vdoc, key, value, source="command line", origins=vorigins)
             shadow.add(vdoc)
+            _absolute_data_root(vdoc)
             label_inputs.share_collection(vdoc, vorigins)
             off = (profiles.world_off_problem(vdoc, cli, experiment=path)
                    or label_inputs.world_label_problem(vdoc, vorigins))
@@ -298,6 +300,16 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     return Plan(name=header.name, source=path, header=header, runs=runs, selected=selected,
                 profile=profile, notes=notes, implicit=implicit,
                 taken={**{o: path.name for o in taken}, **reached})
+
+
+def _absolute_data_root(vdoc: dict) -> None:
+    """A relative ``datasets.root`` is the working folder's, as ``output_root`` is: made
+    absolute here, so every stage (a SLURM job, a rerun of its config.yaml from elsewhere)
+    reads the same folder, and its config hash names that folder."""
+    datasets = vdoc.get("datasets")
+    root = datasets.get("root") if isinstance(datasets, dict) else None
+    if isinstance(root, str) and root and not os.path.isabs(os.path.expanduser(root)):
+        datasets["root"] = os.path.abspath(root)
 
 
 def _stage_of(key: str) -> str | None:

@@ -45,6 +45,25 @@ def test_relative_videos_without_a_root_stay_relative_and_absolute_ones_stay(tmp
     assert mine.get("default", "label").cfg.videos == "/videos/mine"
 
 
+def test_a_relative_data_root_is_the_working_folders_and_is_recorded_absolute(tmp_path,
+                                                                              monkeypatch):
+    data = _data(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(TABLE1, profile="paper", overrides=["datasets.root=./data"])
+    label = plan.get("all_variants", "label")
+    pretrain = plan.get("asr,seed=0", "pretrain")
+    assert pretrain.cfg.datasets.root == str(data)
+    assert label.cfg.videos == str(data / "howto100m")
+    # the same folder named absolutely is the same run; from another folder, another one
+    same = build_plan(TABLE1, profile="paper", overrides=[f"datasets.root={data}"])
+    assert same.get("all_variants", "label").config_hash == label.config_hash
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    _data(tmp_path / "elsewhere")
+    moved = build_plan(TABLE1, profile="paper", overrides=["datasets.root=./data"])
+    assert moved.get("all_variants", "label").config_hash != label.config_hash
+
+
 def test_the_label_stage_labels_the_world_the_caption_stages_read(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     default = build_plan(TABLE1).get("all_variants", "label")
