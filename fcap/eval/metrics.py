@@ -6,6 +6,8 @@ time, which fcap's offline machines cannot do.
 """
 from __future__ import annotations
 
+import contextlib
+
 from registry import METRICS
 
 UNAVAILABLE = {"spice": "SPICE is not offered: pycocoevalcap's SPICE downloads Stanford CoreNLP "
@@ -46,9 +48,29 @@ def meteor(cfg, *, predictions, references) -> dict[str, float]:
     scorer = Meteor()
     try:
         score, _ = scorer.compute_score(references, _lists(predictions))
+    except (ValueError, OSError) as err:  # a Java process that died answers b'' or breaks the pipe
+        if scorer.meteor_p.poll() is None:
+            raise
+        said = scorer.meteor_p.stderr.read().decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"METEOR's Java process ({' '.join(scorer.meteor_cmd)}) ended with "
+                           f"exit code {scorer.meteor_p.returncode} while scoring"
+                           + (f": {said[-1]}" if said else "")) from err
     finally:
-        del scorer  # its __del__ ends the Java process
+        _end_meteor(scorer)
     return {"METEOR": float(score)}
+
+
+def _end_meteor(scorer) -> None:
+    """End pycocoevalcap's METEOR Java process now. Its ``__del__`` takes a lock that
+    ``compute_score`` keeps when it is interrupted (Ctrl-C, a Java process that died), and
+    would then wait for it forever when Python exits: the lock is released first."""
+    if scorer.lock.locked():
+        scorer.lock.release()
+    with scorer.lock:
+        with contextlib.suppress(OSError):  # a dead process: unsent lines break the pipe
+            scorer.meteor_p.stdin.close()
+        scorer.meteor_p.kill()
+        scorer.meteor_p.wait()
 
 
 @METRICS.register("rouge_l")

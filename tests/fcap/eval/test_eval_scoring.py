@@ -1,3 +1,7 @@
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
@@ -80,3 +84,36 @@ def test_metric_names_are_validated_with_a_reason_for_spice():
     assert "no metric 'cidr' in registry 'metric'; did you mean 'cider'?" in str(err.value)
     with pytest.raises(ConfigError, match="'bpe' is not allowed"):
         from_dict(ScoringConfig, {"tokenizer": "bpe"}, key="scoring")
+
+
+# fcap.eval.metrics.meteor with pycocoevalcap's Meteor._stat patched by ``patch``, in a fresh
+# interpreter: it must print what meteor() raised and then exit (not hang at exit).
+_METEOR_CHILD = textwrap.dedent("""
+    import pycocoevalcap.meteor.meteor as m
+    from fcap.eval.metrics import meteor
+    real, calls = m.Meteor._stat, []
+    def _stat(self, hyp, refs):
+        calls.append(1)
+        {patch}
+        return real(self, hyp, refs)
+    m.Meteor._stat = _stat
+    try:
+        meteor(None, predictions={{"a": "a dog runs", "b": "a cat sits"}},
+               references={{"a": ["a dog runs"], "b": ["a cat sits down"]}})
+    except BaseException as err:
+        print(type(err).__name__, err)
+""")
+
+
+@pytest.mark.parametrize("patch, said", [
+    # Ctrl-C while scoring: pycocoevalcap keeps its lock, and its __del__ then waited forever
+    ("if len(calls) == 2: raise KeyboardInterrupt", "KeyboardInterrupt"),
+    # the Java process dies while scoring: the error names it, not float(b'')
+    ("if len(calls) == 2: self.meteor_p.kill(); self.meteor_p.wait()",
+     "RuntimeError METEOR's Java process (java -jar -Xmx2G meteor-1.5.jar"),
+])
+def test_an_interrupted_meteor_raises_and_the_process_exits(patch, said):
+    child = subprocess.run([sys.executable, "-c", _METEOR_CHILD.format(patch=patch)],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith(said), child.stdout
