@@ -37,7 +37,7 @@ Exit codes:
        merge, or a checkpoint that cannot be used (CheckpointError)
   4    busy: another process is running the stage (its run directory is locked)
   5    refused: an output folder holds files fcap did not write (fcap.io.OwnershipError)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C; SIGTERM or SIGHUP too: the stages stop as at Ctrl-C)
 A stage that fails with an error of codes 2-5 gives that code; with several failed
 stages, the first one's. Codes 2-5 print one message and no traceback; --debug
 (or FCAP_DEBUG=1) prints the traceback too.
@@ -54,7 +54,7 @@ import traceback
 from contextlib import contextmanager
 from typing import Sequence
 
-from fcap import exit_codes
+from fcap import exit_codes, stop_signals
 from fcap.run_flags import add_planning_flags
 
 # Subcommands live in their own modules: name -> "module:function(argv) -> int".
@@ -84,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    stop_signals.install()  # kill PID (SIGTERM) / a closed terminal stop the run as Ctrl-C does
     debug = "--debug" in argv  # any position, subcommands included
     argv = [a for a in argv if a != "--debug"]
     with _debug_env(debug):
@@ -123,8 +124,8 @@ def _guard(fn) -> int:
     """Run ``fn``; a user or data error becomes one message and its exit code."""
     try:
         return int(fn() or 0)
-    except KeyboardInterrupt:
-        print("fcap-run: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Ctrl-C, or "stopped by SIGTERM" (stop_signals)
+        print(f"fcap-run: {str(err) or 'interrupted'}", file=sys.stderr)
         return exit_codes.INTERRUPTED
     except Exception as err:
         code = exit_codes.code_for(err)

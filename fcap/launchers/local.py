@@ -31,6 +31,7 @@ import yaml
 
 from fcap import exit_codes
 from fcap.experiment import markers
+from fcap import stop_signals
 from fcap.launchers.local_stage import (WAIT, Progress, available_memory_gb, begin, cpu_cores,
                                         outcome, record_failure)
 from registry import LAUNCHERS
@@ -181,7 +182,17 @@ class LocalLauncher:
                "--stage", run.stage, "--variant", run.variant]
         log.info("launch: %s", " ".join(cmd))
         with open(run.run_dir / "launcher.txt", "ab") as out:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+            try:
+                proc.wait()
+            except KeyboardInterrupt:  # torchrun stops its ranks on SIGINT / SIGTERM: let it
+                stop_signals.pass_on(proc.pid)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                raise
         if proc.returncode != 0:
             raise RuntimeError(f"{self.cfg.nproc} ranks exited with {proc.returncode}; "
                                f"see {run.run_dir / 'launcher.txt'}")

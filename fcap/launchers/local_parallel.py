@@ -14,7 +14,8 @@ once, before the first fork, so no child imports them again (importing them runs
 no OpenMP region and starts no thread). A child's log lines go to the console
 tagged with the stage's name, and its stdout and stderr (progress bars, library
 noise) to the stage's ``console.txt``. A child killed by a signal (out of memory)
-gets FAILED.json from here. Ctrl-C stops every child; their stages resume on the
+gets FAILED.json from here. Ctrl-C stops every child, and so does SIGTERM or SIGHUP
+to this process alone (fcap/stop_signals.py); their stages resume on the
 next run.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ import time
 
 from fcap import exit_codes
 from fcap.experiment import markers
+from fcap import stop_signals
 from fcap.launchers.local_stage import WAIT, Progress, cpu_cores, outcome, record_failure
 
 log = logging.getLogger("fcap.launcher")
@@ -81,6 +83,8 @@ class ParallelRun:
                     raise RuntimeError("no stage can start: waiting for "
                                        + ", ".join(run.key for run in waiting))
         except KeyboardInterrupt:
+            for _, process, _ in self.running.values():
+                stop_signals.pass_on(process.pid)  # kill PID reached only this process
             self._stop_all(timeout=30)
             raise
         except BaseException:  # this launch cannot go on: let the running stages finish

@@ -134,7 +134,8 @@ def test_jobs_must_be_a_count_or_auto(tmp_path, fix, in_tmp, capsys, jobs):
     assert "launcher.jobs" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix):
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix, how):
     import signal
     import time
 
@@ -152,9 +153,21 @@ def test_ctrl_c_stops_every_child_and_their_stages_resume(tmp_path, fix):
     while not all(p.exists() for p in started) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(p.exists() for p in started)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                                   capture_output=True, text=True).stdout.split()]
+    assert len(children) == 2
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    else:
+        os.kill(proc.pid, signal.SIGTERM)  # kill PID reaches the launcher alone
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
+    assert err.strip().endswith("fcap-run: interrupted" if how == "ctrl-c"
+                                else "fcap-run: stopped by SIGTERM"), err
+    time.sleep(1)  # (an orphaned child would still be waiting for its partner)
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     for stage in "ab":
         run = tmp_path / "runs/par/default" / stage
         assert not (run / "FAILED.json").exists() and not (run / "DONE.json").exists()

@@ -1,0 +1,43 @@
+"""SIGTERM and SIGHUP stop ``fcap-run`` as Ctrl-C does.
+
+Ctrl-C reaches the whole process group: the launcher and every stage it runs stop
+together, and the stages resume on the next run. ``kill PID`` (SIGTERM) reaches only the
+launcher, which would die at once and leave its stages running on, unowned.
+:func:`install` makes these signals raise ``KeyboardInterrupt`` instead; a launcher that
+stops on one passes SIGTERM on to the stages it runs (:func:`pass_on`), which inherited
+the same handler and stop as at Ctrl-C. A signal that was ignored when ``fcap-run``
+started (``nohup`` ignores SIGHUP) stays ignored. (A job on SLURM is signalled by SLURM:
+fcap/launchers/slurm_job.py.)
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+
+STOPS = (signal.SIGTERM, signal.SIGHUP)
+_received: list[int] = []
+
+
+def install() -> None:
+    """Make SIGTERM and SIGHUP stop this process (and what it forks) as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers (fcap-run called from a thread)
+    for sig in STOPS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop)
+
+
+def _stop(signum: int, _frame) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def pass_on(pid: int) -> None:
+    """Send SIGTERM to ``pid`` when this process was stopped by a signal that reached only
+    it; after Ctrl-C nothing is sent (it reached ``pid`` too, and a second signal would cut
+    short the stage's own stopping)."""
+    if _received:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
