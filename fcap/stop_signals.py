@@ -6,8 +6,9 @@ launcher, which would die at once and leave its stages running on, unowned.
 :func:`install` makes these signals raise ``KeyboardInterrupt`` instead; a launcher that
 stops on one passes SIGTERM on to the stages it runs (:func:`pass_on`), which inherited
 the same handler and stop as at Ctrl-C. A signal that was ignored when ``fcap-run``
-started (``nohup`` ignores SIGHUP) stays ignored. (A job on SLURM is signalled by SLURM:
-fcap/launchers/slurm_job.py.)
+started (``nohup`` ignores SIGHUP) stays ignored, and a process stops once: what comes
+after the first stop signal is ignored (``kill -9`` still ends it). (A job on SLURM is
+signalled by SLURM: fcap/launchers/slurm_job.py.)
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def install() -> None:
 
 def _stop(signum: int, _frame) -> None:
     _received.append(signum)
+    for sig in STOPS:  # once: a second one (SIGHUP to the whole group, then the launcher's
+        signal.signal(sig, signal.SIG_IGN)  # SIGTERM) would cut short the stopping itself
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 

@@ -58,3 +58,19 @@ def test_a_signal_ignored_at_start_stays_ignored(ignored):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip() == ("went on" if ignored else "stopped by SIGHUP"), out.stderr
+
+
+def test_a_process_stops_once_and_ignores_the_next_stop_signals():
+    """SIGHUP to the whole group, then the launcher's SIGTERM: the stage's stopping (its
+    finally blocks, its markers) is not cut short by the second signal."""
+    code = ("import signal\n"
+            "from fcap import stop_signals\n"
+            "stop_signals.install()\n"
+            "try:\n"
+            "    signal.raise_signal(signal.SIGHUP)\n"
+            "except KeyboardInterrupt as err:\n"
+            "    signal.raise_signal(signal.SIGTERM)\n"
+            "    print(err, 'and went on')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "stopped by SIGHUP and went on", out.stderr
