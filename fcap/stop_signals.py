@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import threading
 
 STOPS = (signal.SIGTERM, signal.SIGHUP)
@@ -44,3 +45,17 @@ def pass_on(pid: int) -> None:
     if _received:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+
+
+def wait_or_kill(child, timeout: float | None) -> bool:
+    """Wait up to ``timeout`` seconds (None: for ever) for ``child`` (a subprocess.Popen or
+    a multiprocessing.Process) to end, then kill it. True when it ended by itself."""
+    popen = isinstance(child, subprocess.Popen)
+    wait = child.wait if popen else child.join
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        wait(timeout=timeout)
+    ended = child.poll() is not None if popen else not child.is_alive()
+    if not ended:
+        child.kill()
+        wait()
+    return ended

@@ -29,9 +29,8 @@ from typing import Literal, Union
 
 import yaml
 
-from fcap import exit_codes
+from fcap import exit_codes, stop_signals
 from fcap.experiment import markers
-from fcap import stop_signals
 from fcap.launchers.local_stage import (WAIT, Progress, available_memory_gb, begin, cpu_cores,
                                         outcome, record_failure)
 from registry import LAUNCHERS
@@ -187,11 +186,7 @@ class LocalLauncher:
                 proc.wait()
             except KeyboardInterrupt:  # torchrun stops its ranks on SIGINT / SIGTERM: let it
                 stop_signals.pass_on(proc.pid)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_signals.wait_or_kill(proc, timeout=30)
                 raise
         if proc.returncode != 0:
             raise RuntimeError(f"{self.cfg.nproc} ranks exited with {proc.returncode}; "

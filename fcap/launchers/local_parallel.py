@@ -30,9 +30,8 @@ import signal
 import sys
 import time
 
-from fcap import exit_codes
+from fcap import exit_codes, stop_signals
 from fcap.experiment import markers
-from fcap import stop_signals
 from fcap.launchers.local_stage import WAIT, Progress, cpu_cores, outcome, record_failure
 
 log = logging.getLogger("fcap.launcher")
@@ -145,11 +144,8 @@ class ParallelRun:
         """Wait for the running children (Ctrl-C reached them too); kill those still running
         after ``timeout`` seconds (None: wait for them to finish)."""
         for run, process, _ in self.running.values():
-            process.join(timeout=timeout)
-            if process.is_alive():
-                log.warning("stopping %s", run.key)
-                process.kill()
-                process.join()
+            if not stop_signals.wait_or_kill(process, timeout):
+                log.warning("killed %s: still running %s s after the stop", run.key, timeout)
 
 
 def preload() -> None:

@@ -1,11 +1,22 @@
 """SIGTERM / SIGHUP stop fcap-run as Ctrl-C does (fcap/stop_signals.py); the side-by-side
 launcher's case is in tests/fcap/launchers/test_local_parallel.py."""
+import multiprocessing
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+
+from fcap import stop_signals
+
+
+def _child_stdout(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (signal handlers are per process)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -55,9 +66,7 @@ def test_a_signal_ignored_at_start_stays_ignored(ignored):
               "    print('went on')\n"
               "except KeyboardInterrupt as err:\n"
               "    print(err)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
-    assert out.stdout.strip() == ("went on" if ignored else "stopped by SIGHUP"), out.stderr
+    assert _child_stdout(code) == ("went on" if ignored else "stopped by SIGHUP")
 
 
 def test_a_process_stops_once_and_ignores_the_next_stop_signals():
@@ -71,6 +80,22 @@ def test_a_process_stops_once_and_ignores_the_next_stop_signals():
             "except KeyboardInterrupt as err:\n"
             "    signal.raise_signal(signal.SIGTERM)\n"
             "    print(err, 'and went on')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
-    assert out.stdout.strip() == "stopped by SIGHUP and went on", out.stderr
+    assert _child_stdout(code) == "stopped by SIGHUP and went on"
+
+
+@pytest.mark.parametrize("kind", ["popen", "process"])
+@pytest.mark.parametrize("stops", [True, False])
+def test_wait_or_kill_waits_for_a_child_that_stops_and_kills_one_that_does_not(kind, stops):
+    """The launchers' last step after a stop: a stage that ends by itself is waited for, one
+    still running after the timeout is killed (and reaped)."""
+    seconds = 0.2 if stops else 60
+    if kind == "popen":
+        child = subprocess.Popen([sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    else:
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(seconds,))
+        child.start()
+    began = time.monotonic()
+    assert stop_signals.wait_or_kill(child, timeout=10 if stops else 0.5) is stops
+    assert time.monotonic() - began < 10
+    code = child.returncode if kind == "popen" else child.exitcode
+    assert code == (0 if stops else -signal.SIGKILL)
