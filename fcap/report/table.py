@@ -100,13 +100,15 @@ def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[st
 
 
 def spread(values: list[float | None], digits: int = 1) -> str:
-    """'mean ± std (n=k)' over the seeds that finished (sample std; '-' when none did)."""
+    """'mean ± std (n=k)' over the seeds that finished (sample std; '-' when none did; one
+    seed has no spread to show: 'value (n=1)')."""
     done = [v for v in values if v is not None]
     if not done:
         return "-"
     mean, std = mean_std(done)
     missing = f", {len(values) - len(done)} not done" if len(done) < len(values) else ""
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={len(done)}{missing})"
+    shown = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if len(done) > 1 else "")
+    return f"{shown} (n={len(done)}{missing})"
 
 
 def mean_std(done: list[float]) -> tuple[float, float]:
