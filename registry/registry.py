@@ -15,15 +15,16 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 SUGGEST_CUTOFF = 0.6  # difflib similarity a name needs to be suggested ("vectr" -> "vector": 0.91)
 
 
-def suggest(name: Any, known: Iterable[Any]) -> str:
-    """``"; did you mean 'x'?"`` for the entry of ``known`` closest to ``name``, or ``""``.
+def suggest(name: Any, known: Iterable[Any], *, otherwise: str = ";") -> str:
+    """``"; did you mean 'x'?"`` for the entry of ``known`` closest to ``name``, else
+    ``otherwise``: ``";"`` before the list of what is known that the message goes on with.
 
     fcap's one "did you mean" for unknown names, keys and choices: every error
     message appends it right after naming what was not found.
     """
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1,
                                       cutoff=SUGGEST_CUTOFF)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{close[0]}'?" if close else otherwise
 
 
 def origin_of(obj: Any) -> str:

@@ -80,7 +80,7 @@ def _nearby(path: Path) -> str:
     """For a file that is not there: the closest YAML name beside it, or that its folder is missing."""
     if not path.parent.is_dir():
         return f" (its folder {path.parent} does not exist either)"
-    return suggest(path.name, sorted(p.name for p in path.parent.glob("*.y*ml")))
+    return suggest(path.name, sorted(p.name for p in path.parent.glob("*.y*ml")), otherwise="")
 
 
 def read_yaml(path: Path, *, what: str = "config", problems: list[Problem] | None = None) -> dict:

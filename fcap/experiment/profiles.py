@@ -115,7 +115,7 @@ def find(profile: str, *, experiment: Path) -> Path:
             known += [p.stem for p in profiles_dir.glob("*.yaml")]
     raise ConfigError(Problem("command line", "--profile", (
         f"no profile '{profile}' in the folders above {experiment} or built into fcap"
-        f"{suggest(profile, known) or ';'} "
+        f"{suggest(profile, known)} "
         f"known: {', '.join(sorted(set(known))) or '(none)'}; looked in profiles/ and "
         f"experiments/profiles/ of {', '.join(map(str, folders))}, and in fcap's built-in "
         f"profiles {builtin}")))

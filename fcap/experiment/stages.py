@@ -216,7 +216,8 @@ class VariantResolver:
             # A profile serves many experiments: its blocks that no stage here takes are unused.
             if key not in self.used and not self.origins(key).startswith("profile "):
                 allowed = sorted(set(EXPERIMENT_KEYS) | self.offered)
-                self._problem(key, f"unknown top-level key '{key}'{suggest(key, allowed)} (it is not "
+                hint = suggest(key, allowed, otherwise="")
+                self._problem(key, f"unknown top-level key '{key}'{hint} (it is not "
                                    "an experiment key and no stage's task takes it); allowed: "
                                    f"{', '.join(allowed)}")
 

@@ -110,7 +110,7 @@ def test_an_option_left_by_a_switched_component_says_who_switched_it():
     # one source for both: a plain unknown key, no story about a switch
     with pytest.raises(ConfigError) as err:
         from_dict(Outer, {"count": 1, "widget": {"name": "round", "size": 2}}, source="f.yaml")
-    assert str(err.value).endswith("unknown key 'size' allowed keys: radius=1.0")
+    assert str(err.value).endswith("unknown key 'size'; allowed keys: radius=1.0")
 
 
 def test_run_options_are_the_fields_declared_so():

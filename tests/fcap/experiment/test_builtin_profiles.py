@@ -53,7 +53,7 @@ def test_paper_profile_on_a_local_launcher(tmp_path, in_tmp):
     # the dotted form keeps the paper profile's `profile: example_gpu`: say so, and the way out
     with pytest.raises(ConfigError) as err:
         build_plan(exp, profile="paper", overrides=[root, "launcher.name=local"])
-    assert ("launcher.profile: unknown key 'profile' allowed keys: nproc=1, jobs=1 (command line set "
+    assert ("launcher.profile: unknown key 'profile'; allowed keys: nproc=1, jobs=1 (command line set "
             "'launcher.name: local', which keeps the options given for the previous launcher; "
             "to replace the whole block, set launcher={name: local, ...})") in str(err.value)
 

@@ -208,7 +208,7 @@ def test_a_mixture_child_is_overridden_by_index(in_tmp):
     children = plan.get("separable", "pretrain").cfg.data.cfg.children
     assert [c.p for c in children] == [0.95, 0.2]
     with pytest.raises(ConfigError, match=r"command line: stages.pretrain.data.children\[1\].q: "
-                                          r"unknown key 'q' allowed keys: source \(required\)"):
+                                          r"unknown key 'q'; allowed keys: source \(required\)"):
         build_plan(attention, overrides=["stages.pretrain.data.children[1].q=0.2"])
 
 
