@@ -1,6 +1,7 @@
 """PNG plots for report.md: loss and gate curves per variant, and the table as bars."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from fcap.experiment.variants import seed_group
@@ -68,28 +69,42 @@ def _curves(plan, out_dir: Path, kind: str) -> list[Path]:
     return paths
 
 
+def bar_values(plan) -> tuple[list[str], list[float], list[float], list[float]]:
+    """The bars of the first report column, one per row of the table: (tick labels, means,
+    error bars, paper numbers). NaN draws nothing: a row none of whose seeds finished has
+    no bar (not a bar at 0; its tick says 'not done'), a row with fewer than 2 finished
+    seeds no error bar (a std over one seed is not a spread of 0; its tick says 'n=1 of
+    3'), a row without a paper number no paper bar."""
+    cfg = plan.header.report
+    col = cfg.columns[0]
+    labels, ours, spread, paper = [], [], [], []
+    for row in rows_of(plan):
+        got = values(plan, row, col)
+        done = [v for v in got if v is not None]
+        mean, std = mean_std(done) if done else (math.nan, math.nan)
+        ours.append(mean)
+        spread.append(std if len(done) > 1 else math.nan)
+        labels.append(row.label + ("\n(not done)" if not done else f"\n(n={len(done)} of "
+                                   f"{len(got)})" if len(done) < len(got) else ""))
+        ref = (cfg.paper.get(seed_group(row.members[0])) or (None,))[0] if (
+            row.members and not row.swap) else None
+        paper.append(math.nan if ref is None else ref)
+    return labels, ours, spread, paper
+
+
 def _bars(plan, out_dir: Path) -> Path:
-    """The first report column as bars, one per row of the table (seeds: their mean, with
-    the sample std as the error bar), the paper's number beside it where it has one."""
+    """:func:`bar_values` drawn: fcap's bar (with the sample std over seeds as its error
+    bar) and the paper's beside it."""
     plt = _pyplot()
     cfg = plan.header.report
     col = cfg.columns[0]
-    rows = rows_of(plan)
-    ours, spread, paper = [], [], []
-    for row in rows:
-        done = [v for v in values(plan, row, col) if v is not None]
-        mean, std = mean_std(done) if done else (0.0, 0.0)
-        ours.append(mean)
-        spread.append(std)
-        ref = (cfg.paper.get(seed_group(row.members[0])) or (None,))[0] if (
-            row.members and not row.swap) else None
-        paper.append(ref or 0.0)
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(rows)), 4))
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], ours, width=0.4, label="fcap", yerr=spread if any(spread)
-           else None, capsize=3)
+    labels, ours, spread, paper = bar_values(plan)
+    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels)), 4))
+    xs = range(len(labels))
+    ax.bar([x - 0.2 for x in xs], ours, width=0.4, label="fcap",
+           yerr=spread if any(not math.isnan(s) for s in spread) else None, capsize=3)
     ax.bar([x + 0.2 for x in xs], paper, width=0.4, label="paper")
-    ax.set_xticks(list(xs), [row.label for row in rows], rotation=20, fontsize=8, ha="right")
+    ax.set_xticks(list(xs), labels, rotation=20, fontsize=8, ha="right")
     ax.set_ylabel(col.label or col.metric)
     ax.set_title(cfg.title or plan.name, fontsize=9)
     ax.legend()

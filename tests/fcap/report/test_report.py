@@ -1,7 +1,10 @@
 import json
+import math
 import textwrap
 
 from fcap.cli import main
+from fcap.experiment import plan_from_argv
+from fcap.report.plots import bar_values
 
 
 def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
@@ -114,8 +117,14 @@ def test_repeated_seeds_are_reported_as_mean_std_and_per_seed(tmp_path, fix, in_
     assert main([str(exp), "--only", "a,seed=1"]) == 0  # a std over one seed is not 0
     report = (in_tmp / "runs/seeded/report.md").read_text()
     assert "| Alpha | 3.0 (n=1, 2 not done) | - |" in report and "| b | - | - |" in report
+    # the bars: one seed has no error bar, a row with none no bar (not one at 0)
+    plan = plan_from_argv("fcap-run report", [str(exp)])
+    labels, ours, spread, paper = bar_values(plan)
+    assert labels == ["Alpha\n(n=1 of 3)", "b\n(not done)"] and ours[0] == 3.0
+    assert math.isnan(ours[1]) and all(map(math.isnan, spread + paper))
     capsys.readouterr()
     assert main([str(exp)]) == 0
+    assert bar_values(plan)[:3] == (["Alpha", "b"], [3.0, 11.0], [1.0, 1.0])
     out = capsys.readouterr().out
     assert "3.0 ± 1.0 (n=3)" in out and "11.0 ± 1.0 (n=3)" in out  # seeds 0, 1, 2
     report = (in_tmp / "runs/seeded/report.md").read_text()
