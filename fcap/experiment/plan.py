@@ -216,10 +216,12 @@ def build_plan(path: str | Path, *, overrides: Sequence[str] = (), profile: str 
     # another experiment's stages are planned with this command line's shared settings
     # (datasets.root=..., model.*): the run it would be if started with that command line.
     # Not its stages, and not seed=K: its labels (a day of GPUs) are made once and reused.
+    # Nor launcher.*: this plan's launcher runs them (launcher.profile=mycluster is not an
+    # option of the other file's local launcher).
     flags = {k: v for k, v in FLAGS.items() if k not in task_fields(doc)}
     shared_cli = [o for o, (key, _) in zip(overrides, cli)
                   if not key.startswith("stages.") and key not in ("seed", "seeds", *flags)
-                  and key.split(".")[0] not in EXPANDED]
+                  and key.split(".")[0] not in (*EXPANDED, "launcher")]
     # (another experiment's stages, planned for a reference, may keep their own values)
     shadow = Shadowed(cli if not _chain else [])
     variant_sets = expand(doc, origins, problems)

@@ -202,6 +202,13 @@ def test_table2_reads_table1s_pseudolabels_by_reference(fcap_cache, tmp_path):
     assert plan.runs[1].config_hash == merge.config_hash
     child = plan.get("default", "pretrain").cfg.data.cfg.children[1].source.cfg
     assert child.pseudolabels == str(merge.run_dir / "pseudolabels.jsonl")
+    # the SLURM launcher's options are this plan's: Table 1 is not planned with them (they
+    # were "unknown key 'profile'" for its tiny profile's local launcher)
+    on_slurm = build_plan(ROOT / "experiments" / "table2.yaml", launcher="slurm",
+                          overrides=[f"output_root={tmp_path}", "launcher.profile=local",
+                                     "launcher.wait=true"])
+    assert on_slurm.header.launcher.name == "slurm" and on_slurm.header.launcher.cfg.wait
+    assert [r.config_hash for r in on_slurm.runs[:2]] == [r.config_hash for r in plan.runs[:2]]
 
 
 def test_table2_on_real_data_reads_the_labels_table1_makes_with_the_same_command_line(tmp_path):
