@@ -212,6 +212,13 @@ class _Invalid(Exception):
     """A value that cannot be converted; message says why."""
 
 
+def _taken_by_another(registry: Registry, name: str, option: str) -> bool:
+    """Whether a component of ``registry`` other than ``name`` takes ``option``."""
+    return any(other != name and (entry := registry.get(other)).config is not None
+               and option in {f.name for f in dataclasses.fields(entry.config)}
+               for other in registry.names())
+
+
 class _Ctx:
     def __init__(self, source_of: Callable[[str], str]) -> None:
         self.source_of = source_of
@@ -253,10 +260,12 @@ class _Ctx:
                 else:
                     name_key = f.metadata["name_key"]
                     default_name = f.metadata.get("default_name")
-                    if isinstance(value, Mapping) and name_key not in value and default_name:
-                        # options for the default component: {lr: 1e-3} means adamw's lr
+                    defaulted = (isinstance(value, Mapping) and name_key not in value
+                                 and bool(default_name))
+                    if defaulted:  # options for the default component: {lr: 1e-3}: adamw's lr
                         value = {name_key: default_name, **value}
-                    kwargs[name] = self.component(f.metadata["registry"], value, sub, name_key)
+                    kwargs[name] = self.component(f.metadata["registry"], value, sub, name_key,
+                                                  defaulted=defaulted)
                 continue
             kwargs[name] = self.value(hints[name], value, sub)
         if len(self.problems) > before:
@@ -270,7 +279,9 @@ class _Ctx:
             self.add(where, f"{cls.__name__}: {err}")
             return None
 
-    def component(self, registry: Registry, data: Any, key: str, name_key: str) -> Any:
+    def component(self, registry: Registry, data: Any, key: str, name_key: str, *,
+                  defaulted: bool = False) -> Any:
+        """``defaulted``: no file or option set ``name_key``; the field's default named it."""
         if isinstance(data, str):
             data = {name_key: data}
         if not isinstance(data, Mapping):
@@ -287,14 +298,19 @@ class _Ctx:
             return None
         entry = registry.get(name)
         rest = {k: v for k, v in data.items() if k != name_key}
+        def note(option: str) -> str:
+            if not _taken_by_another(registry, name, option):
+                return ""  # a typo, not another component's option: 'did you mean' says it
+            if defaulted:
+                return self._default_component(key, name_key, name, registry.kind)
+            return self._other_component(key, name_key, name, registry.kind, option)
+
         if entry.config is None:
             for k in rest:
                 self.add(_join(key, str(k)), f"{registry.kind} '{name}' takes no options"
-                         + self._other_component(key, name_key, name, registry.kind, str(k)))
+                         + note(str(k)))
             return Component(registry, name, None)
-        cfg = self.dataclass(entry.config, rest, key,
-                             unknown_note=lambda k: self._other_component(key, name_key, name,
-                                                                          registry.kind, k))
+        cfg = self.dataclass(entry.config, rest, key, unknown_note=note)
         return None if cfg is None else Component(registry, name, cfg)
 
     def _other_component(self, key: str, name_key: str, name: str, kind: str,
@@ -309,6 +325,14 @@ class _Ctx:
         return (f" ({named_by} set '{_join(key, name_key)}: {name}', which keeps the options "
                 f"given for the previous {kind}; to replace the whole block, set "
                 f"{key}={{{name_key}: {name}, ...}})")
+
+    @staticmethod
+    def _default_component(key: str, name_key: str, name: str, kind: str) -> str:
+        """Why a block without ``name_key`` holds an option its component does not take:
+        the options were given for another component than the default one."""
+        return (f" ({_join(key, name_key)} is not set, so the {kind} is the default, '{name}'; "
+                f"for another {kind}'s options, name it in the whole block: "
+                f"{key}={{{name_key}: NAME, ...}})")
 
     # -- scalar and container values ----------------------------------------------
     def value(self, tp: Any, value: Any, key: str) -> Any:

@@ -111,6 +111,37 @@ def test_an_option_left_by_a_switched_component_says_who_switched_it():
     with pytest.raises(ConfigError) as err:
         from_dict(Outer, {"count": 1, "widget": {"name": "round", "size": 2}}, source="f.yaml")
     assert str(err.value).endswith("unknown key 'size'; allowed keys: radius=1.0")
+    # a typo on the command line under a file's name: no widget takes it, so no story either
+    sources = {"widget.name": "f.yaml", "widget.radiuss": "command line"}
+    with pytest.raises(ConfigError) as err:
+        from_dict(Outer, {"count": 1, "widget": {"name": "round", "radiuss": 2}},
+                  source_of=lambda k: sources.get(k, "f.yaml"))
+    assert str(err.value).endswith("unknown key 'radiuss'; did you mean 'radius'? allowed keys: "
+                                   "radius=1.0")
+
+
+def test_another_components_option_without_a_name_says_the_default_was_used():
+    gadgets = Registry("gadget")
+
+    @dataclass(frozen=True)
+    class Small:
+        wheels: int = 3
+
+    gadgets.register("big")(Round)
+    gadgets.register("small", config=Small)(Plain)
+
+    @dataclass(frozen=True)
+    class Holder:
+        gadget: object = component(gadgets, "big")
+
+    # `gadget.wheels=4` alone: the options of 'small' given to the default 'big'
+    with pytest.raises(ConfigError) as err:
+        from_dict(Holder, {"gadget": {"wheels": 4}}, source="command line")
+    assert str(err.value).endswith(
+        "gadget.wheels: gadget 'big' takes no options (gadget.name is not set, so the gadget is "
+        "the default, 'big'; for another gadget's options, name it in the whole block: "
+        "gadget={name: NAME, ...})")
+    assert from_dict(Holder, {"gadget": {"name": "small", "wheels": 4}}).gadget.cfg.wheels == 4
 
 
 def test_run_options_are_the_fields_declared_so():
