@@ -112,8 +112,12 @@ class Plan:
         raise KeyError(key)
 
     def dependencies(self, run: Run) -> list[tuple[str, Run]]:
-        """``(name, run)`` of each dependency of ``run`` (names as in ``ctx.deps``)."""
-        return [(name, self.by_key(key)) for name, key in zip(run.deps, run.dep_keys)]
+        """``(name, run)`` of each dependency of ``run`` (names as in ``ctx.deps``). A pinned
+        run (another experiment's stage named by a resolved config.yaml, not planned again)
+        is not among :attr:`runs`: the run itself carries it."""
+        planned = {r.key: r for r in self.runs}
+        return [(name, planned.get(dep.key, dep)) for name, dep in zip(run.deps, run.dep_runs,
+                                                                       strict=True)]
 
     @property
     def out_dir(self) -> Path:
@@ -404,9 +408,10 @@ class _Externals:
 
     def __call__(self, ref: refs.Ref, raw: dict, at: str, output_root: str) -> Run:
         if raw.get("hash") and raw.get("run_dir"):
-            run = Run(experiment=Path(ref.experiment).stem, variant=ref.variant or ONCE_VARIANT,
+            run_dir = Path(raw["run_dir"])  # <output_root>/<name>/<variant>/<stage>
+            run = Run(experiment=run_dir.parents[1].name, variant=run_dir.parent.name,
                       stage=ref.stage, task=str(raw.get("task") or ""), cfg=None, init_from=None,
-                      deps=(), resources=Resources(), run_dir=Path(raw["run_dir"]),
+                      deps=(), resources=Resources(), run_dir=run_dir,
                       config_hash=str(raw["hash"]), resolved={}, external=True, pinned=True)
             self.found.setdefault(run.key, run)
             return run

@@ -112,6 +112,14 @@ stages:
     assert resolved["upstream"]["hash"] == own.config_hash
     again = build_plan(use.run_dir / "config.yaml")  # pinned: the producer is not re-planned
     assert again.get("default", "use").config_hash == use.config_hash
+    pinned = again.dependencies(again.get("default", "use"))[0][1]
+    assert (pinned.key, pinned.run_dir, pinned.config_hash) == (
+        "pc:default/first", own.run_dir, own.config_hash) and pinned not in again.runs
+    # and the stage runs from it (what a SLURM job does): it read pc's stage through the plan,
+    # which does not hold a pinned run (KeyError 'pc:default/first')
+    assert main([str(use.run_dir / "config.yaml"), "--force"]) == 0
+    assert json.loads((use.run_dir / "out.json").read_text())["total"] == 102
+    assert calls(in_tmp, "pc") == ["default/first", "default/second"]
     assert main([str(user), "stages.use.value=1"]) == 0
     assert calls(in_tmp, "pc") == ["default/first", "default/second"]  # never labelled twice
     # re-labelling (a changed producer) changes the consumer's hash

@@ -45,6 +45,23 @@ def test_two_stages_chain_with_afterok_and_status_shows_job_ids(tmp_path, cluste
     assert "complete with the same config" in again and record(runs / "second")["job_id"] == second
 
 
+def test_a_stage_reading_another_experiments_stage_runs_after_it(tmp_path, cluster):
+    """How Table 2 and the ablations read Table 1's labels: the job rebuilds its run from
+    config.yaml, where the other experiment's stage is pinned (its jobs failed: KeyError)."""
+    experiment(tmp_path, "prod", {"first": {"task": "slurm_echo", "value": 2, "resources": SMALL}})
+    cons = experiment(tmp_path, "cons", {"use": {
+        "task": "slurm_echo", "value": 5, "upstream": {"from": "prod.yaml:first"},
+        "resources": SMALL}})
+    out = submit(cons)
+    first = record(tmp_path / "runs" / "prod" / "default" / "first")["job_id"]
+    assert "default/use: submitted job " in out and f"after prod:default/first ({first})" in out
+    states = wait(cons)
+    assert {k: s for k, (s, _) in states.items()} == {"prod:default/first": "done",
+                                                      "default/use": "done"}, states
+    assert json.loads((tmp_path / "runs" / "cons" / "default" / "use" / "out.json").read_text()
+                      )["total"] == 7
+
+
 def test_dry_run_prints_the_sbatch_script_that_is_then_submitted(tmp_path, cluster):
     path = experiment(tmp_path, "dry", {"only": {"task": "slurm_echo", "resources": SMALL}})
     run_dir = tmp_path / "runs" / "dry" / "default" / "only"
