@@ -37,6 +37,8 @@ def test_two_stages_chain_with_afterok_and_status_shows_job_ids(tmp_path, cluste
     assert out_second["total"] == 7 and done(runs / "second")["summary"] == {"total": 7}
     assert out_first["finished"] <= out_second["started"]
     assert out_second["env"]["SLURM_JOB_ID"] == second and out_second["env"]["WORLD_SIZE"] == "1"
+    # one CPU asked for, one torch thread: not one per core of the node (no CPU binding here)
+    assert done(runs / "second")["env"]["torch_threads"] == SMALL["cpus_per_task"]
     lines = status_lines(path)
     assert lines["default/first"].split()[1:4] == ["done", "job", first]
     assert lines["default/second"].split()[1:4] == ["done", "job", second]

@@ -92,3 +92,20 @@ def test_rank_0_keeps_a_stage_whose_inputs_came_out_the_same(tmp_path, monkeypat
     assert json.loads((run.run_dir / "slurm" / "recheck.4713.0.json").read_text()) == {"kept": True}
     assert (run.run_dir / "DONE.json").read_text() == before
     assert not list(run.run_dir.glob(".previous-*.old"))
+
+
+def test_a_job_gets_no_more_torch_threads_than_its_cpus(monkeypatch):
+    import torch
+
+    from fcap.launchers.slurm_job import limit_threads
+
+    threads = torch.get_num_threads()
+    try:
+        for given in ("", "0", "x", str(threads), str(threads + 8)):  # unset, odd, no fewer
+            monkeypatch.setenv("SLURM_CPUS_PER_TASK", given)
+            assert limit_threads() is None and torch.get_num_threads() == threads
+        if threads > 1:
+            monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+            assert limit_threads() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
