@@ -116,7 +116,7 @@ def limit_threads() -> int | None:
     stage's ``resources.cpus_per_task``); return the count set, or None when it was left
     alone. torch counts the CPUs the process may run on, which is every core of the node
     where SLURM binds no task to its CPUs (``TaskPlugin=task/none``): four one-CPU tiny
-    stages on the 2-core local cluster then ran 8 threads and trained ~4x slower."""
+    stages on the 2-core local cluster then ran 8 threads and trained about 12x slower."""
     import torch
 
     given = os.environ.get("SLURM_CPUS_PER_TASK", "")
