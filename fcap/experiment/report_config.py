@@ -17,10 +17,13 @@ class Column:
     label: str = ""  # column header; default "<stage> <metric>"
     scale: float = 1.0  # multiply before printing (pycocoevalcap CIDEr 0.54 -> 54.0)
     source: str = "metrics"  # "metrics" (metrics.json) or "summary" (summary.json)
+    digits: int = 1  # decimals printed (a loss of 0.7xx needs 3; a count of steps 0)
 
     def __post_init__(self) -> None:
         if self.source not in ("metrics", "summary"):
             raise ValueError(f"source must be 'metrics' or 'summary', got {self.source!r}")
+        if not 0 <= self.digits <= 6:
+            raise ValueError(f"digits must be 0..6, got {self.digits}")
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[st
         text = [row.label]
         for i, col in enumerate(cols):
             vals = values(plan, row, col)
-            digits = 1 if col in cfg.columns else 2
+            digits = col.digits if col in cfg.columns else 2
             if len(vals) == 1:
                 note = skips.cell_note(plan, row.members[0], col.stage) if not row.swap else ""
                 text.append("-" if vals[0] is None else f"{vals[0]:.{digits}f}{note}")
@@ -94,7 +94,7 @@ def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[st
                 text.append(spread(vals, digits))
             if col in cfg.columns:
                 ref = paper[i] if i < len(paper) else None
-                text.append("-" if ref is None else f"{ref:.1f}")
+                text.append("-" if ref is None else f"{ref:.{digits}f}")
         out.append(text)
     return head, out
 
@@ -130,7 +130,8 @@ def separation(plan) -> list[list[str]]:
         for (a, (ma, sa)), (b, (mb, sb)) in itertools.combinations(stats.items(), 2):
             bar = SEPARATION * max(sa, sb)
             verdict = "separated" if abs(ma - mb) >= bar else "**not separated**"
-            out.append([label, a, b, f"{ma - mb:+.1f}", f"{bar:.1f}", verdict])
+            out.append([label, a, b, f"{ma - mb:+.{col.digits}f}", f"{bar:.{col.digits}f}",
+                        verdict])
     return out
 
 

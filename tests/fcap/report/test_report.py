@@ -86,6 +86,25 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     assert main(["status", str(exp)]) == 0 and capsys.readouterr().err == ""
 
 
+def test_a_column_prints_its_own_decimals(tmp_path, fix, in_tmp, capsys):
+    """A loss of 0.7xx printed as '0.7' hid every difference between gate variants."""
+    exp = tmp_path / "digits.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: digits
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages: {{first: {{task: toy_write, value: 7}}}}
+        report:
+          columns: [{{stage: first, metric: score, label: S, digits: 3}},
+                    {{stage: first, metric: seeded, label: N, digits: 0}}]
+          paper: {{default: [0.0654, 9.0]}}
+    """))
+    assert main([str(exp)]) == 0
+    assert "| default | 0.070 | 0.065 | 7 | 9 |" in (in_tmp / "runs/digits/report.md").read_text()
+    exp.write_text(exp.read_text().replace("digits: 0", "digits: -1"))
+    assert main([str(exp)]) == 2
+    assert "digits must be 0..6, got -1" in capsys.readouterr().err
+
+
 def test_report_block_is_validated(tmp_path, fix, capsys):
     exp = tmp_path / "bad.yaml"
     exp.write_text(textwrap.dedent(f"""
