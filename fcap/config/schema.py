@@ -298,6 +298,7 @@ class _Ctx:
             return None
         entry = registry.get(name)
         rest = {k: v for k, v in data.items() if k != name_key}
+
         def note(option: str) -> str:
             if not _taken_by_another(registry, name, option):
                 return ""  # a typo, not another component's option: 'did you mean' says it
