@@ -135,6 +135,8 @@ def mark_started(run, *, force: bool = False) -> str:
     run_dir = run.run_dir
     with RunLock(run_dir, what=f"stage {run.key}", wait_s=LOCK_WAIT_S):
         reason = why_fresh(run, force=force)
+        before = _read_json(run_dir / RUN) or {}
+        resumes = not reason and before.get("config_hash") == run.config_hash
         moved = rerun.move_aside(run_dir) if reason else None
         for name in (DONE, FAILED):
             (run_dir / name).unlink(missing_ok=True)
@@ -142,7 +144,9 @@ def mark_started(run, *, force: bool = False) -> str:
             "config_hash": run.config_hash, "task": run.task, "stage": run.key,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
             "pid": os.getpid(), "code": code_version.current(), "fresh_start": reason or None,
-            "previous_outputs": str(moved) if moved else None})
+            "previous_outputs": str(moved) if moved else None,
+            # 1 from scratch; after a stop or a failure, the attempt this one goes on from + 1
+            "attempt": int(before.get("attempt") or 1) + 1 if resumes else 1})
         if reason:
             where = f"; previous outputs moved to {moved}" if moved else ""
             log.info("%s: %s%s", run.key, reason, where)
@@ -163,13 +167,18 @@ def why_fresh(run, *, force: bool = False) -> str:
     return reason or (inputs.describe(run, changed) if changed else "") or "; ".join(redone)
 
 
-def mark_done(run, summary: Any, wall_s: float) -> None:
+def mark_done(run, summary: Any, wall_s: float, *, requeues: int = 0) -> None:
+    """DONE.json. ``wall_s`` is this attempt's time; ``attempt`` (RUN.json's, plus the SLURM
+    job's ``requeues``) says how many attempts the stage took: the earlier ones' time is
+    not in ``wall_s``."""
+    attempt = int((read_started(run) or {}).get("attempt") or 1) + requeues
     write_json_atomic(run.run_dir / DONE, {
         "config_hash": run.config_hash, "task": run.task, "summary": summary,
         "inputs": inputs.record(run),  # what it read from other stages, by content
         "id": uuid.uuid4().hex,  # this completion; the stages reading it record it in deps
         "deps": _dep_ids(run),
-        "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "wall_s": round(wall_s, 3), "attempt": attempt,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "code": code_version.current(),  # the fcap that ran it (report.md's code column)
         "env": environment.current(),  # the libraries and processor (report.md's env column)
     })

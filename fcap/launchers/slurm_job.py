@@ -286,7 +286,7 @@ def mark_done(run, summary, wall_s: float, *, index: str | None, count: int | No
     from fcap.experiment import code_version, markers
 
     if index is None:
-        markers.mark_done(run, summary, wall_s)
+        markers.mark_done(run, summary, wall_s, requeues=restart_count())
         return
     folder = run.run_dir / ARRAY_DIR
     folder.mkdir(parents=True, exist_ok=True)

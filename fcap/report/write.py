@@ -34,11 +34,13 @@ def metadata(plan) -> list[str]:
         "| run | task | config hash | state | wall time (s) | code | env |",
         "|---|---|---|---|---|---|---|",
     ]
-    total, made_by, made_in = 0.0, {}, {}
+    total, made_by, made_in, resumed = 0.0, {}, {}, 0
     for run in plan.own_runs():
         done = markers.completed(run)
         wall = (done or {}).get("wall_s")
         total += wall or 0.0
+        attempt = int((done or {}).get("attempt") or 1)
+        resumed += attempt > 1
         ran = code_version.short((done or {}).get("code")) if done else "-"
         env = environment.short((done or {}).get("env")) if done else "-"
         if done and done.get("code"):
@@ -46,9 +48,12 @@ def metadata(plan) -> list[str]:
         if done and done.get("env"):
             made_in.setdefault(env, (run.key, done["env"]))
         lines.append(f"| {run.key} | {run.task} | `{run.config_hash}` | "
-                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall} | {ran} "
-                     f"| {env} |")
-    lines.append(f"\nTotal wall time of completed stages: {total:.1f} s.")
+                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall}"
+                     f"{f' (attempt {attempt})' if attempt > 1 else ''} | {ran} | {env} |")
+    lines.append(f"\nTotal wall time of completed stages: {total:.1f} s."
+                 + (f" {resumed} of them finished in a later attempt (after a stop, a failure or "
+                    f"a requeue): their time is that attempt's alone, so the total is a lower "
+                    f"bound." if resumed else ""))
     if len(made_by) > 1:
         lines.append(f"\n**The completed runs were made by {len(made_by)} versions of the code** "
                      f"({', '.join(f'{c} (e.g. {k})' for c, k in made_by.items())}): a "

@@ -195,6 +195,7 @@ def test_a_stage_that_ignores_the_signal_is_requeued_and_runs_again(tmp_path, cl
     out = json.loads((run_dir / "out.json").read_text())
     assert out["env"]["SLURM_RESTART_COUNT"] == "1" and out["extra"]["requeues"] == 1
     assert "requeueing job" in job_paths(run_dir, job_id).stderr.read_text()
+    assert done(run_dir)["attempt"] == 2  # its wall time is the second attempt's alone
 
 
 def _read(path) -> str:

@@ -86,6 +86,30 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     assert main(["status", str(exp)]) == 0 and capsys.readouterr().err == ""
 
 
+def test_a_stage_finished_in_a_later_attempt_is_counted_as_such(tmp_path, fix, in_tmp):
+    """Its DONE.json's wall time is the last attempt's: the label stage that failed its budget
+    and then resumed read '0.161 s' in the report, as if labelling had taken no time."""
+    exp = tmp_path / "again.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: again
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages: {{first: {{task: toy_write, fail_first: true}}, second: {{task: toy_write}}}}
+    """))
+    assert main([str(exp)]) != 0
+    assert main([str(exp)]) == 0  # resumes: the same config
+    runs = in_tmp / "runs/again/default"
+    assert json.loads((runs / "first/DONE.json").read_text())["attempt"] == 2
+    assert json.loads((runs / "second/DONE.json").read_text())["attempt"] == 1
+    report = (in_tmp / "runs/again/report.md").read_text()
+    assert "| default/first | toy_write |" in report and " (attempt 2) |" in report
+    assert report.count("(attempt ") == 1
+    assert ("1 of them finished in a later attempt (after a stop, a failure or a requeue): "
+            "their time is that attempt's alone, so the total is a lower bound.") in report
+    # from scratch (the outputs, tried.txt too, moved aside): the count starts again
+    assert main([str(exp), "--force"]) != 0 and main([str(exp)]) == 0
+    assert json.loads((runs / "first/DONE.json").read_text())["attempt"] == 2
+
+
 def test_a_column_prints_its_own_decimals(tmp_path, fix, in_tmp, capsys):
     """A loss of 0.7xx printed as '0.7' hid every difference between gate variants."""
     exp = tmp_path / "digits.yaml"
