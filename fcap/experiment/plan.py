@@ -133,10 +133,15 @@ class Plan:
         if not own or any(r.run_dir.exists() for r in own):
             return ""
         given = self.header.output_root
-        why = ("no stage has run with this output_root" if Path(given).expanduser().is_absolute()
-               else f"output_root {given!r} is relative to the working folder {Path.cwd()}: "
-                    f"run this from the folder fcap-run ran in, or give "
-                    f"output_root=/absolute/path")
+        others = sorted(p.name for p in self.out_dir.parent.glob("*/")
+                        if p.is_dir() and p.name != self.name)
+        if others:  # the right folder: other experiments ran there, this one did not yet
+            why = f"no stage of it has run yet; {self.out_dir.parent} holds {', '.join(others)}"
+        elif Path(given).expanduser().is_absolute():
+            why = "no stage has run with this output_root"
+        else:
+            why = (f"output_root {given!r} is relative to the working folder {Path.cwd()}: run "
+                   f"this from the folder fcap-run ran in, or give output_root=/absolute/path")
         return f"no run of {self.name} under {self.out_dir} ({why})"
 
     def one_run_config(self) -> str:

@@ -84,6 +84,13 @@ def test_report_table_plots_and_metadata(tmp_path, fix, in_tmp, capsys):
     out, err = capsys.readouterr()
     assert out.count("pending") == 4 and err == f"fcap: {missing}\n"
     assert main(["status", str(exp)]) == 0 and capsys.readouterr().err == ""
+    # the right folder, where another experiment ran and this one has not yet: said so
+    fresh = tmp_path / "fresh.yaml"
+    fresh.write_text(exp.read_text().replace("name: rep", "name: fresh"))
+    assert main(["status", str(fresh)]) == 0
+    assert capsys.readouterr().err == (f"fcap: no run of fresh under {in_tmp / 'runs' / 'fresh'} "
+                                       f"(no stage of it has run yet; {in_tmp / 'runs'} holds "
+                                       f"rep)\n")
 
 
 def test_a_stage_finished_in_a_later_attempt_is_counted_as_such(tmp_path, fix, in_tmp):
