@@ -105,12 +105,6 @@ class Plan:
                     return run
         raise KeyError(f"{variant}/{stage}")
 
-    def by_key(self, key: str) -> Run:
-        for run in self.runs:
-            if run.key == key:
-                return run
-        raise KeyError(key)
-
     def dependencies(self, run: Run) -> list[tuple[str, Run]]:
         """``(name, run)`` of each dependency of ``run`` (names as in ``ctx.deps``). A pinned
         run (another experiment's stage named by a resolved config.yaml, not planned again)
