@@ -43,11 +43,12 @@ class ReportConfig:
 
     title: str = ""
     columns: tuple[Column, ...] = ()
-    # variant -> the paper's number for each column (None where the paper has none)
+    # variant -> the paper's number for each column (None where the paper has none); empty:
+    # the table and the bars have no paper column
     paper: dict[str, tuple[Optional[float], ...]] = field(default_factory=dict)
     # variant -> the row's label in the paper's layout (e.g. "ASR")
     row_labels: dict[str, str] = field(default_factory=dict)
-    bars: bool = False  # also draw the first column as grouped bars (ours vs paper)
+    bars: bool = False  # also draw the first column as bars (ours, and the paper's if given)
     plots: tuple[str, ...] = ("loss", "gates")  # curves from each training stage's scalars
     notes: str = ""  # printed under the table (e.g. what the tiny profile can and cannot show)
     controls: tuple[Control, ...] = ()  # extra rows after the variants' (no paper numbers)

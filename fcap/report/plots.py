@@ -94,20 +94,22 @@ def bar_values(plan) -> tuple[list[str], list[float], list[float], list[float]]:
 
 def _bars(plan, out_dir: Path) -> Path:
     """:func:`bar_values` drawn: fcap's bar (with the sample std over seeds as its error
-    bar) and the paper's beside it."""
+    bar) and the paper's beside it when the report gives paper numbers."""
     plt = _pyplot()
     cfg = plan.header.report
     col = cfg.columns[0]
     labels, ours, spread, paper = bar_values(plan)
     fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(labels)), 4))
     xs = range(len(labels))
-    ax.bar([x - 0.2 for x in xs], ours, width=0.4, label="fcap",
+    shift = 0.2 if cfg.paper else 0.0  # no paper numbers anywhere: one bar per row
+    ax.bar([x - shift for x in xs], ours, width=0.4, label="fcap",
            yerr=spread if any(not math.isnan(s) for s in spread) else None, capsize=3)
-    ax.bar([x + 0.2 for x in xs], paper, width=0.4, label="paper")
+    if cfg.paper:
+        ax.bar([x + shift for x in xs], paper, width=0.4, label="paper")
+        ax.legend()
     ax.set_xticks(list(xs), labels, rotation=20, fontsize=8, ha="right")
     ax.set_ylabel(col.label or col.metric)
     ax.set_title(cfg.title or plan.name, fontsize=9)
-    ax.legend()
     path = out_dir / "bars.png"
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -49,7 +49,8 @@ def rows_of(plan, *, per_seed: bool = False) -> list[Row]:
 
 def columns_of(plan) -> list:
     """The report's columns, then per-attribute accuracy wherever a column's stage scored it
-    (the ``attributes`` metric: the shapes world only; never on real data)."""
+    (the ``attributes`` metric: the shapes world only; never on real data) and no column
+    of the report shows it already."""
     cols = list(plan.header.report.columns)
     extra, seen = [], set()
     scoring = [c for c in cols if c.source == "metrics"]
@@ -58,8 +59,9 @@ def columns_of(plan) -> list:
         if col.stage in seen:
             continue
         seen.add(col.stage)
-        scored = [a for a in (*ATTRIBUTES, AXIS)
-                  if any(a in stage_metrics(plan, v, col.stage) for v in plan.variants())]
+        asked = {c.metric for c in cols if c.stage == col.stage}  # a column of its own already
+        scored = [a for a in (*ATTRIBUTES, AXIS) if a not in asked
+                  and any(a in stage_metrics(plan, v, col.stage) for v in plan.variants())]
         name = (col.label or col.stage) if several else ""
         extra += [replace(col, metric=a, label=f"{name} {a}".strip(), scale=1.0) for a in scored]
     return cols + extra
@@ -72,14 +74,16 @@ def values(plan, row: Row, col) -> list[float | None]:
 
 
 def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: the paper's number beside ours for each report column; attribute
-    columns (no paper number) after them; several seeds as mean ± std (n)."""
+    """Header and rows: the paper's number beside ours for each report column (when the
+    report gives any: ``paper:``); attribute columns after them; several seeds as mean ± std
+    (n)."""
     cfg = plan.header.report
     cols = columns_of(plan)
+    beside = [col in cfg.columns and bool(cfg.paper) for col in cols]  # a paper column next to it
     head = ["variant"]
-    for col in cols:
+    for col, paired in zip(cols, beside):
         label = col.label or f"{col.stage} {col.metric}"
-        head += [f"{label} (ours)", f"{label} (paper)"] if col in cfg.columns else [label]
+        head += [f"{label} (ours)", f"{label} (paper)"] if paired else [label]
     out = []
     for row in rows_of(plan, per_seed=per_seed):
         paper = cfg.paper.get(seed_group(row.members[0]), ()) if row.members and not row.swap else ()
@@ -92,7 +96,7 @@ def table_rows(plan, *, per_seed: bool = False) -> tuple[list[str], list[list[st
                 text.append("-" if vals[0] is None else f"{vals[0]:.{digits}f}{note}")
             else:
                 text.append(spread(vals, digits))
-            if col in cfg.columns:
+            if beside[i]:
                 ref = paper[i] if i < len(paper) else None
                 text.append("-" if ref is None else f"{ref:.{digits}f}")
         out.append(text)
