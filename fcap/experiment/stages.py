@@ -7,6 +7,7 @@ config dataclass. Problems are collected, never raised one at a time.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any, Callable
 
 from fcap.config import schema
 from fcap.config.errors import ConfigError, Problem
-from fcap.config.loader import Origins, deep_merge
-from fcap.experiment import label_inputs, refs
+from fcap.config.loader import Origins, deep_merge, set_dotted
+from fcap.experiment import label_inputs, local_paths, refs
 from fcap.experiment.spec import (EXPERIMENT_KEYS, ONCE_VARIANT, STAGE_KEYS, ExperimentHeader,
                                   Resources, name_problem)
 from registry import TASKS, suggest
@@ -133,6 +134,13 @@ class VariantResolver:
         local: list[Problem] = []
         cfg = schema.collect(entry.config, merged, source_of=source_of, key=key, problems=local) \
             if entry.config else None
+        absolute = local_paths.made_absolute(cfg) if cfg is not None else {}
+        if absolute:  # a checkpoint folder relative to this folder: config.yaml names it whole
+            merged = copy.deepcopy(merged)
+            for dotted, path in absolute.items():
+                set_dotted(merged, dotted, path, source="plan", origins=Origins("plan"))
+            cfg = schema.collect(entry.config, merged, source_of=source_of, key=key,
+                                 problems=local)
         if entry.config is None and body:
             local.extend(Problem(self.origins(f"{key}.{k}"), f"{key}.{k}",
                                  f"task '{task}' takes no options") for k in body)

@@ -39,7 +39,8 @@ def test_builtin_base_and_profile_by_name_from_any_folder(tmp_path, in_tmp):
     cfg = paper.get("default", "pretrain").cfg
     assert paper.header.launcher.name == "slurm"  # the paper profile
     # the base's own values
-    assert cfg.model.visual.cfg.source == "./checkpoints/timesformer_divST_96x32_224_howto100m"
+    # (its relative checkpoint folder is the working folder's, made absolute)
+    assert cfg.model.visual.cfg.source == str(in_tmp / "checkpoints/timesformer_divST_96x32_224_howto100m")
     assert list(cfg.model.adapters.layers) == [12, 14, 16, 18, 20, 22] and cfg.train.log_every == 20
 
 
