@@ -166,6 +166,13 @@ class VariantResolver:
                 f"element labels one shard; set both to the same number"))
             return None
         init_from = block.get("init_from")
+        if getattr(entry.config, "NEEDS_ADAPTERS", False) and init_from is None \
+                and not getattr(cfg, "adapters", None):
+            self._problem(key, f"task '{task}' starts from trained adapters: give the stage "
+                               "'init_from: STAGE' (e.g. init_from: pretrain) or 'adapters: DIR' "
+                               "(a folder save_adapters wrote); task caption_pretrain trains "
+                               "adapters from their initialisation")
+            return None
         return StageSpec(name=sname, task=task, cfg=cfg, resources=resources, once=once,
                          init_from=None if init_from is None else str(init_from),
                          after=tuple(str(a) for a in after), refs=tuple(found))

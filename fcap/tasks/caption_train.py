@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from fcap.config import component, input_path
 from fcap.eval.captioning import generate_captions, roll_videos, skipped_items, visual_inputs
@@ -70,6 +70,9 @@ class PretrainConfig(CaptionTrainConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class FinetuneConfig(CaptionTrainConfig):
+    # a stage of this task starts from trained adapters: the plan refuses one with neither
+    # init_from nor adapters (fcap/experiment/stages.py), before anything runs or is queued
+    NEEDS_ADAPTERS: ClassVar[bool] = True
     adapters: Optional[str] = input_path()  # start from here; None: <init_from run dir>/adapters
 
 

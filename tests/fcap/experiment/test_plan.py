@@ -104,6 +104,20 @@ stages:
     assert "stages.c.task: missing required key 'task'" in msg
 
 
+def test_a_fine_tuning_stage_with_nothing_to_start_from_is_refused_before_it_runs(tmp_path):
+    exp = tmp_path / "ft.yaml"
+    exp.write_text("""
+name: ft
+stages:
+  finetune: {task: caption_finetune, data: {name: msrvtt, root: msrvtt}}
+""")
+    with pytest.raises(ConfigError, match="stages.finetune: task 'caption_finetune' starts from "
+                                          "trained adapters: give the stage 'init_from: STAGE'"):
+        build_plan(exp)
+    given = build_plan(exp, overrides=["stages.finetune.adapters=/old/adapters"])
+    assert given.get("default", "finetune").cfg.adapters == "/old/adapters"
+
+
 def test_dependency_cycle(tmp_path, fix):
     exp = tmp_path / "cyc.yaml"
     exp.write_text(f"""
