@@ -162,6 +162,8 @@ def _run(args) -> int:
     code = launcher.launch(plan, force=args.force, dry_run=args.dry_run)
     if code == 0 and not args.dry_run:
         _after_run(plan)
+    elif code != exit_codes.INTERRUPTED and not args.dry_run:
+        _after_failure(plan)
     return code
 
 
@@ -170,11 +172,7 @@ def _after_run(plan) -> None:
     to see the training curves (the trainer logs to ``<run_dir>/tensorboard/``)."""
     from fcap.report.cli import print_table, write_report
 
-    if plan.header.launcher.name != "local":
-        return  # the cluster is still working: `fcap-run report` once it is done
-    one_run = plan.one_run_config()
-    if one_run:  # `fcap-run runs/.../config.yaml`: leave the experiment's report alone
-        print(f"fcap: report not rewritten: {one_run}", flush=True)
+    if not _reports_here(plan):
         return
     path = write_report(plan)
     if plan.header.report.columns:
@@ -183,6 +181,35 @@ def _after_run(plan) -> None:
     if any((run.run_dir / "tensorboard").is_dir() for run in plan.own_runs()):
         print(f"fcap: training curves: tensorboard --logdir {shlex.quote(str(plan.out_dir))}",
               flush=True)
+
+
+def _reports_here(plan) -> bool:
+    """Whether this local run rewrites the experiment's report.md."""
+    if plan.header.launcher.name != "local":
+        return False  # the cluster is still working: `fcap-run report` once it is done
+    one_run = plan.one_run_config()
+    if one_run:  # `fcap-run runs/.../config.yaml`: leave the experiment's report alone
+        print(f"fcap: report not rewritten: {one_run}", flush=True)
+        return False
+    return True
+
+
+def _after_failure(plan) -> None:
+    """After a local run in which a stage failed: report.md again, so that it does not show
+    an earlier run's numbers for a stage that has since failed; its runs table says which
+    failed and why. A report that cannot be written leaves the failure's exit code as is."""
+    from fcap.io import is_owned
+    from fcap.report.cli import write_report
+
+    if not is_owned(plan.out_dir) or not _reports_here(plan):  # claims no folder on a failure
+        return
+    try:
+        path = write_report(plan)
+    except Exception as err:  # noqa: BLE001 -- the stage's failure is what this run reports
+        print(f"fcap: report not rewritten after the failure: {err}", flush=True)
+        return
+    print(f"fcap: report written to {path}: its runs table says which stages failed",
+          flush=True)
 
 
 def _list(kind: str, plugins: list[str]) -> int:

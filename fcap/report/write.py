@@ -48,7 +48,7 @@ def metadata(plan) -> list[str]:
         if done and done.get("env"):
             made_in.setdefault(env, (run.key, done["env"]))
         lines.append(f"| {run.key} | {run.task} | `{run.config_hash}` | "
-                     f"{'done' if done else 'not done'} | {'-' if wall is None else wall}"
+                     f"{'done' if done else _not_done(run)} | {'-' if wall is None else wall}"
                      f"{f' (attempt {attempt})' if attempt > 1 else ''} | {ran} | {env} |")
     lines.append(f"\nTotal wall time of completed stages: {total:.1f} s."
                  + (f" {resumed} of them finished in a later attempt (after a stop, a failure or "
@@ -97,3 +97,14 @@ def write_report(plan) -> Path:
     path = write_text_atomic(out_dir / "report.md", "\n".join(parts) + "\n")
     write_html(path)
     return path
+
+
+def _not_done(run) -> str:
+    """A run without DONE.json of its config: 'failed: <the error's first line>' (its
+    FAILED.json), 'running' (a process holds it) or 'not done'."""
+    from fcap.status import stage_state
+
+    state, detail = stage_state(run)
+    if state == "failed":
+        return f"failed: {detail.replace('|', '/')}" if detail else "failed"
+    return "running" if state == "running" else "not done"

@@ -55,7 +55,7 @@ name: mine
 base: fcap://base/frozen_captioner.yaml
 stages:
   finetune:
-    task: caption_finetune
+    task: caption_pretrain
     train: {{steps: 400}}
     data: {{name: msrvtt, root: {user_data / 'msrvtt'}, split: train}}
 """)

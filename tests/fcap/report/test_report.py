@@ -117,6 +117,29 @@ def test_a_stage_finished_in_a_later_attempt_is_counted_as_such(tmp_path, fix, i
     assert json.loads((runs / "first/DONE.json").read_text())["attempt"] == 2
 
 
+def test_the_report_after_a_failed_run_says_which_stage_failed_and_shows_no_old_number(
+        tmp_path, fix, in_tmp, capsys):
+    """report.md was left as the last successful run wrote it: a stage run again and failed
+    still showed its old score and 'done'."""
+    exp = tmp_path / "fails.yaml"
+    exp.write_text(textwrap.dedent(f"""
+        name: fails
+        plugins: [{fix / 'plugins' / 'toy_tasks.py'}]
+        stages: {{first: {{task: toy_write, value: 2, fail_first: true}}}}
+        report: {{columns: [{{stage: first, metric: score, label: Score, scale: 100}}]}}
+    """))
+    report = in_tmp / "runs/fails/report.md"
+    failed = "| failed: RuntimeError: the first attempt fails on purpose | - | - | - |"
+    assert main([str(exp)]) == 1
+    assert failed in report.read_text() and "| default | - |" in report.read_text()
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"fcap: report written to {report}: its runs table says which stages failed")
+    assert main([str(exp)]) == 0
+    assert "| default | 2.0 |" in report.read_text() and failed not in report.read_text()
+    assert main([str(exp), "--force"]) == 1  # from scratch: its first attempt fails again
+    assert failed in report.read_text() and "| default | - |" in report.read_text()
+
+
 def test_a_column_prints_its_own_decimals(tmp_path, fix, in_tmp, capsys):
     """A loss of 0.7xx printed as '0.7' hid every difference between gate variants."""
     exp = tmp_path / "digits.yaml"
