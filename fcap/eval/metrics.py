@@ -42,12 +42,33 @@ def bleu(cfg, *, predictions, references) -> dict[str, float]:
 
 @METRICS.register("meteor")
 def meteor(cfg, *, predictions, references) -> dict[str, float]:
-    """METEOR 1.5 (Java, English, normalised)."""
+    """METEOR 1.5 (Java, English, normalised): by the local run's shared METEOR process
+    (fcap/eval/meteor_server.py), or by one started for this evaluation."""
+    from fcap.eval import meteor_server
+
+    answer = meteor_server.score(references, _lists(predictions))
+    if answer is not None:
+        return {"METEOR": float(answer[0])}
+    scorer = start_meteor()
+    try:
+        score, _ = meteor_scores(scorer, references, _lists(predictions))
+    finally:
+        stop_meteor(scorer)
+    return {"METEOR": float(score)}
+
+
+def start_meteor():
+    """pycocoevalcap's METEOR scorer: its Java process loads the paraphrase table (11-13 s
+    of one core) while answering its first request."""
     from pycocoevalcap.meteor.meteor import Meteor
 
-    scorer = Meteor()
+    return Meteor()
+
+
+def meteor_scores(scorer, references, predictions) -> tuple[float, list[float]]:
+    """``scorer.compute_score``; a Java process that died is a RuntimeError saying so."""
     try:
-        score, _ = scorer.compute_score(references, _lists(predictions))
+        return scorer.compute_score(references, predictions)
     except (ValueError, OSError) as err:  # a Java process that died answers b'' or breaks the pipe
         if scorer.meteor_p.poll() is None:
             raise
@@ -55,12 +76,9 @@ def meteor(cfg, *, predictions, references) -> dict[str, float]:
         raise RuntimeError(f"METEOR's Java process ({' '.join(scorer.meteor_cmd)}) ended with "
                            f"exit code {scorer.meteor_p.returncode} while scoring"
                            + (f": {said[-1]}" if said else "")) from err
-    finally:
-        _end_meteor(scorer)
-    return {"METEOR": float(score)}
 
 
-def _end_meteor(scorer) -> None:
+def stop_meteor(scorer) -> None:
     """End pycocoevalcap's METEOR Java process now. Its ``__del__`` takes a lock that
     ``compute_score`` keeps when it is interrupted (Ctrl-C, a Java process that died), and
     would then wait for it forever when Python exits: the lock is released first."""

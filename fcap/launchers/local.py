@@ -13,7 +13,8 @@ written, or any selected stage under ``--force``, starts from scratch; see
 traceback in its log.txt; the console shows one line, and the launch returns
 the exit code of the first failure (:mod:`fcap.exit_codes`). Before each stage
 one line says where the experiment is: ``[5/14] pseudolabels/pretrain
-(caption_pretrain): elapsed 0:03:12, experiment eta 0:05:40``.
+(caption_pretrain): elapsed 0:03:12, experiment eta 0:05:40``. The evaluations of
+one launch share one METEOR Java process (:mod:`fcap.eval.meteor_server`).
 """
 from __future__ import annotations
 
@@ -78,6 +79,14 @@ class LocalLauncher:
         return max(1, min(cpu_cores(), by_memory))
 
     def launch(self, plan, *, force: bool = False, dry_run: bool = False) -> int:
+        if dry_run:
+            return self._launch(plan, force=force, dry_run=True)
+        from fcap.eval.meteor_server import shared
+
+        with shared(plan):  # one METEOR Java process for all the evaluations of this launch
+            return self._launch(plan, force=force, dry_run=False)
+
+    def _launch(self, plan, *, force: bool, dry_run: bool) -> int:
         jobs = 1 if dry_run else self.jobs()
         if jobs > 1:
             from fcap.launchers.local_parallel import ParallelRun
