@@ -113,14 +113,15 @@ def _serve(listener, served, parent: int) -> None:
                 references, predictions = conn.recv()  # the whole request, before METEOR
             except (OSError, EOFError, ValueError, TypeError):
                 continue
-            if not scorer:
-                scorer.append(start_meteor())
             try:
+                if not scorer:
+                    scorer.append(start_meteor())
                 answer = ("ok", meteor_scores(scorer[0], references, predictions))
                 served.value += 1
             except Exception as err:  # noqa: BLE001 -- sent to the stage, which raises it
                 answer = ("error", f"{type(err).__name__}: {err}")
-                stop_meteor(scorer.pop())  # the next request starts a fresh one
+                if scorer:  # maybe midway through a request: the next one starts a fresh one
+                    stop_meteor(scorer.pop())
             with contextlib.suppress(OSError):
                 conn.send(answer)
 
