@@ -1,4 +1,5 @@
-"""One METEOR process for all the evaluations of a local run.
+"""METEOR's Java process (pycocoevalcap's ``Meteor``): one for all the evaluations of a
+local run, or one per evaluation elsewhere.
 
 pycocoevalcap's METEOR is a Java process that loads its paraphrase table when it
 starts: 11-13 s of one core here, while scoring the tiny profile's 500 captions takes
@@ -6,7 +7,7 @@ well under a second. Each evaluation started its own, so the tiny Table 1 (15
 evaluations) spent about a fifth of its CPU time loading the same table. The local
 launcher now forks one server process before its stages (:func:`shared`); the
 ``meteor`` metric of a stage sends it the tokenised captions and gets the scores back
-(:func:`score`). METEOR scores each caption on its own and keeps nothing between
+(:func:`scores`). METEOR scores each caption on its own and keeps nothing between
 requests, so the numbers are the ones a METEOR of the stage's own gives
 (tests/fcap/eval/test_meteor_server.py checks it). The server reads a whole request
 before it talks to METEOR, so a stage killed midway leaves the next request in step;
@@ -65,8 +66,22 @@ def shared(plan) -> Iterator[None]:
                      served.value)
 
 
-def score(references: dict[str, list[str]], predictions: dict[str, list[str]]
-          ) -> tuple[float, list[float]] | None:
+def scores(references: dict[str, list[str]], predictions: dict[str, list[str]]
+           ) -> tuple[float, list[float]]:
+    """pycocoevalcap's ``Meteor().compute_score(references, predictions)``: by the run's
+    shared process, else by a METEOR started for this call."""
+    answer = shared_scores(references, predictions)
+    if answer is not None:
+        return answer
+    scorer = start_meteor()
+    try:
+        return meteor_scores(scorer, references, predictions)
+    finally:
+        stop_meteor(scorer)
+
+
+def shared_scores(references: dict[str, list[str]], predictions: dict[str, list[str]]
+                  ) -> tuple[float, list[float]] | None:
     """pycocoevalcap's ``Meteor().compute_score(references, predictions)`` by the run's
     server; None when there is none or it did not answer (the caller scores them itself).
     A METEOR that failed on these captions raises its error here, as the stage's own would."""
@@ -91,8 +106,6 @@ def score(references: dict[str, list[str]], predictions: dict[str, list[str]]
 
 def _serve(listener, served, parent: int) -> None:
     """The server process: one request at a time, METEOR started at the first."""
-    from fcap.eval.metrics import meteor_scores, start_meteor, stop_meteor
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the launcher ends this process
     scorer: list[Any] = []
 
@@ -131,3 +144,37 @@ def _end_with(parent: int, end) -> None:
     while os.getppid() == parent:
         time.sleep(2)
     end()
+
+
+def start_meteor():
+    """pycocoevalcap's METEOR scorer: its Java process loads the paraphrase table (11-13 s
+    of one core) while answering its first request."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
+def meteor_scores(scorer, references, predictions) -> tuple[float, list[float]]:
+    """``scorer.compute_score``; a Java process that died is a RuntimeError saying so."""
+    try:
+        return scorer.compute_score(references, predictions)
+    except (ValueError, OSError) as err:  # a Java process that died answers b'' or breaks the pipe
+        if scorer.meteor_p.poll() is None:
+            raise
+        said = scorer.meteor_p.stderr.read().decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"METEOR's Java process ({' '.join(scorer.meteor_cmd)}) ended with "
+                           f"exit code {scorer.meteor_p.returncode} while scoring"
+                           + (f": {said[-1]}" if said else "")) from err
+
+
+def stop_meteor(scorer) -> None:
+    """End pycocoevalcap's METEOR Java process now. Its ``__del__`` takes a lock that
+    ``compute_score`` keeps when it is interrupted (Ctrl-C, a Java process that died), and
+    would then wait for it forever when Python exits: the lock is released first."""
+    if scorer.lock.locked():
+        scorer.lock.release()
+    with scorer.lock:
+        with contextlib.suppress(OSError):  # a dead process: unsent lines break the pipe
+            scorer.meteor_p.stdin.close()
+        scorer.meteor_p.kill()
+        scorer.meteor_p.wait()

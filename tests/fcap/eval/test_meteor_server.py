@@ -55,7 +55,7 @@ def test_a_meteor_failure_in_the_server_is_the_stages_error(monkeypatch):
     def broken(scorer, references, predictions):
         raise RuntimeError("METEOR's Java process (java ...) ended with exit code 1")
 
-    monkeypatch.setattr(metrics, "meteor_scores", broken)  # the server is forked after this
+    monkeypatch.setattr(meteor_server, "meteor_scores", broken)  # the server is forked after this
     with meteor_server.shared(plan(("meteor",))):
         with pytest.raises(RuntimeError, match="RuntimeError: METEOR's Java process .* exit code 1"):
             metrics.meteor(None, predictions=FIRST, references=REFERENCES)
