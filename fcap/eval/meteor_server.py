@@ -47,7 +47,12 @@ def shared(plan) -> Iterator[None]:
         yield
         return
     key = os.urandom(16)
-    listener = multiprocessing.connection.Listener(family="AF_UNIX", authkey=key)
+    try:
+        listener = multiprocessing.connection.Listener(family="AF_UNIX", authkey=key)
+    except OSError as err:  # e.g. a TMPDIR whose path is too long for a socket
+        log.warning("METEOR: no shared process (%s): each evaluation starts its own", err)
+        yield
+        return
     served = multiprocessing.get_context("fork").Value("i", 0)
     server = multiprocessing.get_context("fork").Process(
         target=_serve, args=(listener, served, os.getpid()), name="fcap METEOR", daemon=True)

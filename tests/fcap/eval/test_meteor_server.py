@@ -65,3 +65,12 @@ def test_no_server_for_a_launch_that_scores_no_meteor():
     with meteor_server.shared(plan(("cider", "bleu"), ())):
         assert meteor_server.ADDRESS not in meteor_server.os.environ
     assert not meteor_server.wanted(SimpleNamespace(selected=[SimpleNamespace(cfg=None)]))
+
+
+def test_no_socket_no_server_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import multiprocessing.util
+
+    monkeypatch.setattr(multiprocessing.util, "get_temp_dir", lambda: str(tmp_path / ("x" * 120)))
+    with meteor_server.shared(plan(("meteor",))):
+        assert meteor_server.ADDRESS not in meteor_server.os.environ
+    assert "METEOR: no shared process" in caplog.text
