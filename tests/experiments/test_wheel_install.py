@@ -73,4 +73,4 @@ def test_wheel_install_runs_an_outside_experiment_on_builtin_profile_and_base(tm
             ".get('default', 'pretrain').cfg; "
             "print(cfg.model.visual.cfg.source, cfg.train.log_every)")
     assert sh(venv / "bin" / "python", "-c", plan, cwd=user, env=env).stdout.split() == [
-        "./checkpoints/timesformer_divST_96x32_224_howto100m", "20"]
+        str(user / "checkpoints" / "timesformer_divST_96x32_224_howto100m"), "20"]
