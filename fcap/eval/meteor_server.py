@@ -5,7 +5,7 @@ pycocoevalcap's METEOR is a Java process that loads its paraphrase table when it
 starts: 11-13 s of one core here, while scoring the tiny profile's 500 captions takes
 well under a second. Each evaluation started its own, so the tiny Table 1 (15
 evaluations) spent about a fifth of its CPU time loading the same table. The local
-launcher now forks one server process before its stages (:func:`shared`); the
+launcher forks one server process before its stages (:func:`shared`); the
 ``meteor`` metric of a stage sends it the tokenised captions and gets the scores back
 (:func:`scores`). METEOR scores each caption on its own and keeps nothing between
 requests, so the numbers are the ones a METEOR of the stage's own gives
@@ -67,8 +67,7 @@ def shared(plan) -> Iterator[None]:
         server.join()
         listener.close()
         if served.value:
-            log.info("METEOR: one Java process scored the %d evaluation(s) of this run",
-                     served.value)
+            log.info("METEOR: the run's shared process scored %d evaluation(s)", served.value)
 
 
 def scores(references: dict[str, list[str]], predictions: dict[str, list[str]]

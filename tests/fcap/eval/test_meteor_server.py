@@ -39,7 +39,7 @@ def test_the_shared_process_scores_as_a_stages_own_meteor(caplog, monkeypatch):
         second = queue.get(timeout=120)
         child.join()
     assert meteor_server.ADDRESS not in meteor_server.os.environ
-    assert "one Java process scored the 2 evaluation(s) of this run" in caplog.text
+    assert "METEOR: the run's shared process scored 2 evaluation(s)" in caplog.text
     assert "starting one for this stage" not in caplog.text
     # a METEOR of its own (as in a SLURM job) gives the same number, after the other request
     own = metrics.meteor(None, predictions=SECOND, references=REFERENCES)
