@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fcap.config.schema import Component
 from fcap.config import input_paths
+from fcap.config.schema import Component
 from fcap.experiment.walk import nodes
 from registry import MODELS
 
@@ -29,10 +29,11 @@ def made_absolute(cfg: Any) -> dict[str, str]:
 
     given: dict[str, str] = dict(input_paths(cfg))
     for key, value in nodes(cfg):
-        source = getattr(value.cfg, "source", None) if isinstance(value, Component) else None
-        if (isinstance(value, Component) and value.registry is MODELS
-                and isinstance(source, str) and source not in (TINY, TINY_PRETRAINED)
-                and not is_hub_id(source)):
+        if not (isinstance(value, Component) and value.registry is MODELS):
+            continue
+        source = getattr(value.cfg, "source", None)
+        if isinstance(source, str) and source not in (TINY, TINY_PRETRAINED) \
+                and not is_hub_id(source):
             given[f"{key}.source"] = source
     return {key: os.path.abspath(os.path.expanduser(path)) for key, path in given.items()
             if path and not os.path.isabs(path)}
